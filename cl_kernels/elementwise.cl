@@ -1,0 +1,113 @@
+// Elementwise kernels. T is float or double (-DT=...). Every op comes in two forms:
+//   NAME_c : all operands contiguous with the output's shape; one element per work-item.
+//   NAME_s : strided operands (broadcast = stride 0). The shape and strides arrive innermost-first as
+//            int8 vectors (up to 8 dims after the host collapsed mergeable dims); out is contiguous.
+// Binary ops also have NAME_cs / NAME_ss with a scalar right operand passed by value.
+#ifdef USE_FP64
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#endif
+
+#define LOAD8(v) int v##_[8] = {v.s0, v.s1, v.s2, v.s3, v.s4, v.s5, v.s6, v.s7}
+
+// Offset of the element with linear (row-major) index i for up to three strided operands.
+#define OFFSETS(i, ia, ib, ic)                                                                  \
+    LOAD8(sh); LOAD8(sa); LOAD8(sb); LOAD8(sc);                                                 \
+    { int r_ = (i);                                                                             \
+      for (int k_ = 0; k_ < nd; ++k_) {                                                         \
+          int c_ = r_ % sh_[k_]; r_ /= sh_[k_];                                                 \
+          ia += c_ * sa_[k_]; ib += c_ * sb_[k_]; ic += c_ * sc_[k_]; } }
+
+#define META int nd, int8 sh, int8 sa, int8 sb, int8 sc
+
+#define UNARY(NAME, EXPR)                                                                       \
+__kernel void NAME##_c(__global T* out, __global const T* a, int oa, int n, T p0, T p1) {       \
+    int i = get_global_id(0); if (i >= n) return; T x = a[oa + i]; out[i] = (EXPR); }           \
+__kernel void NAME##_s(__global T* out, __global const T* a, int oa, int n, T p0, T p1, META) {  \
+    int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = 0, ic = 0;                  \
+    OFFSETS(i, ia, ib, ic); T x = a[ia]; out[i] = (EXPR); }
+
+#define BINARY(NAME, EXPR)                                                                      \
+__kernel void NAME##_c(__global T* out, __global const T* a, int oa, __global const T* b, int ob, \
+                       int n) {                                                                 \
+    int i = get_global_id(0); if (i >= n) return; T x = a[oa + i]; T y = b[ob + i];             \
+    out[i] = (EXPR); }                                                                          \
+__kernel void NAME##_s(__global T* out, __global const T* a, int oa, __global const T* b, int ob, \
+                       int n, META) {                                                           \
+    int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = ob, ic = 0;                 \
+    OFFSETS(i, ia, ib, ic); T x = a[ia]; T y = b[ib]; out[i] = (EXPR); }                        \
+__kernel void NAME##_cs(__global T* out, __global const T* a, int oa, T y, int n) {             \
+    int i = get_global_id(0); if (i >= n) return; T x = a[oa + i]; out[i] = (EXPR); }           \
+__kernel void NAME##_ss(__global T* out, __global const T* a, int oa, T y, int n, META) {       \
+    int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = 0, ic = 0;                  \
+    OFFSETS(i, ia, ib, ic); T x = a[ia]; out[i] = (EXPR); }
+
+#define ONE ((T)1)
+#define ZERO ((T)0)
+
+UNARY(neg, -x)
+UNARY(abs, fabs(x))
+UNARY(sign, (T)((x > ZERO) - (x < ZERO)))
+UNARY(sin, sin(x))
+UNARY(cos, cos(x))
+UNARY(tanh, tanh(x))
+UNARY(log, log(x))
+UNARY(exp, exp(x))
+UNARY(sqrt, sqrt(x))
+UNARY(floor, floor(x))
+UNARY(round, rint(x))
+UNARY(relu, x > ZERO ? x : ZERO)
+UNARY(sigmoid, ONE / (ONE + exp(-x)))
+UNARY(gelu, (T)0.5 * x * (ONE + erf(x * (T)0.70710678118654752)))
+UNARY(leaky_relu, x > ZERO ? x : x * p0)
+UNARY(pow_scalar, p0 == (T)2 ? x * x : (p0 == floor(p0) && fabs(p0) < (T)1e9 ? pown(x, (int)p0) : pow(x, p0)))
+UNARY(clamp, x < p0 ? p0 : (x > p1 ? p1 : x))
+UNARY(affine, x * p0 + p1)
+UNARY(fill, p0)
+UNARY(copy, x)
+
+BINARY(add, x + y)
+BINARY(sub, x - y)
+BINARY(rsub, y - x)
+BINARY(mul, x * y)
+BINARY(div, x / y)
+BINARY(rdiv, y / x)
+BINARY(pow, y == (T)2 ? x * x : (y == floor(y) && fabs(y) < (T)1e9 ? pown(x, (int)y) : pow(x, y)))
+BINARY(rpow, x == floor(x) && fabs(x) < (T)1e9 ? pown(y, (int)x) : pow(y, x))
+BINARY(maximum, (x != x || x > y) ? x : y)
+BINARY(minimum, (x != x || x < y) ? x : y)
+BINARY(eq, (T)(x == y))
+BINARY(ne, (T)(x != y))
+BINARY(lt, (T)(x < y))
+BINARY(le, (T)(x <= y))
+BINARY(gt, (T)(x > y))
+BINARY(ge, (T)(x >= y))
+// gradient helpers: x is the incoming gradient, y what the forward saved
+BINARY(relu_grad, y > ZERO ? x : ZERO)
+BINARY(tanh_grad, x * (ONE - y * y))
+BINARY(sigmoid_grad, x * y * (ONE - y))
+BINARY(sign_mul, y > ZERO ? x : (y < ZERO ? -x : ZERO))
+
+// where(cond, a, b): cond != 0 picks a.
+__kernel void where_c(__global T* out, __global const T* c, int oc, __global const T* a, int oa,
+                      __global const T* b, int ob, int n) {
+    int i = get_global_id(0); if (i >= n) return;
+    out[i] = c[oc + i] != ZERO ? a[oa + i] : b[ob + i]; }
+__kernel void where_s(__global T* out, __global const T* c, int oc, __global const T* a, int oa,
+                      __global const T* b, int ob, int n, META) {
+    int i = get_global_id(0); if (i >= n) return; int ia = oc, ib = oa, ic = ob;
+    OFFSETS(i, ia, ib, ic); out[i] = c[ia] != ZERO ? a[ib] : b[ic]; }
+
+// Strided write: out (a view) receives a (broadcast view) or a value; sa = out's strides, sb = a's.
+__kernel void assign_s(__global T* out, int oo, __global const T* a, int oa, int n, META) {
+    int i = get_global_id(0); if (i >= n) return; int io = oo, ia = oa, ic = 0;
+    OFFSETS(i, io, ia, ic); out[io] = a[ia]; }
+__kernel void assign_value_s(__global T* out, int oo, T v, int n, META) {
+    int i = get_global_id(0); if (i >= n) return; int io = oo, ib = 0, ic = 0;
+    OFFSETS(i, io, ib, ic); out[io] = v; }
+
+#ifdef SRC_T
+// dtype conversion from a strided SRC_T view into a contiguous T output
+__kernel void cast_s(__global T* out, __global const SRC_T* a, int oa, int n, META) {
+    int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = 0, ic = 0;
+    OFFSETS(i, ia, ib, ic); out[i] = (T)a[ia]; }
+#endif

@@ -1,0 +1,108 @@
+"""The OpenCL backend: device choice, program/kernel cache, buffer pool, launches and transfers.
+
+Knows nothing about autograd. Everything goes to one in-order queue and nothing here waits for it except
+`download` and `synchronize`."""
+import collections
+import os
+
+import numpy as np
+import pyopencl as cl
+
+from .device import Device, DeviceError, list_devices, describe
+from .memory import Pool, Storage
+from .programs import Programs, KernelBuildError
+from .stats import stats, reset_stats, counters
+
+_SYNC_EACH = os.environ.get("CLOWNPIECE_SYNC", "") not in ("", "0")
+
+_dev = None
+_programs = None
+_pool = None
+_queue = None
+_pending = collections.deque()  # uploads in flight: their events keep the host arrays alive
+
+
+def device():
+    """The selected Device (created on first use)."""
+    global _dev, _programs, _pool, _queue
+    if _dev is None:
+        _dev = Device()
+        _programs = Programs(_dev)
+        _pool = Pool(_dev.context)
+        _queue = _dev.queue
+    return _dev
+
+
+def set_device(spec):
+    """Switch to another device; tensors made on the old one must not be used afterwards."""
+    global _dev
+    synchronize()
+    _dev = None
+    os.environ["CLOWNPIECE_DEVICE"] = spec
+    return device()
+
+
+def kernel(family, name, dtype, defines=()):
+    return (_programs or (device() and _programs)).kernel(family, name, dtype, defines)
+
+
+def alloc(nbytes):
+    if _pool is None:
+        device()
+    return Storage(_pool, nbytes)
+
+
+def launch(knl, gsize, lsize, *args):
+    """Enqueue `knl` over 1-D `gsize` work-items in groups of `lsize` (gsize is a multiple of lsize)."""
+    knl(_queue, (gsize,), (lsize,), *args)
+    counters["launches"] += 1
+    if _SYNC_EACH:
+        _queue.finish()
+
+
+def launch_nd(knl, gsize, lsize, *args):
+    knl(_queue, gsize, lsize, *args)
+    counters["launches"] += 1
+    if _SYNC_EACH:
+        _queue.finish()
+
+
+def upload(storage, host, byte_offset=0):
+    """Copy a contiguous numpy array into `storage` without waiting."""
+    if host.nbytes == 0:
+        return
+    host = np.ascontiguousarray(host)
+    evt = cl.enqueue_copy(_queue, storage.buf, host, dst_offset=byte_offset, is_blocking=False)
+    _pending.append(evt)
+    while len(_pending) > 16 and _pending[0].command_execution_status == cl.command_execution_status.COMPLETE:
+        _pending.popleft()
+    counters["h2d_count"] += 1
+    counters["h2d_bytes"] += host.nbytes
+    if _SYNC_EACH:
+        _queue.finish()
+
+
+def download(storage, host, byte_offset=0):
+    """Read device memory into the contiguous numpy array `host`; waits for the queue."""
+    if host.nbytes:
+        cl.enqueue_copy(_queue, host, storage.buf, src_offset=byte_offset, is_blocking=True)
+        counters["d2h_count"] += 1
+        counters["d2h_bytes"] += host.nbytes
+    return host
+
+
+def synchronize():
+    if _queue is not None:
+        _queue.finish()
+    _pending.clear()
+
+
+def empty_cache():
+    if _pool is not None:
+        synchronize()
+        _pool.empty_cache()
+
+
+__all__ = ["device", "set_device", "kernel", "alloc", "launch", "launch_nd", "upload", "download",
+           "synchronize", "stats", "reset_stats", "empty_cache", "list_devices", "describe", "DeviceError",
+           "KernelBuildError"]

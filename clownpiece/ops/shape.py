@@ -1,0 +1,260 @@
+"""View and shape ops on TensorBase. Views share the storage; only reshape of a non-contiguous tensor,
+contiguous() and clone() copy."""
+import numbers
+
+import numpy as np
+
+from .. import backend
+from .._layout import (ShapeError, IndexOutOfRange, contiguous_strides, numel, normalize_dim, kernel_meta,
+                       broadcast_shapes, broadcast_strides)
+
+
+def _shape_arg(args, op):
+    """Accept f(2, 3), f((2, 3)), f([2, 3]) and f(()) alike."""
+    if len(args) == 1 and isinstance(args[0], (list, tuple)):
+        args = tuple(args[0])
+    for s in args:
+        if not isinstance(s, (int, np.integer)) or isinstance(s, bool):
+            raise TypeError(f"{op}: shape entries must be ints, got {list(args)}")
+    return tuple(int(s) for s in args)
+
+
+def _infer_shape(shape, n, op):
+    if sum(1 for s in shape if s == -1) > 1:
+        raise ShapeError(f"{op}: only one dim can be -1, got {list(shape)}")
+    if any(s < -1 for s in shape):
+        raise ShapeError(f"{op}: invalid size in shape {list(shape)}")
+    if -1 in shape:
+        known = numel(s for s in shape if s != -1)
+        if known == 0 or n % known:
+            raise ShapeError(f"{op}: shape {list(shape)} is invalid for input of size {n}")
+        shape = tuple(n // known if s == -1 else s for s in shape)
+    if numel(shape) != n:
+        raise ShapeError(f"{op}: shape {list(shape)} is invalid for input of size {n}")
+    return shape
+
+
+class ShapeOps:
+    __slots__ = ()
+
+    def _view(self, shape, strides, offset=None):
+        return self._make(self._storage, tuple(shape), tuple(strides),
+                          self._offset if offset is None else offset, self.dtype)
+
+    def view(self, *shape):
+        shape = _infer_shape(_shape_arg(shape, "view"), self._numel, "view")
+        if not self._contig:
+            raise ShapeError(f"view: tensor of shape {self.shape} is not contiguous; use reshape() instead")
+        return self._view(shape, contiguous_strides(shape))
+
+    def reshape(self, *shape):
+        shape = _infer_shape(_shape_arg(shape, "reshape"), self._numel, "reshape")
+        src = self if self._contig else self.contiguous()
+        return src._view(shape, contiguous_strides(shape))
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        if self.dim() == 0:
+            return self.reshape(1)
+        s = normalize_dim(start_dim, self.dim(), "flatten")
+        e = normalize_dim(end_dim, self.dim(), "flatten")
+        shape = self._shape[:s] + (numel(self._shape[s:e + 1]),) + self._shape[e + 1:]
+        return self.reshape(shape)
+
+    def contiguous(self):
+        return self if self._contig else self.clone()
+
+    def clone(self):
+        out = self._empty(self._shape, self.dtype)
+        out._assign_from(self)
+        return out
+
+    def permute(self, *perm):
+        perm = _shape_arg(perm, "permute")
+        nd = self.dim()
+        if len(perm) > nd:
+            raise RuntimeError(f"permute: {len(perm)} dims given for a {nd}-d tensor")
+        dims = [normalize_dim(p, nd, "permute") for p in perm]
+        if len(set(dims)) != len(dims):
+            raise RuntimeError(f"permute: repeated dim in {list(perm)}")
+        # course semantics: a partial permutation permutes the named dims among their own sorted slots
+        order = list(range(nd))
+        for slot, d in zip(sorted(dims), dims):
+            order[slot] = d
+        return self._view([self._shape[d] for d in order], [self._strides[d] for d in order])
+
+    def transpose(self, dim0=-2, dim1=-1):
+        nd = self.dim()
+        d0, d1 = normalize_dim(dim0, nd, "transpose"), normalize_dim(dim1, nd, "transpose")
+        if nd == 0:
+            return self._view((), ())
+        shape, strides = list(self._shape), list(self._strides)
+        shape[d0], shape[d1] = shape[d1], shape[d0]
+        strides[d0], strides[d1] = strides[d1], strides[d0]
+        return self._view(shape, strides)
+
+    @property
+    def T(self):
+        return self.permute(tuple(reversed(range(self.dim()))))
+
+    @property
+    def mT(self):
+        return self.transpose(-2, -1)
+
+    def squeeze(self, dim=0):
+        if self.dim() == 0:
+            return self._view((), ())
+        if dim is None:
+            keep = [i for i, s in enumerate(self._shape) if s != 1]
+            return self._view([self._shape[i] for i in keep], [self._strides[i] for i in keep])
+        d = normalize_dim(dim, self.dim(), "squeeze")
+        if self._shape[d] != 1:
+            raise ShapeError(f"squeeze: dim {dim} has size {self._shape[d]}, expected 1 (shape {self.shape})")
+        return self._view(self._shape[:d] + self._shape[d + 1:], self._strides[:d] + self._strides[d + 1:])
+
+    def unsqueeze(self, dim=0):
+        nd = self.dim()
+        if not isinstance(dim, (int, np.integer)) or not -(nd + 1) <= dim <= nd:
+            raise IndexOutOfRange(f"unsqueeze: dim {dim} out of range for a {nd}-d tensor "
+                                  f"(expected {-(nd + 1)}..{nd})")
+        d = dim % (nd + 1)
+        st = self._strides[d] * self._shape[d] if d < nd else 1
+        return self._view(self._shape[:d] + (1,) + self._shape[d:], self._strides[:d] + (st,) + self._strides[d:])
+
+    def broadcast_to(self, *shape):
+        shape = _shape_arg(shape, "broadcast_to")
+        if len(shape) < self.dim():
+            raise ShapeError(f"broadcast_to: cannot broadcast {self.shape} to fewer dims {list(shape)}")
+        lead = len(shape) - self.dim()
+        target = list(shape)
+        for i, s in enumerate(self._shape):
+            t = shape[lead + i]
+            if t == -1:
+                target[lead + i] = s
+            elif s != t and s != 1:
+                raise ShapeError(f"broadcast_to: cannot broadcast {self.shape} to {list(shape)}")
+        target = tuple(target)
+        return self._view(target, broadcast_strides(self._shape, self._strides, target))
+
+    expand = broadcast_to
+
+    def expand_as(self, other):
+        return self.broadcast_to(other._shape)
+
+    def narrow(self, dim, start, length):
+        d = normalize_dim(dim, self.dim(), "narrow")
+        size = self._shape[d]
+        if not -size <= start < size + (1 if length == 0 else 0):
+            raise IndexOutOfRange(f"narrow: start {start} out of range for dim {dim} of size {size}")
+        start %= max(size, 1)
+        if length < 0 or start + length > size:
+            raise IndexOutOfRange(f"narrow: start {start} + length {length} exceeds dim {dim} of size {size}")
+        shape = self._shape[:d] + (length,) + self._shape[d + 1:]
+        return self._view(shape, self._strides, self._offset + start * self._strides[d])
+
+    def split(self, split_size_or_sections, dim=0):
+        d = normalize_dim(dim, self.dim(), "split")
+        n = self._shape[d]
+        if isinstance(split_size_or_sections, (int, np.integer)):
+            size = int(split_size_or_sections)
+            if size <= 0:
+                raise RuntimeError(f"split: split size must be positive, got {size}")
+            sizes = [min(size, n - s) for s in range(0, n, size)] or [0]
+        else:
+            sizes = [int(s) for s in split_size_or_sections]
+            if sum(sizes) != n or any(s < 0 for s in sizes):
+                raise ShapeError(f"split: sections {sizes} do not sum to dim {dim} of size {n}")
+        out, start = [], 0
+        for s in sizes:
+            out.append(self.narrow(d, start, s))
+            start += s
+        return tuple(out)
+
+    def chunk(self, chunks, dim=0):
+        if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
+            raise RuntimeError(f"chunk: chunks must be a positive int, got {chunks}")
+        n = self._shape[normalize_dim(dim, self.dim(), "chunk")]
+        size = max(-(-n // chunks), 1)
+        return self.split(size, dim)
+
+    def unbind(self, dim=0):
+        d = normalize_dim(dim, self.dim(), "unbind")
+        return tuple(self.select(d, i) for i in range(self._shape[d]))
+
+    def select(self, dim, index):
+        d = normalize_dim(dim, self.dim(), "select")
+        size = self._shape[d]
+        if not -size <= index < size:
+            raise IndexOutOfRange(f"index {index} is out of range for dim {d} of size {size}")
+        index %= size
+        return self._view(self._shape[:d] + self._shape[d + 1:], self._strides[:d] + self._strides[d + 1:],
+                          self._offset + index * self._strides[d])
+
+    # ---- copies into existing storage ---------------------------------------------------------------
+    def _assign_from(self, src):
+        """Write `src` (a tensor broadcastable to self, or a number) through self's view."""
+        n = self._numel
+        if n == 0:
+            return self
+        if isinstance(src, numbers.Number):
+            meta = kernel_meta(self._shape, self._strides)
+            backend.launch(backend.kernel("elementwise", "assign_value_s", self.dtype), (n + 63) & ~63, 64,
+                           self._storage.buf, np.int32(self._offset), self.dtype.type(src), np.int32(n), *meta)
+            return self
+        if src.dtype != self.dtype:
+            src = src.to(self.dtype)
+        if src._shape != self._shape:
+            broadcast_shapes(self._shape, src._shape, op="copy_")
+            src = src.broadcast_to(self._shape)
+        meta = kernel_meta(self._shape, self._strides, src._strides)
+        backend.launch(backend.kernel("elementwise", "assign_s", self.dtype), (n + 63) & ~63, 64,
+                       self._storage.buf, np.int32(self._offset), src._storage.buf, np.int32(src._offset),
+                       np.int32(n), *meta)
+        return self
+
+    def copy_(self, src):
+        if not isinstance(src, ShapeOps):
+            raise TypeError(f"copy_: expected a tensor, got {type(src).__name__}")
+        if src._shape != self._shape:
+            try:
+                broadcast_shapes(self._shape, src._shape)
+                ok = broadcast_shapes(self._shape, src._shape) == self._shape
+            except ShapeError:
+                ok = False
+            if not ok:
+                raise ShapeError(f"copy_: source shape {src.shape} does not match destination {self.shape}")
+        self._check_inplace("copy_")
+        if src._storage is self._storage and not src._contig:
+            src = src.clone()  # overlapping strided source: read it fully before writing
+        return self._assign_from(src)
+
+    def fill_(self, value):
+        self._check_inplace("fill_")
+        return self._assign_from(float(value))
+
+    def zero_(self):
+        return self.fill_(0.0)
+
+    def _check_inplace(self, op):
+        """Overridden by autograd's Tensor to refuse in-place writes to leaves that require grad."""
+
+    def to(self, dtype=None, *args, **kwargs):
+        if dtype is None or not isinstance(dtype, (type, np.dtype, str)):
+            return self  # device arguments: there is one device
+        dtype = self._check_dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        out = self._empty(self._shape, dtype)
+        n = out._numel
+        if n:
+            meta = kernel_meta(self._shape, self._strides)
+            src_t = "double" if self.dtype == np.float64 else "float"
+            knl = backend.kernel("elementwise", "cast_s", dtype, (f"SRC_T={src_t}", "USE_FP64=1"))
+            backend.launch(knl, (n + 63) & ~63, 64, out._storage.buf, self._storage.buf,
+                           np.int32(self._offset), np.int32(n), *meta)
+        return out
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
