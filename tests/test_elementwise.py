@@ -1,0 +1,102 @@
+import operator
+
+import numpy as np
+import pytest
+
+import clownpiece as cp
+from conftest import assert_close, make, LAYOUTS
+
+rng = np.random.default_rng(0)
+
+UNARY = {
+    "neg": np.negative, "abs": np.abs, "sign": np.sign, "sin": np.sin, "cos": np.cos, "tanh": np.tanh,
+    "exp": np.exp, "relu": lambda x: np.maximum(x, 0), "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "floor": np.floor,
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_unary(name, layout, dtype):
+    t, ref = make(rng.normal(size=(3, 4)), dtype, layout)
+    assert_close(getattr(t, name)(), UNARY[name](ref), dtype, rtol=1e-5 if dtype == np.float32 else 1e-11)
+
+
+def test_log_sqrt_nan_are_values(dtype):
+    t = cp.Tensor([-1.0, 0.0, 4.0], dtype=dtype)
+    with np.errstate(all="ignore"):
+        assert_close(t.log(), np.log([-1.0, 0.0, 4.0]), dtype)
+        assert_close(t.sqrt(), np.sqrt([-1.0, 0.0, 4.0]), dtype)
+    assert_close(t / 0.0, np.array([-np.inf, np.nan, np.inf]), dtype)
+
+
+@pytest.mark.parametrize("op", ["__add__", "__sub__", "__mul__", "__truediv__", "maximum", "minimum",
+                                "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"])
+@pytest.mark.parametrize("shapes", [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((), (2, 3)),
+                                    ((0, 3), (3,)), ((5,), ())])
+def test_binary_broadcast(op, shapes, dtype):
+    a_np = rng.normal(size=shapes[0]).round(1)
+    b_np = rng.normal(size=shapes[1]).round(1) + 0.05
+    a, b = cp.Tensor(a_np, dtype=dtype), cp.Tensor(b_np, dtype=dtype)
+    npop = {"maximum": np.maximum, "minimum": np.minimum}.get(op) or getattr(operator, op.strip("_"))
+    assert_close(getattr(a, op)(b), np.asarray(npop(a_np, b_np), dtype=np.float64), dtype)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_binary_noncontiguous_and_expanded(layout, dtype):
+    a, a_np = make(rng.normal(size=(4, 5)), dtype, layout)
+    b, b_np = make(rng.normal(size=(4, 1)), dtype, layout)
+    assert_close(a * b.broadcast_to((4, 5)) - b, a_np * b_np - b_np, dtype)
+
+
+def test_scalar_operands_both_sides(dtype):
+    a_np = rng.normal(size=(2, 3)) + 3
+    a = cp.Tensor(a_np, dtype=dtype)
+    assert_close(2 - a, 2 - a_np, dtype)
+    assert_close(2 / a, 2 / a_np, dtype)
+    assert_close(0 + a, a_np, dtype)
+    assert_close(a ** 2, a_np ** 2, dtype)
+    assert_close(a.pow(0.5), a_np ** 0.5, dtype)
+    assert_close(2 ** a, 2 ** a_np, dtype, rtol=1e-5 if dtype == np.float32 else 1e-11)
+    assert sum([a, a, a]).shape == [2, 3]
+
+
+def test_pow_negative_base_integer_exponent(dtype):
+    a = cp.Tensor([-2.0, -0.5, 3.0], dtype=dtype)
+    assert_close(a.pow(3), np.array([-8.0, -0.125, 27.0]), dtype)
+
+
+def test_clamp_and_where(dtype):
+    a_np = rng.normal(size=(3, 4)) * 3
+    a = cp.Tensor(a_np, dtype=dtype)
+    assert_close(a.clamp(-1, 2), np.clip(a_np, -1, 2), dtype)
+    assert_close(a.clamp(min=0), np.maximum(a_np, 0), dtype)
+    assert_close(a.clamp(None, 0.5), np.minimum(a_np, 0.5), dtype)
+    assert_close(cp.tensor.where(a > 0, a, 0.0), np.where(a_np > 0, a_np, 0.0), dtype)
+
+
+def test_mixed_dtypes_promote_to_float64():
+    a = cp.Tensor([1.0, 2.0])
+    b = cp.Tensor([0.5, 0.25], dtype=np.float64)
+    c = a + b
+    assert c.dtype == np.float64
+    assert_close(c, [1.5, 2.25])
+
+
+def test_bad_operands_raise_before_launch():
+    a = cp.Tensor([[1.0, 2.0, 3.0]])
+    before = cp.backend.stats()["launches"]
+    with pytest.raises(RuntimeError, match="broadcast"):
+        a + cp.Tensor([1.0, 2.0])
+    with pytest.raises(TypeError):
+        a + "x"
+    with pytest.raises(TypeError):
+        a.pow("2")
+    assert cp.backend.stats()["launches"] == before
+
+
+def test_zero_dim(dtype):
+    a = cp.Tensor(3.0, dtype=dtype)
+    assert a.shape == [] and a.dim() == 0
+    assert (a * 2).item() == 6.0
+    assert (a + cp.Tensor([1.0, 2.0], dtype=dtype)).tolist() == [4.0, 5.0]
