@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pyopencl as cl
 
-from .device import Device, DeviceError, list_devices, describe
+from .discovery import Device, DeviceError, list_devices, describe
 from .memory import Pool, Storage
 from .programs import Programs, KernelBuildError
 from .stats import stats, reset_stats, counters

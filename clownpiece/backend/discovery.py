@@ -26,7 +26,7 @@ def list_devices():
 
 
 def describe(pi, di, p, d):
-    kind = cl.device_type.to_string(d.type)
+    kind = next((k for k in ("GPU", "CPU", "ACCELERATOR") if d.type & getattr(cl.device_type, k)), "OTHER")
     fp64 = "fp64" if d.double_fp_config else "no fp64"
     return (f"{pi}:{di} [{p.name.strip()}] {d.name.strip()} ({kind}, {d.max_compute_units} compute units, "
             f"{d.global_mem_size // 2**20} MiB, {fp64})")

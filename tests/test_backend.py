@@ -1,0 +1,124 @@
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+import clownpiece as cp
+from clownpiece import backend
+from clownpiece.backend import discovery as devmod
+from clownpiece.backend import programs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_device_selection_by_index_and_name():
+    found = devmod.list_devices()
+    assert found
+    pi, di, p, d = found[0]
+    assert devmod.choose(f"{pi}:{di}")[3] == d
+    assert devmod.choose(d.name[:6].lower())[3].name == found[[f[3].name[:6].lower() for f in found].index(
+        d.name[:6].lower())][3].name
+    kind = "gpu" if any(f[3].type & 4 for f in found) else "cpu"
+    assert devmod.choose(kind) is not None
+
+
+def test_bad_device_name_lists_devices():
+    with pytest.raises(devmod.DeviceError) as e:
+        devmod.choose("no-such-device-xyz")
+    msg = str(e.value)
+    assert "no-such-device-xyz" in msg
+    for pi, di, p, d in devmod.list_devices():
+        assert f"{pi}:{di}" in msg and d.name.strip() in msg
+
+
+def test_no_platform_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(devmod, "list_devices", lambda: [])
+    with pytest.raises(devmod.DeviceError, match=r"pip install clownpiece\[pocl\]"):
+        devmod.choose("")
+
+
+def test_devices_cli_marks_selected():
+    out = subprocess.run([sys.executable, "-m", "clownpiece.devices"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0
+    assert out.stdout.startswith("* ") and "compute units" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "clownpiece.devices"], capture_output=True, text=True, cwd=ROOT,
+                         env=dict(os.environ, CLOWNPIECE_DEVICE="no-such-device-xyz"))
+    assert bad.returncode != 0 and "matches no OpenCL device" in bad.stderr
+
+
+def test_build_failure_names_file_defines_and_log(tmp_path, monkeypatch):
+    (tmp_path / "broken.cl").write_text("__kernel void k(__global T* x) { x[0] = undefined_thing; }\n")
+    monkeypatch.setattr(programs, "KERNEL_DIRS", [str(tmp_path)] + programs.KERNEL_DIRS)
+    monkeypatch.setattr(programs, "_sources", {})
+    progs = programs.Programs(backend.device())
+    with pytest.raises(programs.KernelBuildError) as e:
+        progs.kernel("broken", "k", np.float32, ("EXTRA=1",))
+    msg = str(e.value)
+    assert "broken.cl" in msg and "-DEXTRA=1" in msg and "undefined_thing" in msg
+
+
+def test_programs_and_kernels_are_cached():
+    a = cp.Tensor(np.arange(6.0))
+    a + a
+    before = backend.stats()["builds"]
+    k1 = backend.kernel("elementwise", "add_c", a.dtype)
+    for _ in range(5):
+        a + a
+    assert backend.kernel("elementwise", "add_c", a.dtype) is k1
+    assert backend.stats()["builds"] == before
+
+
+def test_pool_returns_memory_of_dropped_tensors():
+    x = cp.Tensor(np.ones((256, 256), np.float32))
+    backend.synchronize()
+    base = backend.stats()["pool_bytes_in_use"]
+    for _ in range(50):
+        y = x * 2 + 1
+        del y
+    assert backend.stats()["pool_bytes_in_use"] == base
+    allocations = backend.stats()["allocations"]
+    for _ in range(20):
+        (x * 3).exp()
+    assert backend.stats()["allocations"] == allocations  # served from the pool
+
+
+def test_ops_on_device_data_read_nothing_back():
+    x = cp.Tensor(np.linspace(-1, 1, 1000).reshape(10, 100))
+    backend.reset_stats()
+    y = ((x * 2).exp() - x.T.T).clamp(-1, 1)
+    z = y.transpose(0, 1).contiguous() + 1
+    s = backend.stats()
+    assert s["d2h_count"] == 0 and s["h2d_count"] == 0 and s["launches"] >= 5
+    z.numpy()
+    assert backend.stats()["d2h_count"] == 1
+
+
+def test_sync_env_runs_each_kernel_to_completion():
+    code = ("import clownpiece as cp, numpy as np; a = cp.Tensor(np.arange(4.0)); "
+            "print((a * 2 + 1).tolist(), cp.backend._SYNC_EACH)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env=dict(os.environ, CLOWNPIECE_SYNC="1"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[1.0, 3.0, 5.0, 7.0] True"
+
+
+def test_kernels_found_from_installed_wheel(tmp_path):
+    """Build a wheel, install it into a scratch directory and run an op from there (outside the checkout)."""
+    wheel_dir, target = tmp_path / "wheel", tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "-w", str(wheel_dir), ROOT], check=True, capture_output=True)
+    wheel = next(wheel_dir.glob("clownpiece-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "clownpiece/cl_kernels/elementwise.cl" in names
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+                    str(wheel)], check=True, capture_output=True)
+    code = ("import clownpiece as cp, clownpiece.backend.programs as p; "
+            "print(p.kernel_path('elementwise')); print((cp.Tensor([1.0, 2.0]) * 3).tolist())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(tmp_path),
+                         env=dict(os.environ, PYTHONPATH=str(target)))
+    assert out.returncode == 0, out.stderr
+    path, values = out.stdout.strip().splitlines()
+    assert path.startswith(str(target)) and values == "[3.0, 6.0]"
