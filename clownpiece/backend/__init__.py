@@ -52,19 +52,37 @@ def alloc(nbytes):
     return Storage(_pool, nbytes)
 
 
+_per_kernel = None  # kernel name -> launches, while count_kernels(True) is on
+
+
 def launch(knl, gsize, lsize, *args):
     """Enqueue `knl` over 1-D `gsize` work-items in groups of `lsize` (gsize is a multiple of lsize)."""
     knl(_queue, (gsize,), (lsize,), *args)
     counters["launches"] += 1
-    if _SYNC_EACH:
-        _queue.finish()
+    if _SYNC_EACH or _per_kernel is not None:
+        _after_launch(knl)
 
 
 def launch_nd(knl, gsize, lsize, *args):
     knl(_queue, gsize, lsize, *args)
     counters["launches"] += 1
+    if _SYNC_EACH or _per_kernel is not None:
+        _after_launch(knl)
+
+
+def _after_launch(knl):
+    if _per_kernel is not None:
+        name = knl.function_name
+        _per_kernel[name] = _per_kernel.get(name, 0) + 1
     if _SYNC_EACH:
         _queue.finish()
+
+
+def count_kernels(on=True):
+    """Start (on=True) or stop counting launches per kernel name; stopping returns the counts."""
+    global _per_kernel
+    counts, _per_kernel = _per_kernel, ({} if on else None)
+    return counts or {}
 
 
 def upload(storage, host, byte_offset=0):

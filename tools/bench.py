@@ -1,0 +1,280 @@
+"""clownpiece benchmarks: ratios against numpy (and PyTorch when installed) measured in the same run.
+
+    python tools/bench.py                 # everything, a table on stdout
+    python tools/bench.py --only gemm,train --json out.json
+    python tools/bench.py --profile       # where a seed training step spends its time
+
+This machine is shared and noisy: every figure is the median of several repeats, and only ratios measured
+in the same run are meaningful."""
+import argparse
+import cProfile
+import collections
+import io
+import json
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+import clownpiece as cp  # noqa: E402
+from clownpiece import backend  # noqa: E402
+
+try:
+    import torch
+    torch.set_num_threads(os.cpu_count() or 1)
+except ImportError:
+    torch = None
+
+RESULTS = collections.OrderedDict()
+
+
+def median_time(fn, repeat=7, number=1, sync=True):
+    """Median seconds per call of fn() over `repeat` batches of `number` calls (device work included)."""
+    fn()
+    if sync:
+        backend.synchronize()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for _ in range(number):
+            fn()
+        if sync:
+            backend.synchronize()
+        times.append((time.perf_counter() - t) / number)
+    return statistics.median(times)
+
+
+def record(section, name, **values):
+    RESULTS.setdefault(section, collections.OrderedDict())[name] = values
+    cells = "  ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+    print(f"  {name:<28} {cells}", flush=True)
+
+
+def bench_gemm(args):
+    print("SGEMM (float32, C = A @ B, square)")
+    rng = np.random.default_rng(0)
+    for n in (256, 512, 1024):
+        a, b = rng.standard_normal((n, n), np.float32), rng.standard_normal((n, n), np.float32)
+        ta, tb = cp.Tensor(a), cp.Tensor(b)
+        flop = 2.0 * n ** 3
+        t_cp = median_time(lambda: ta @ tb, repeat=5)
+        t_np = median_time(lambda: a @ b, repeat=5, sync=False)
+        row = dict(clownpiece_gflops=flop / t_cp / 1e9, numpy_gflops=flop / t_np / 1e9, ratio_vs_numpy=t_np / t_cp)
+        if torch is not None:
+            xa, xb = torch.from_numpy(a), torch.from_numpy(b)
+            t_t = median_time(lambda: xa @ xb, repeat=5, sync=False)
+            row.update(torch_gflops=flop / t_t / 1e9, ratio_vs_torch=t_t / t_cp)
+        record("gemm", f"{n}^3", **row)
+
+
+def bench_elementwise(args):
+    n = 1 << 24
+    print(f"elementwise on {n // 2**20}M float32 (GB/s counts bytes read + written)")
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(n, np.float32), rng.standard_normal(n, np.float32)
+    ta, tb = cp.Tensor(a), cp.Tensor(b)
+    for name, f_cp, f_np, f_t, nbytes in (
+            ("add", lambda: ta + tb, lambda: a + b, "add", 12 * n),
+            ("exp", lambda: ta.exp(), lambda: np.exp(a), "exp", 8 * n)):
+        t_cp = median_time(f_cp, repeat=5)
+        t_np = median_time(f_np, repeat=5, sync=False)
+        row = dict(clownpiece_gbs=nbytes / t_cp / 1e9, numpy_gbs=nbytes / t_np / 1e9, ratio_vs_numpy=t_np / t_cp)
+        if torch is not None:
+            xa, xb = torch.from_numpy(a), torch.from_numpy(b)
+            f = (lambda: xa + xb) if f_t == "add" else (lambda: torch.exp(xa))
+            row["ratio_vs_torch"] = median_time(f, repeat=5, sync=False) / t_cp
+        record("elementwise", name, **row)
+
+
+def bench_small_ops(args):
+    print("host time per small op (1,000 floats; host = enqueue only, total = until the queue drains)")
+    x = cp.Tensor(np.random.default_rng(0).standard_normal(1000, np.float32))
+    xn = x.numpy()
+    for name, f, g in (("add", lambda: x + x, lambda: xn + xn), ("mul scalar", lambda: x * 2.0, lambda: xn * 2.0),
+                       ("exp", lambda: x.exp(), lambda: np.exp(xn)), ("sum", lambda: x.sum(), lambda: xn.sum())):
+        host = median_time(lambda: [f() for _ in range(200)], repeat=5, sync=False) / 200
+        total = median_time(lambda: [f() for _ in range(200)], repeat=5) / 200
+        t_np = median_time(lambda: [g() for _ in range(200)], repeat=5, sync=False) / 200
+        record("small_ops", name, host_us=host * 1e6, total_us=total * 1e6, numpy_us=t_np * 1e6)
+
+
+def bench_build(args):
+    print("program build: a fresh process's first op (cold = empty PoCL and pyopencl caches, warm = cached)")
+    code = ("import time; t = time.perf_counter(); import clownpiece as cp; x = cp.Tensor([1.0, 2.0]); "
+            "(x + x).exp().tolist(); print(time.perf_counter() - t)")
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, POCL_CACHE_DIR=cache, PYOPENCL_NO_CACHE="1")
+        cold = float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                    check=True).stdout)
+    subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    warm = statistics.median(float(subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                                  text=True, check=True).stdout) for _ in range(3))
+    record("build", "first elementwise op", cold_s=cold, warm_s=warm)
+
+
+# ---- the seed model ---------------------------------------------------------------------------------
+def _torch_seed_model():
+    nn = torch.nn
+
+    class Embed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.kernel = nn.Linear(16, 4)
+
+        def forward(self, x):
+            b = x.shape[0]
+            p = x.reshape(b, 7, 4, 7, 4).transpose(2, 3).reshape(b, 49, 16)
+            return self.kernel(p)
+
+    class Attn(nn.Module):
+        def __init__(self, h):
+            super().__init__()
+            self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Linear(h, h) for _ in range(4))
+
+        def forward(self, x):
+            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+            s = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, dim=-1)
+            return self.out_proj(s @ v)
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attention = Attn(4)
+            self.mlp = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 4))
+
+        def forward(self, x):
+            x = x + self.attention(x)
+            return x + self.mlp(x)
+
+    class Reduce(nn.Module):
+        def forward(self, x):
+            return x.clamp(-2, 2).mean(dim=-1)
+
+    return nn.Sequential(Embed(), nn.ReLU(), Block(), nn.ReLU(), Reduce(), nn.Linear(49, 10))
+
+
+def _cp_seed_model():
+    from train_mnist import build_model
+    return build_model("seed")
+
+
+def _cp_step(model, loss_fn, x, y, lr=0.05):
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    with cp.autograd.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p.copy_(p - p.grad.clamp(-1.0, 1.0) * lr)
+    for p in model.parameters():
+        p.grad = None
+    return loss
+
+
+def _torch_step(model, loss_fn, x, y, lr=0.05):
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p - p.grad.clamp(-1.0, 1.0) * lr)
+    for p in model.parameters():
+        p.grad = None
+    return loss
+
+
+def bench_train(args):
+    print("seed model (notebook): training step at batch 20, evaluation of 10,000 images in batches of 1,000")
+    rng = np.random.default_rng(0)
+    xb, yb = rng.standard_normal((20, 784), np.float32), rng.integers(0, 10, 20).astype(np.float32)
+    xe = rng.standard_normal((1000, 784), np.float32)
+    model, loss_fn = _cp_seed_model(), cp.nn.CrossEntropyLoss()
+    x, y = cp.Tensor(xb), cp.Tensor(yb)
+    t_step = median_time(lambda: _cp_step(model, loss_fn, x, y), repeat=7, number=20)
+    model.eval()
+    with cp.autograd.no_grad():
+        t_eval = median_time(lambda: [model(cp.Tensor(xe)).numpy() for _ in range(10)], repeat=3)
+    row_s, row_e = dict(clownpiece_ms=t_step * 1e3), dict(clownpiece_s=t_eval)
+    if torch is not None:
+        tm, tl = _torch_seed_model(), torch.nn.CrossEntropyLoss()
+        tx, ty = torch.from_numpy(xb), torch.from_numpy(yb).long()
+        t_t = median_time(lambda: _torch_step(tm, tl, tx, ty), repeat=7, number=20, sync=False)
+        with torch.no_grad():
+            t_te = median_time(lambda: [tm(torch.from_numpy(xe)).numpy() for _ in range(10)], repeat=3, sync=False)
+        row_s.update(torch_ms=t_t * 1e3, ratio_to_torch=t_step / t_t)
+        row_e.update(torch_s=t_te, ratio_to_torch=t_eval / t_te)
+    backend.reset_stats()
+    _cp_step(model, loss_fn, x, y)
+    backend.synchronize()
+    s = backend.stats()
+    row_s.update(launches=s["launches"], d2h=s["d2h_count"], h2d=s["h2d_count"])
+    record("train", "seed step (batch 20)", **row_s)
+    record("train", "seed eval (10k images)", **row_e)
+
+
+def profile_train(args):
+    print("profile of 200 seed training steps (batch 20)")
+    rng = np.random.default_rng(0)
+    model, loss_fn = _cp_seed_model(), cp.nn.CrossEntropyLoss()
+    x = cp.Tensor(rng.standard_normal((20, 784), np.float32))
+    y = cp.Tensor(rng.integers(0, 10, 20).astype(np.float32))
+    for _ in range(5):
+        _cp_step(model, loss_fn, x, y)
+    backend.synchronize()
+    backend.reset_stats()
+    backend.count_kernels(True)
+    prof = cProfile.Profile()
+    t = time.perf_counter()
+    prof.enable()
+    for _ in range(200):
+        _cp_step(model, loss_fn, x, y)
+    backend.synchronize()
+    prof.disable()
+    wall = (time.perf_counter() - t) / 200
+    per_kernel = backend.count_kernels(False)
+    launches = backend.stats()["launches"] / 200
+    print(f"  {wall * 1e3:.2f} ms/step (under cProfile), {launches:.0f} launches/step, "
+          f"d2h {backend.stats()['d2h_count'] / 200:.0f}/step")
+    print("  launches per step by kernel:")
+    for name, n in sorted(per_kernel.items(), key=lambda kv: -kv[1])[:25]:
+        print(f"    {name:<28} {n / 200:6.1f}")
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(25)
+    print("  Python time by function (tottime):")
+    print("\n".join("    " + line for line in out.getvalue().splitlines()[6:40]))
+    RESULTS["profile"] = dict(ms_per_step_profiled=wall * 1e3, launches_per_step=launches,
+                              kernels={k: v / 200 for k, v in per_kernel.items()})
+
+
+SECTIONS = collections.OrderedDict(gemm=bench_gemm, elementwise=bench_elementwise, small=bench_small_ops,
+                                   build=bench_build, train=bench_train)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", help="comma-separated sections: " + ",".join(SECTIONS))
+    ap.add_argument("--json", help="also write the results to this JSON file")
+    ap.add_argument("--profile", action="store_true", help="profile the seed training step instead")
+    args = ap.parse_args()
+    print(f"device: {backend.device()}")
+    print(f"numpy {np.__version__}" + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
+                                        if torch is not None else ", torch not installed"))
+    if args.profile:
+        profile_train(args)
+    else:
+        for name in (args.only.split(",") if args.only else SECTIONS):
+            SECTIONS[name](args)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(device=str(backend.device()), results=RESULTS), f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
