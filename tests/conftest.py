@@ -39,7 +39,7 @@ def make(arr, dtype=np.float32, layout="contiguous", cls=cp.Tensor):
     strides); 'sliced' (a strided window of a bigger buffer); 'expanded' is done by callers via
     broadcast_to since it changes the shape."""
     arr = np.asarray(arr, dtype=np.float64)
-    if layout == "contiguous":
+    if layout == "contiguous" or arr.ndim == 0:  # a 0-dim tensor has one layout
         return cls(arr.astype(dtype), dtype=dtype), arr
     if layout == "transposed":
         if arr.ndim < 2:

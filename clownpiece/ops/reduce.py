@@ -1,5 +1,313 @@
-"""ReduceOps: raw ops on TensorBase (kernels in cl_kernels/reduce.cl)."""
+"""Reductions on TensorBase: sum/mean/var/std, max/min/argmax/argmin/amax/amin, the softmax family and the
+gradient helpers autograd uses (softmax_grad, log_softmax_grad, sum_to). Kernels: cl_kernels/reduce.cl.
+
+A reduction reads its (possibly non-contiguous) input in place: the kept dims and the reduced dims each
+become a collapsed strided layout, one work-item per output element loops over the reduced elements. When
+there are few outputs and long reductions the work is split into chunks whose partials a second launch
+combines, so every core gets work."""
+import collections
+
+import numpy as np
+
+from .. import backend
+from .._layout import ShapeError, normalize_dim, normalize_dims, kernel_meta, contiguous_strides, numel
+from .elementwise import _groups
+from .shape import _shape_arg
+
+_MIN_CHUNK = 256       # elements per work-item before splitting a reduction is worth a second launch
+_ITEMS_PER_UNIT = 256  # work-items per compute unit a two-stage reduction aims for
+_FAR_STRIDE = 1024     # reduced elements this far apart (column-like) are read in chunks of _MIN_CHUNK
+
+# kmeta/rmeta: (nd, shape, strides) of the kept and the reduced dims; chunk/nchunk: the split of each
+# output's nred elements over work-items (nchunk == 1: one stage).
+_Plan = collections.namedtuple("_Plan", "nout nred kmeta rmeta chunk nchunk")
+_plans = {}
+_target_items = []
+
+
+def _plan(x, dims, ordered):
+    """How to reduce `dims` of x. Unless the op depends on element order (max/argmax indices), the reduced
+    dims are sorted by stride so that a permuted contiguous input still collapses to one strided loop."""
+    key = (x._shape, x._strides, dims, ordered)
+    plan = _plans.get(key)
+    if plan is not None:
+        return plan
+    shape, strides = x._shape, x._strides
+    kept = [d for d in range(len(shape)) if d not in dims]
+    red = list(dims) if ordered else sorted(dims, key=lambda d: -abs(strides[d]))
+    kmeta = kernel_meta(tuple(shape[d] for d in kept), tuple(strides[d] for d in kept))[:3]
+    rmeta = kernel_meta(tuple(shape[d] for d in red), tuple(strides[d] for d in red))[:3]
+    nout, nred = numel(shape[d] for d in kept), numel(shape[d] for d in red)
+    plan = _Plan(nout, nred, kmeta, rmeta, *_split(nout, nred, abs(int(rmeta[2][0])) >= _FAR_STRIDE))
+    if len(_plans) > 4096:
+        _plans.clear()
+    _plans[key] = plan
+    return plan
+
+
+def _split(nout, nred, far):
+    """(chunk, nchunk): one chunk per output unless that leaves the device idle, or unless the reduced
+    elements lie far apart: one work-item walking a whole column touches a new page per element, while
+    short chunks let the work-items of a group share the rows they read (a CPU cache/TLB effect)."""
+    if not _target_items:
+        _target_items.append(max(256, backend.device().device.max_compute_units * _ITEMS_PER_UNIT))
+    wanted = -(-_target_items[0] // max(nout, 1))
+    if far:
+        wanted = max(wanted, -(-nred // _MIN_CHUNK))
+    nchunk = min(wanted, nred // _MIN_CHUNK)
+    if nchunk <= 1:
+        return max(nred, 1), 1
+    chunk = -(-nred // nchunk)
+    return chunk, -(-nred // chunk)
+
+
+def _keep(keepdims, keepdim):
+    """`keepdim=` (PyTorch) is an alias of the course's `keepdims=`."""
+    return bool(keepdims if keepdim is None else keepdim)
+
+
+def _out_shape(shape, dims, keepdims):
+    if keepdims:
+        return tuple(1 if d in dims else s for d, s in enumerate(shape))
+    return tuple(s for d, s in enumerate(shape) if d not in dims)
+
+
+def _check_nonempty(x, dims, plan, op):
+    if plan.nred == 0:
+        raise RuntimeError(f"{op}: cannot reduce over an empty dim (input shape {x.shape}, dims {list(dims)}); "
+                           f"expected the reduced dims to have at least one element")
+
+
+def _single_dim(x, dim, op):
+    """One reduced dim for max/min/logsumexp: an int or a 1-element list; None means -1 (course API)."""
+    if dim is None:
+        dim = -1
+    if isinstance(dim, (list, tuple)):
+        if len(dim) != 1:
+            raise RuntimeError(f"{op}: expected a single dim, got {list(dim)}")
+        dim = dim[0]
+    d = normalize_dim(dim, x.dim(), op)
+    return (d,) if x._shape else ()  # a 0-dim tensor accepts dim 0/-1 and reduces nothing
+
+
+def _reduce_args(x, plan):
+    """The arguments every *_r kernel takes after its outputs: input, offset and the split."""
+    return (x._storage.buf, np.int32(x._offset), np.int32(plan.nout), np.int32(plan.nred), np.int32(plan.chunk),
+            np.int32(plan.nchunk))
+
+
+def _sum(x, dims, out_shape, mean=False, op="sum"):
+    plan = _plan(x, dims, ordered=False)
+    if mean:
+        _check_nonempty(x, dims, plan, op)
+    out = x._empty(out_shape, x.dtype)
+    if plan.nout == 0:
+        return out
+    if plan.nred == 0:
+        return out.zero_()
+    args = _reduce_args(x, plan)
+    denom = x.dtype.type(plan.nred if mean else 1)
+    knl = backend.kernel("reduce", "sum_r", x.dtype)
+    if plan.nchunk == 1:
+        backend.launch(knl, _groups(plan.nout), 64, out._storage.buf, *args, denom, *plan.kmeta, *plan.rmeta)
+        return out
+    part = backend.alloc(plan.nout * plan.nchunk * x.dtype.itemsize)
+    backend.launch(knl, _groups(plan.nout * plan.nchunk), 64, part.buf, *args, denom, *plan.kmeta, *plan.rmeta)
+    backend.launch(backend.kernel("reduce", "sum_partials", x.dtype), _groups(plan.nout), 64, out._storage.buf,
+                   part.buf, np.int32(plan.nout), np.int32(plan.nchunk), denom)
+    return out
+
+
+def _extremum(x, kind, dims, out_shape, want_idx, op):
+    """(values, indices or None) of max/min over `dims`; indices count row-major over the reduced dims."""
+    plan = _plan(x, dims, ordered=want_idx)
+    _check_nonempty(x, dims, plan, op)
+    vals = x._empty(out_shape, x.dtype)
+    idx = x._empty(out_shape, x.dtype) if want_idx else None
+    if plan.nout == 0:
+        return vals, idx
+    args = _reduce_args(x, plan)
+    flag = np.int32(want_idx)
+    idx_buf = (idx if want_idx else vals)._storage.buf  # not written when flag is 0
+    knl = backend.kernel("reduce", kind + "_r", x.dtype)
+    if plan.nchunk == 1:
+        backend.launch(knl, _groups(plan.nout), 64, vals._storage.buf, idx_buf, *args, flag, *plan.kmeta,
+                       *plan.rmeta)
+        return vals, idx
+    nbytes = plan.nout * plan.nchunk * x.dtype.itemsize
+    pv, pi = backend.alloc(nbytes), backend.alloc(nbytes)
+    # partials always carry indices: the combine step needs them to report the winning chunk's position
+    backend.launch(knl, _groups(plan.nout * plan.nchunk), 64, pv.buf, pi.buf, *args, np.int32(1), *plan.kmeta,
+                   *plan.rmeta)
+    backend.launch(backend.kernel("reduce", kind + "_partials", x.dtype), _groups(plan.nout), 64,
+                   vals._storage.buf, idx_buf, pv.buf, pi.buf, np.int32(plan.nout), np.int32(plan.nchunk), flag)
+    return vals, idx
+
+
+def _var(x, dims, out_shape, unbiased, take_sqrt, op):
+    plan = _plan(x, dims, ordered=False)
+    _check_nonempty(x, dims, plan, op)
+    out = x._empty(out_shape, x.dtype)
+    if plan.nout == 0:
+        return out
+    args = _reduce_args(x, plan)
+    ddof, sqrt_flag = x.dtype.type(1 if unbiased else 0), np.int32(take_sqrt)
+    knl = backend.kernel("reduce", "var_r", x.dtype)
+    if plan.nchunk == 1:
+        backend.launch(knl, _groups(plan.nout), 64, out._storage.buf, out._storage.buf, *args, ddof, sqrt_flag,
+                       *plan.kmeta, *plan.rmeta)
+        return out
+    nbytes = plan.nout * plan.nchunk * x.dtype.itemsize
+    pmean, pm2 = backend.alloc(nbytes), backend.alloc(nbytes)
+    backend.launch(knl, _groups(plan.nout * plan.nchunk), 64, pmean.buf, pm2.buf, *args, ddof, sqrt_flag,
+                   *plan.kmeta, *plan.rmeta)
+    backend.launch(backend.kernel("reduce", "var_partials", x.dtype), _groups(plan.nout), 64, out._storage.buf,
+                   pmean.buf, pm2.buf, np.int32(plan.nout), np.int32(plan.nchunk), np.int32(plan.chunk),
+                   np.int32(plan.nred), ddof, sqrt_flag)
+    return out
+
+
+def _rows(x, dim, *operands):
+    """Row layout for the softmax family along `dim`: (nrows, length, per-operand row strides, ROWMETA).
+    operands: extra (shape-equal) tensors whose rows are walked alongside x; the contiguous output is last."""
+    shape = x._shape
+    out_strides = contiguous_strides(shape)
+    strides = [t._strides for t in (x,) + operands] + [out_strides]
+    if not shape:  # 0-dim: one row of one element
+        return 1, 1, [0] * len(strides), kernel_meta((), *([()] * len(strides)))
+    kept = [k for k in range(len(shape)) if k != dim]
+    kept_shape = tuple(shape[k] for k in kept)
+    meta = kernel_meta(kept_shape, *(tuple(st[k] for k in kept) for st in strides))
+    return numel(kept_shape), shape[dim], [st[dim] for st in strides], meta
+
+
+def _softmax(x, dim, mode, op):
+    d = normalize_dim(dim, x.dim(), op)
+    out = x._empty(x._shape, x.dtype)
+    if out._numel:
+        nrows, length, (sa, so), meta = _rows(x, d)
+        backend.launch(backend.kernel("reduce", "softmax_rows", x.dtype), _groups(nrows), 64, out._storage.buf,
+                       x._storage.buf, np.int32(x._offset), np.int32(nrows), np.int32(length), np.int32(sa),
+                       np.int32(so), np.int32(mode), *meta)
+    return out
+
+
+def _softmax_grad(g, y, dim, mode, op):
+    if not isinstance(y, ReduceOps):
+        raise TypeError(f"{op}: expected the forward output tensor, got {type(y).__name__}")
+    if g._shape != y._shape:
+        raise ShapeError(f"{op}: gradient shape {g.shape} does not match output shape {y.shape}")
+    if g.dtype != y.dtype:
+        raise TypeError(f"{op}: gradient dtype {g.dtype} does not match output dtype {y.dtype}")
+    d = normalize_dim(dim, g.dim(), op)
+    out = g._empty(g._shape, g.dtype)
+    if out._numel:
+        nrows, length, (sg, sy, so), meta = _rows(g, d, y)
+        backend.launch(backend.kernel("reduce", "softmax_grad_rows", g.dtype), _groups(nrows), 64,
+                       out._storage.buf, g._storage.buf, np.int32(g._offset), y._storage.buf, np.int32(y._offset),
+                       np.int32(nrows), np.int32(length), np.int32(sg), np.int32(sy), np.int32(so),
+                       np.int32(mode), *meta)
+    return out
 
 
 class ReduceOps:
     __slots__ = ()
+
+    def _reduced_dims(self, dim, op):
+        """Normalised, sorted dims. None or an empty list mean all dims (as in PyTorch); a 0-dim tensor
+        accepts dim 0/-1 and reduces nothing."""
+        if dim is None or (isinstance(dim, (list, tuple)) and len(dim) == 0):
+            return tuple(range(self.dim()))
+        dims = normalize_dims(dim, self.dim(), op)
+        return dims if self._shape else ()
+
+    # ---- sum / mean / var / std -------------------------------------------------------------------------
+    def sum(self, dim=None, keepdims=False, *, keepdim=None):
+        dims = self._reduced_dims(dim, "sum")
+        return _sum(self, dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)))
+
+    def mean(self, dim=None, keepdims=False, *, keepdim=None):
+        dims = self._reduced_dims(dim, "mean")
+        return _sum(self, dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)), mean=True, op="mean")
+
+    def var(self, dim=None, keepdims=False, unbiased=True, *, keepdim=None):
+        """Divides by n - 1 when unbiased, else by n (n = 1 unbiased gives NaN, as in PyTorch)."""
+        dims = self._reduced_dims(dim, "var")
+        return _var(self, dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)), unbiased, False, "var")
+
+    def std(self, dim=None, keepdims=False, unbiased=True, *, keepdim=None):
+        dims = self._reduced_dims(dim, "std")
+        return _var(self, dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)), unbiased, True, "std")
+
+    # ---- max / min (course form: (values, indices)), argmax / argmin, amax / amin ---------------------
+    def max(self, dim=-1, keepdims=False, *, keepdim=None):
+        """(values, indices) along one dim; indices are float, first occurrence on ties, NaN wins."""
+        dims = _single_dim(self, dim, "max")
+        return _extremum(self, "max", dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)), True, "max")
+
+    def min(self, dim=-1, keepdims=False, *, keepdim=None):
+        dims = _single_dim(self, dim, "min")
+        return _extremum(self, "min", dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)), True, "min")
+
+    def _arg(self, kind, dim, keepdims, op):
+        if dim is None:  # index into the flattened tensor, counted in logical (row-major) order
+            dims = tuple(range(self.dim()))
+        else:
+            dims = (normalize_dim(dim, self.dim(), op),) if self._shape else ()
+        return _extremum(self, kind, dims, _out_shape(self._shape, dims, keepdims), True, op)[1]
+
+    def argmax(self, dim=None, keepdims=False, *, keepdim=None):
+        return self._arg("max", dim, _keep(keepdims, keepdim), "argmax")
+
+    def argmin(self, dim=None, keepdims=False, *, keepdim=None):
+        return self._arg("min", dim, _keep(keepdims, keepdim), "argmin")
+
+    def amax(self, dim=None, keepdims=False, *, keepdim=None):
+        dims = self._reduced_dims(dim, "amax")
+        return _extremum(self, "max", dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)), False,
+                         "amax")[0]
+
+    def amin(self, dim=None, keepdims=False, *, keepdim=None):
+        dims = self._reduced_dims(dim, "amin")
+        return _extremum(self, "min", dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)), False,
+                         "amin")[0]
+
+    # ---- softmax family (row max subtracted: stable for large logits) ---------------------------------
+    def softmax(self, dim=-1):
+        return _softmax(self, dim, 0, "softmax")
+
+    def log_softmax(self, dim=-1):
+        return _softmax(self, dim, 1, "log_softmax")
+
+    def logsumexp(self, dim=-1, keepdims=False, *, keepdim=None):
+        d = _single_dim(self, dim, "logsumexp")
+        out = self._empty(_out_shape(self._shape, d, _keep(keepdims, keepdim)), self.dtype)
+        if out._numel:
+            nrows, length, (sa, _), meta = _rows(self, d[0] if d else 0)
+            backend.launch(backend.kernel("reduce", "logsumexp_rows", self.dtype), _groups(nrows), 64,
+                           out._storage.buf, self._storage.buf, np.int32(self._offset), np.int32(nrows),
+                           np.int32(length), np.int32(sa), *meta)
+        return out
+
+    # ---- gradient helpers for autograd (self is the incoming gradient) ---------------------------------
+    def softmax_grad(self, output, dim=-1):
+        """y * (g - sum(g * y, dim)) for y = softmax output, in one launch."""
+        return _softmax_grad(self, output, dim, 0, "softmax_grad")
+
+    def log_softmax_grad(self, output, dim=-1):
+        """g - exp(y) * sum(g, dim) for y = log_softmax output, in one launch."""
+        return _softmax_grad(self, output, dim, 1, "log_softmax_grad")
+
+    def sum_to(self, *shape):
+        """Sum a broadcast result back to `shape` (the gradient of broadcasting); self when it already is."""
+        shape = _shape_arg(shape, "sum_to")
+        if shape == self._shape:
+            return self
+        lead = self.dim() - len(shape)
+        if lead < 0 or any(s != 1 and s != self._shape[lead + i] for i, s in enumerate(shape)):
+            raise ShapeError(f"sum_to: shape {self.shape} cannot be summed to {list(shape)}; expected a shape "
+                             f"that broadcasts to it")
+        if numel(shape) == self._numel:  # only size-1 dims differ
+            return self.reshape(shape)
+        broadcast = tuple(lead + i for i, s in enumerate(shape) if s == 1 and self._shape[lead + i] != 1)
+        return _sum(self, tuple(range(lead)) + broadcast, shape)

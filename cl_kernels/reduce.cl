@@ -1,0 +1,209 @@
+// Reductions. T is float or double (-DT=...).
+//
+// A reduction sees its input as (kept dims) x (reduced dims). Both arrive from the host as collapsed
+// kernel_meta layouts (innermost first, int8 vectors): KMETA maps an output index to the offset of its
+// first input element, RMETA maps a reduction index j (row-major over the reduced dims) to an offset
+// relative to that. Work-item gid = p * nout + o reduces indices [p*chunk, min((p+1)*chunk, nred)) of
+// output o. With nchunk == 1 it writes the final value; otherwise it writes partial [p][o] and a *_partials
+// kernel combines the nchunk partials of each output (two-stage reduction: few outputs and long
+// reductions, or column-like reductions whose short chunks keep neighbouring work-items on the same rows).
+// Partials are p-major so that neighbouring work-items read neighbouring outputs' elements.
+//
+// Row kernels (softmax family) take one work-item per row along a single dim with its stride.
+#ifdef USE_FP64
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#endif
+
+#define LOAD8(v) int v##_[8] = {v.s0, v.s1, v.s2, v.s3, v.s4, v.s5, v.s6, v.s7}
+#define IMIN(a, b) ((a) < (b) ? (a) : (b))
+#define ZERO ((T)0)
+
+#define KMETA int knd, int8 ksh, int8 kst
+#define RMETA int rnd, int8 rsh, int8 rst
+#define ROWMETA int nd, int8 sh, int8 sa, int8 sb, int8 sc
+
+// Offset of output o's first input element (kept dims only).
+inline int kept_offset(int o, int base, int knd, int8 ksh, int8 kst) {
+    LOAD8(ksh); LOAD8(kst);
+    for (int k = 0; k < knd; ++k) { base += (o % ksh_[k]) * kst_[k]; o /= ksh_[k]; }
+    return base;
+}
+
+// Runs STEP(x, j) for reduction indices J0 <= j < J1 in order, reading x = a[...] from `base`. The
+// innermost reduced dim is a plain strided loop; outer reduced dims advance like an odometer, so no
+// division happens per element.
+#define FOR_REDUCED(J0, J1, STEP) {                                                               \
+    LOAD8(rsh); LOAD8(rst);                                                                       \
+    int c_[8]; int q_ = (J0) / rsh_[0]; int c0_ = (J0) - q_ * rsh_[0]; int row_ = base;          \
+    for (int k_ = 1; k_ < rnd; ++k_) { c_[k_] = q_ % rsh_[k_]; q_ /= rsh_[k_]; row_ += c_[k_] * rst_[k_]; } \
+    for (int j_ = (J0); j_ < (J1);) {                                                             \
+        int run_ = IMIN(rsh_[0] - c0_, (J1) - j_);                                                \
+        int p_ = row_ + c0_ * rst_[0];                                                            \
+        for (int e_ = 0; e_ < run_; ++e_, p_ += rst_[0]) { T x = a[p_]; int j = j_ + e_; STEP(x, j) } \
+        j_ += run_; c0_ = 0;                                                                      \
+        for (int k_ = 1; k_ < rnd; ++k_) {                                                        \
+            row_ += rst_[k_]; if (++c_[k_] < rsh_[k_]) break;                                     \
+            row_ -= rsh_[k_] * rst_[k_]; c_[k_] = 0; } } }
+
+// Common prologue: which output / chunk this work-item owns and where its input starts.
+#define REDUCE_PROLOGUE                                                                           \
+    int gid = get_global_id(0); if (gid >= nout * nchunk) return;                                 \
+    int p = gid / nout; int o = gid - p * nout; int j0 = p * chunk; int j1 = IMIN(j0 + chunk, nred); \
+    int base = kept_offset(o, oa, knd, ksh, kst);
+
+// Summation in blocks: plain adds into `b` (short dependency chain, fast), and every 64 terms `b` joins the
+// total with a compensated (Kahan) add, so float32 sums of millions of terms stay accurate. The
+// compensation is dropped once the total is inf/NaN so an infinite term gives inf, not inf - inf = NaN.
+#define KAHAN_ADD(s, c, v) { T y_ = (v) - c; T t_ = s + y_; c = (t_ - t_ == ZERO) ? (t_ - s) - y_ : ZERO; s = t_; }
+#define SUM_DECL(s) T s = ZERO, s##_c = ZERO, s##_b = ZERO; int s##_n = 0;
+#define SUM_ADD(s, v) { s##_b += (v); if (++s##_n == 64) { KAHAN_ADD(s, s##_c, s##_b) s##_b = ZERO; s##_n = 0; } }
+#define SUM_END(s) KAHAN_ADD(s, s##_c, s##_b)
+
+// ---- sum / mean: out = sum / denom -----------------------------------------------------------------
+#define SUM_STEP(x, j) SUM_ADD(s, x)
+
+__kernel void sum_r(__global T* out, __global const T* a, int oa, int nout, int nred, int chunk, int nchunk,
+                    T denom, KMETA, RMETA) {
+    REDUCE_PROLOGUE
+    SUM_DECL(s)
+    FOR_REDUCED(j0, j1, SUM_STEP)
+    SUM_END(s)
+    out[gid] = nchunk == 1 ? s / denom : s;
+}
+
+__kernel void sum_partials(__global T* out, __global const T* part, int nout, int nchunk, T denom) {
+    int o = get_global_id(0); if (o >= nout) return;
+    SUM_DECL(s)
+    for (int p = 0; p < nchunk; ++p) SUM_ADD(s, part[p * nout + o])
+    SUM_END(s)
+    out[o] = s / denom;
+}
+
+// ---- max / min with the index of the first occurrence; NaN wins (and stays) ------------------------
+// Strict comparisons keep the first of equal values; v == v fails once v is NaN, so the first NaN stays.
+// Indices are stored as T (the API's float index tensors): exact up to 2^24 in float32.
+#define MAX_STEP(x, j) if (v == v && (x > v || x != x)) { v = x; vi = j; }
+#define MIN_STEP(x, j) if (v == v && (x < v || x != x)) { v = x; vi = j; }
+
+#define EXTREMUM(NAME, STEP, INIT)                                                                \
+__kernel void NAME##_r(__global T* vals, __global T* idx, __global const T* a, int oa, int nout,  \
+                       int nred, int chunk, int nchunk, int want_idx, KMETA, RMETA) {             \
+    REDUCE_PROLOGUE                                                                               \
+    T v = INIT; int vi = j0;                                                                      \
+    FOR_REDUCED(j0, j1, STEP)                                                                     \
+    vals[gid] = v; if (want_idx) idx[gid] = (T)vi;                                                \
+}                                                                                                 \
+__kernel void NAME##_partials(__global T* vals, __global T* idx, __global const T* pv,            \
+                              __global const T* pi, int nout, int nchunk, int want_idx) {         \
+    int o = get_global_id(0); if (o >= nout) return;                                              \
+    T v = pv[o]; T vi = pi[o];                                                                    \
+    for (int p = 1; p < nchunk; ++p) { T x = pv[p * nout + o]; T j = pi[p * nout + o]; STEP(x, j) } \
+    vals[o] = v; if (want_idx) idx[o] = vi;                                                       \
+}
+
+EXTREMUM(max, MAX_STEP, -INFINITY)
+EXTREMUM(min, MIN_STEP, INFINITY)
+
+// ---- var / std: two passes (mean, then centred squares) per chunk; chunks merge with Chan's formula --
+// out = M2 / (n - ddof), square-rooted when take_sqrt. Partials: mean in out, M2 in m2.
+#define MEAN_STEP(x, j) SUM_ADD(s, x)
+#define M2_STEP(x, j) { T d_ = x - mean; SUM_ADD(sq, d_ * d_) dsum += d_; }
+
+inline T var_finish(T m2, T n, T ddof, int take_sqrt) {
+    T v = m2 / (n - ddof);
+    return take_sqrt ? sqrt(v) : v;
+}
+
+__kernel void var_r(__global T* out, __global T* m2, __global const T* a, int oa, int nout, int nred,
+                    int chunk, int nchunk, T ddof, int take_sqrt, KMETA, RMETA) {
+    REDUCE_PROLOGUE
+    T n = (T)(j1 - j0);
+    SUM_DECL(s)
+    FOR_REDUCED(j0, j1, MEAN_STEP)
+    SUM_END(s)
+    T mean = s / n;
+    T dsum = ZERO;
+    SUM_DECL(sq)
+    FOR_REDUCED(j0, j1, M2_STEP)
+    SUM_END(sq)
+    sq -= dsum * dsum / n;  // corrected two-pass: removes the rounding error left in `mean`
+    if (nchunk == 1) { out[gid] = var_finish(sq, n, ddof, take_sqrt); }
+    else { out[gid] = mean; m2[gid] = sq; }
+}
+
+__kernel void var_partials(__global T* out, __global const T* pmean, __global const T* pm2, int nout,
+                           int nchunk, int chunk, int nred, T ddof, int take_sqrt) {
+    int o = get_global_id(0); if (o >= nout) return;
+    T n = ZERO, mean = ZERO, sq = ZERO;
+    for (int p = 0; p < nchunk; ++p) {
+        T nb = (T)IMIN(chunk, nred - p * chunk);
+        T mb = pmean[p * nout + o];
+        T delta = mb - mean;
+        T ntot = n + nb;
+        mean += delta * (nb / ntot);
+        sq += pm2[p * nout + o] + delta * delta * (n * nb / ntot);
+        n = ntot;
+    }
+    out[o] = var_finish(sq, n, ddof, take_sqrt);
+}
+
+// ---- row kernels: one work-item per row of length len along one dim ---------------------------------
+// ROWMETA maps a row index to the row's start ia, ib, ic in up to three operands (strides sa, sb, sc, offsets
+// oa, ob, oc) over the kept dims.
+#define ROW_PROLOGUE                                                                              \
+    int r = get_global_id(0); if (r >= nrows) return;                                             \
+    LOAD8(sh); LOAD8(sa); LOAD8(sb); LOAD8(sc);                                                   \
+    int ia = oa, ib = ob, ic = oc;                                                                \
+    { int q = r; for (int k = 0; k < nd; ++k) {                                                   \
+        int cc = q % sh_[k]; q /= sh_[k]; ia += cc * sa_[k]; ib += cc * sb_[k]; ic += cc * sc_[k]; } }
+
+// Row max and sum of exp(x - max). An all -inf row has max -inf and gives NaN like PyTorch, except where
+// the caller shifts by 0 instead (logsumexp).
+#define ROW_MAX(m, A, IA, SA) T m = -INFINITY;                                                    \
+    for (int t = 0; t < len; ++t) { T x = A[IA + t * SA]; m = (x > m || x != x) ? x : m; }
+#define ROW_SUMEXP(s, m, A, IA, SA) SUM_DECL(s)                                                   \
+    for (int t = 0; t < len; ++t) SUM_ADD(s, exp(A[IA + t * SA] - m)) SUM_END(s)
+
+// mode 0: softmax, 1: log_softmax. Output rows start at ib and step by so.
+__kernel void softmax_rows(__global T* out, __global const T* a, int oa, int nrows, int len, int sra,
+                           int so, int mode, ROWMETA) {
+    int ob = 0, oc = 0;
+    ROW_PROLOGUE
+    ROW_MAX(m, a, ia, sra)
+    ROW_SUMEXP(s, m, a, ia, sra)
+    if (mode == 0) {
+        T inv = (T)1 / s;
+        for (int t = 0; t < len; ++t) out[ib + t * so] = exp(a[ia + t * sra] - m) * inv;
+    } else {
+        T ls = log(s);  // (x - m) - log(s): adding m to log(s) first would round away its digits
+        for (int t = 0; t < len; ++t) out[ib + t * so] = (a[ia + t * sra] - m) - ls;
+    }
+}
+
+// out[r] = log(sum(exp(row))); an infinite max shifts by 0 so that all -inf rows give -inf.
+__kernel void logsumexp_rows(__global T* out, __global const T* a, int oa, int nrows, int len, int sra,
+                             ROWMETA) {
+    int ob = 0, oc = 0;
+    ROW_PROLOGUE
+    ROW_MAX(m0, a, ia, sra)
+    T m = (m0 - m0 == ZERO) ? m0 : ZERO;
+    ROW_SUMEXP(s, m, a, ia, sra)
+    out[r] = m + log(s);
+}
+
+// Backward of the softmax family; g is the incoming gradient, y the forward output.
+// mode 0 (softmax):     out = y * (g - sum(g * y))
+// mode 1 (log_softmax): out = g - exp(y) * sum(g)
+__kernel void softmax_grad_rows(__global T* out, __global const T* g, int oa, __global const T* y, int ob,
+                                int nrows, int len, int srg, int sry, int so, int mode, ROWMETA) {
+    int oc = 0;
+    ROW_PROLOGUE
+    T s = ZERO;
+    if (mode == 0) {
+        for (int t = 0; t < len; ++t) s += g[ia + t * srg] * y[ib + t * sry];
+        for (int t = 0; t < len; ++t) { T yv = y[ib + t * sry]; out[ic + t * so] = yv * (g[ia + t * srg] - s); }
+    } else {
+        for (int t = 0; t < len; ++t) s += g[ia + t * srg];
+        for (int t = 0; t < len; ++t) out[ic + t * so] = g[ia + t * srg] - exp(y[ib + t * sry]) * s;
+    }
+}
