@@ -1,5 +1,388 @@
-"""IndexOps: raw ops on TensorBase (kernels in cl_kernels/index.cl)."""
+"""Indexing and data movement on TensorBase: `t[idx]` views, tensor-index gathers, `t[idx] = value`,
+index_select / gather / scatter_ / scatter_add_ / index_add_, masked_fill, one_hot, and the module-level
+cat / stack / broadcast_tensors. Kernels: cl_kernels/index.cl; plain strided copies reuse elementwise.cl's
+assign kernels through ShapeOps._assign_from.
+
+Index tensors are float tensors of integral values (the course has no int tensors). Ids are rounded and
+negative ids wrap. The ids live on the device and are never read back, so an id out of range cannot raise:
+gathers give NaN for it and scatters skip it."""
+import numbers
+
+import numpy as np
+
+from .. import backend
+from .._layout import ShapeError, IndexOutOfRange, broadcast_shapes, broadcast_strides, kernel_meta, \
+    normalize_dim, numel
+from .elementwise import _groups, where
+from .shape import ShapeOps
+
+
+def _is_int(x):
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _drop(seq, d):
+    return tuple(seq[:d]) + tuple(seq[d + 1:])
+
+
+def _check_broadcasts_to(shape, target, op, what="value"):
+    if len(shape) > len(target) or any(s != 1 and s != t for s, t in zip(reversed(shape), reversed(target))):
+        raise ShapeError(f"{op}: {what} of shape {list(shape)} cannot be broadcast to shape {list(target)}")
+
+
+def _tensor_arg(x, op, what="index"):
+    if not isinstance(x, IndexOps):
+        raise TypeError(f"{op}: {what} must be a tensor, got {type(x).__name__}")
+    return x
+
+
+def _as_dtype(t, dtype):
+    return t if t.dtype == dtype else t.to(dtype)
 
 
 class IndexOps:
     __slots__ = ()
+
+    # ---- t[idx] -----------------------------------------------------------------------------------
+    def __getitem__(self, idx):
+        """t[idx]. Basic indices give views sharing storage: an int (negative ok) selects and removes a
+        dim, a slice (step 1, clipped like Python) narrows it, None inserts a size-1 dim, Ellipsis stands
+        for the dims not named; a tuple applies them to the leading dims. A list is read like a tuple (the
+        course's meaning: t[[0, 1]] is t[0, 1], where PyTorch would gather). A tensor of integral floats
+        gathers rows along dim 0 into a new tensor of shape index.shape + t.shape[1:] (see take_rows)."""
+        if isinstance(idx, IndexOps):
+            return self.take_rows(idx)
+        return self._basic_view(idx, "__getitem__")
+
+    def _basic_view(self, idx, op):
+        entries = tuple(idx) if isinstance(idx, (tuple, list)) else (idx,)
+        for e in entries:
+            if not (_is_int(e) or isinstance(e, slice) or e is None or e is Ellipsis):
+                hint = " (a tensor index must be the whole index)" if isinstance(e, IndexOps) else ""
+                raise TypeError(f"{op}: unsupported index entry {type(e).__name__}{hint}; expected int, "
+                                f"slice, None, Ellipsis or a tuple of them")
+        nd = self.dim()
+        named = sum(1 for e in entries if e is not None and e is not Ellipsis)
+        if named > nd:
+            raise IndexOutOfRange(f"{op}: too many indices ({named}) for a {nd}-d tensor of shape {self.shape}")
+        if sum(1 for e in entries if e is Ellipsis) > 1:
+            raise RuntimeError(f"{op}: an index can only have a single Ellipsis")
+        if Ellipsis in entries:
+            at = next(i for i, e in enumerate(entries) if e is Ellipsis)
+            entries = entries[:at] + (slice(None),) * (nd - named) + entries[at + 1:]
+        shape, strides, offset, d = [], [], self._offset, 0
+        for e in entries:
+            if e is None:
+                shape.append(1)
+                strides.append(1)
+                continue
+            size, stride = self._shape[d], self._strides[d]
+            if isinstance(e, slice):
+                if e.step not in (None, 1):
+                    raise RuntimeError(f"{op}: slice step {e.step} is not supported (only step 1)")
+                start, stop, _ = e.indices(size)
+                length = max(stop - start, 0)
+                offset += start * stride if length else 0
+                shape.append(length)
+                strides.append(stride)
+            else:
+                if not -size <= e < size:
+                    raise IndexOutOfRange(f"{op}: index {e} is out of range for dim {d} of size {size} "
+                                          f"(shape {self.shape})")
+                offset += (int(e) % size) * stride
+            d += 1
+        return self._view(tuple(shape) + self._shape[d:], tuple(strides) + self._strides[d:], offset)
+
+    def __setitem__(self, idx, value):
+        """t[idx] = value, in place: the same index forms as t[idx]. A number fills the region; a tensor
+        is broadcast to it. With a tensor index the rows it names are written (a repeated id takes the
+        last of its values). Nothing is written when the index or the value is invalid."""
+        self._check_inplace("__setitem__")
+        if isinstance(idx, IndexOps):
+            self._set_rows(idx, value)
+            return
+        region = self._basic_view(idx, "__setitem__")
+        value = self._value_arg(value, "__setitem__")
+        if not isinstance(value, float):
+            _check_broadcasts_to(value._shape, region._shape, "__setitem__")
+            if value._storage is self._storage:
+                value = value.clone()  # the region may overlap what we read
+        region._assign_from(value)
+
+    def _value_arg(self, value, op):
+        if isinstance(value, numbers.Real):
+            return float(value)
+        if isinstance(value, IndexOps):
+            return value
+        if isinstance(value, (list, tuple, np.ndarray)):
+            return self._result_cls()(value, dtype=self.dtype)
+        raise TypeError(f"{op}: value must be a number or a tensor, got {type(value).__name__}")
+
+    def _set_rows(self, index, value):
+        if self.dim() == 0:
+            raise IndexOutOfRange("__setitem__: a 0-d tensor cannot be indexed by a tensor")
+        rest = self._shape[1:]
+        value = self._value_arg(value, "__setitem__")
+        if not isinstance(value, float):
+            _check_broadcasts_to(value._shape, index._shape + rest, "__setitem__")
+        # same-rank scatter form: ids as a (K, 1, ...) column broadcast over the rows, values as (K, ...)
+        k = index._numel
+        ids = _as_dtype(ShapeOps.reshape(index, (k,)), self.dtype)
+        ids = ids._view((k,) + rest, (ids._strides[0],) + (0,) * len(rest))
+        if not isinstance(value, float):
+            value = ShapeOps.broadcast_to(value, index._shape + rest)
+            if index.dim() != 1:
+                value = ShapeOps.reshape(value, (k,) + rest)
+        self._scatter(0, ids, value, accumulate=False)
+
+    # ---- gathers ----------------------------------------------------------------------------------
+    def take_rows(self, index):
+        """Rows of self named by the float ids in `index`: shape index.shape + self.shape[1:], a copy.
+        Repeated ids repeat rows; negative ids wrap; an id outside [-n, n) gives a row of NaN (checked on
+        the device: reading the ids back would stall the queue)."""
+        _tensor_arg(index, "take_rows")
+        if self.dim() == 0:
+            raise IndexOutOfRange("take_rows: a 0-d tensor cannot be indexed by a tensor")
+        ids = _as_dtype(index, self.dtype)
+        rest = self.dim() - 1
+        return self._gather(ids._shape + self._shape[1:], ids, ids._strides + (0,) * rest,
+                            (0,) * ids.dim() + self._strides[1:], 0)
+
+    def index_select(self, dim, index):
+        """Entries along `dim` named by the 1-d (or 0-d) float ids `index`; dim's size becomes
+        index.numel(). Out-of-range ids give NaN (see take_rows)."""
+        d = self._dim_arg(dim, "index_select")
+        _tensor_arg(index, "index_select")
+        if index.dim() > 1:
+            raise ShapeError(f"index_select: index must be 0-d or 1-d, got shape {index.shape}")
+        ids = _as_dtype(index, self.dtype)
+        id_stride = ids._strides[0] if ids.dim() else 0
+        out_shape = self._shape[:d] + (ids._numel,) + self._shape[d + 1:]
+        idx_strides = tuple(id_stride if i == d else 0 for i in range(self.dim()))
+        return self._gather(out_shape, ids, idx_strides, self._dim_zeroed(d), d)
+
+    def gather(self, dim, index):
+        """PyTorch gather: out[p] = self[p with p[dim] = index[p]], out shaped like `index`, which has
+        self's rank and no larger size than self in the other dims. Out-of-range ids give NaN."""
+        d = self._dim_arg(dim, "gather")
+        _tensor_arg(index, "gather")
+        if index.dim() != self.dim() or any(i > s for j, (i, s) in enumerate(zip(index._shape, self._shape))
+                                            if j != d):
+            raise ShapeError(f"gather: index of shape {index.shape} does not fit self of shape {self.shape} "
+                             f"along dim {dim} (same rank, sizes <= self's outside dim)")
+        ids = _as_dtype(index, self.dtype)
+        return self._gather(ids._shape, ids, ids._strides, self._dim_zeroed(d), d)
+
+    def _gather(self, out_shape, ids, idx_strides, src_strides, dim):
+        """One launch: out[p] = self[offset(p, src_strides) + id(p) * stride(dim)], p over out_shape."""
+        out = self._empty(out_shape, self.dtype)
+        n = out._numel
+        if n:
+            meta = kernel_meta(out._shape, idx_strides, src_strides)
+            backend.launch(backend.kernel("index", "gather_s", self.dtype), _groups(n), 64, out._storage.buf,
+                           self._storage.buf, np.int32(self._offset), ids._storage.buf, np.int32(ids._offset),
+                           np.int32(n), np.int32(self._shape[dim]), np.int32(self._strides[dim]), *meta)
+        return out
+
+    def _dim_arg(self, dim, op):
+        if self.dim() == 0:
+            raise RuntimeError(f"{op}: expected a tensor with at least 1 dim, got a 0-d tensor")
+        return normalize_dim(dim, self.dim(), op)
+
+    def _dim_zeroed(self, d):
+        return self._strides[:d] + (0,) + self._strides[d + 1:]
+
+    # ---- scatters (in place, never recorded by autograd) --------------------------------------------
+    def scatter_(self, dim, index, src):
+        """Write src into self at the positions named by index along dim; returns self.
+        Course form (index and src shaped like self without `dim`): self[p with index[p] inserted at dim]
+        = src[p]. PyTorch form (index.dim() == self.dim()): self[p with p[dim] = index[p]] = src[p], src at
+        least index's size. src may be a number. Repeated targets keep the last source; out-of-range ids
+        are skipped."""
+        self._check_inplace("scatter_")
+        d = self._dim_arg(dim, "scatter_")
+        index, src = self._scatter_form(d, index, src, "scatter_")
+        return self._scatter(d, index, src, accumulate=False)
+
+    def scatter_add_(self, dim, index, src):
+        """Like scatter_ (either form) but adds; repeated targets accumulate, in source order (no atomics,
+        so the result is deterministic)."""
+        self._check_inplace("scatter_add_")
+        d = self._dim_arg(dim, "scatter_add_")
+        _tensor_arg(src, "scatter_add_", "src")
+        index, src = self._scatter_form(d, index, src, "scatter_add_")
+        return self._scatter(d, index, src, accumulate=True)
+
+    def index_add_(self, dim, index, src, alpha=1):
+        """self[..., index[k], ...] += alpha * src[..., k, ...] along dim, deterministic; repeated ids
+        accumulate (Embedding's backward). index is 0-d or 1-d with K ids; src is self's shape with dim of
+        size K. Cost: one work-item per element of self, each scanning the K ids."""
+        self._check_inplace("index_add_")
+        d = self._dim_arg(dim, "index_add_")
+        _tensor_arg(index, "index_add_")
+        _tensor_arg(src, "index_add_", "src")
+        k = index._numel
+        if index.dim() > 1 or src._shape != self._shape[:d] + (k,) + self._shape[d + 1:]:
+            raise ShapeError(f"index_add_: index of shape {index.shape} and src of shape {src.shape} do not fit "
+                             f"self of shape {self.shape} along dim {dim} (1-d index of K ids, src = self's "
+                             f"shape with K at dim)")
+        if alpha != 1:
+            src = src * alpha
+        ids = _as_dtype(index, self.dtype)
+        id_stride = ids._strides[0] if ids.dim() else 0
+        ids = ids._view(src._shape, tuple(id_stride if i == d else 0 for i in range(self.dim())))
+        return self._scatter(d, ids, src, accumulate=True)
+
+    def _scatter_form(self, d, index, src, op):
+        """Validate, and return (index, src) in the PyTorch same-rank form."""
+        _tensor_arg(index, op)
+        if not isinstance(src, (IndexOps, numbers.Real)):
+            raise TypeError(f"{op}: src must be a tensor or a number, got {type(src).__name__}")
+        is_tensor = isinstance(src, IndexOps)
+        if index.dim() == self.dim() - 1:
+            reduced = _drop(self._shape, d)
+            if index._shape != reduced or (is_tensor and src._shape != reduced):
+                raise ShapeError(f"{op}: index {index.shape} and src {src.shape if is_tensor else 'number'} "
+                                 f"must both have self's shape {self.shape} without dim {d}: {list(reduced)}")
+            return ShapeOps.unsqueeze(index, d), (ShapeOps.unsqueeze(src, d) if is_tensor else float(src))
+        fits = index.dim() == self.dim() and all(i <= s for j, (i, s) in enumerate(zip(index._shape, self._shape))
+                                                 if j != d)
+        if is_tensor:
+            fits = fits and src.dim() == index.dim() and all(i <= s for i, s in zip(index._shape, src._shape))
+        if not fits:
+            raise ShapeError(f"{op}: index {index.shape} and src {src.shape if is_tensor else 'number'} do not "
+                             f"fit self {self.shape} along dim {d} (course form: both shaped like self without "
+                             f"dim; PyTorch form: same rank, index no larger than self outside dim and than src)")
+        return index, (src if is_tensor else float(src))
+
+    def _scatter(self, d, index, src, accumulate):
+        """One launch. Each destination element (or, when the ids do not vary outside dim d, each
+        destination row) is owned by one work-item that scans the index.shape[d] sources lined up with it
+        and keeps those naming its position: deterministic, no atomics."""
+        k, dim_size = index._shape[d], self._shape[d]
+        outer, inner = numel(index._shape[:d]), numel(index._shape[d + 1:])
+        rows = all(st == 0 or s == 1 for j, (s, st) in enumerate(zip(index._shape, index._strides)) if j != d)
+        n = outer * dim_size * (1 if rows else inner)
+        if n == 0 or k == 0 or inner == 0:
+            return self
+        # read index and src from copies when they share self's storage: the writes could overwrite them
+        index = index.clone() if index._storage is self._storage else _as_dtype(index, self.dtype)
+        src_is_tensor = not isinstance(src, float)
+        if src_is_tensor:
+            src = src.clone() if src._storage is self._storage else src
+            src = _as_dtype(src, self.dtype)
+        src_strides = src._strides if src_is_tensor else (0,) * self.dim()
+        meta = kernel_meta(_drop(index._shape, d), _drop(self._strides, d), _drop(src_strides, d),
+                           _drop(index._strides, d))
+        name = ("scatter_rows" if rows else "scatter") + ("_s" if src_is_tensor else "_value_s")
+        src_args = (src._storage.buf, np.int32(src._offset)) if src_is_tensor else (self.dtype.type(src),)
+        backend.launch(backend.kernel("index", name, self.dtype), _groups(n), 64, self._storage.buf,
+                       np.int32(self._offset), index._storage.buf, np.int32(index._offset), *src_args,
+                       np.int32(n), np.int32(dim_size), np.int32(inner), np.int32(k),
+                       np.int32(self._strides[d]), np.int32(src_strides[d]), np.int32(index._strides[d]),
+                       np.int32(accumulate), *meta)
+        return self
+
+    # ---- masks and one-hot ------------------------------------------------------------------------
+    def masked_fill(self, mask, value):
+        """A copy of self with `value` where the 0/1 float `mask` (broadcast to self's shape) is nonzero."""
+        _tensor_arg(mask, "masked_fill", "mask")
+        _check_broadcasts_to(mask._shape, self._shape, "masked_fill", "mask")
+        if isinstance(value, IndexOps):
+            return where(mask, value, self)  # a 0-d tensor value: no sync to read it
+        if not isinstance(value, numbers.Real):
+            raise TypeError(f"masked_fill: value must be a number or a tensor, got {type(value).__name__}")
+        mask = _as_dtype(mask, self.dtype)
+        out = self._empty(self._shape, self.dtype)
+        n = out._numel
+        if n:
+            meta = kernel_meta(self._shape, self._strides, broadcast_strides(mask._shape, mask._strides,
+                                                                             self._shape))
+            backend.launch(backend.kernel("index", "masked_fill_s", self.dtype), _groups(n), 64,
+                           out._storage.buf, self._storage.buf, np.int32(self._offset), mask._storage.buf,
+                           np.int32(mask._offset), self.dtype.type(value), np.int32(n), *meta)
+        return out
+
+    def masked_fill_(self, mask, value):
+        self._check_inplace("masked_fill_")
+        return self._assign_from(self.masked_fill(mask, value))
+
+    def one_hot(self, num_classes):
+        """self holds class ids; returns shape self.shape + [num_classes] with 1.0 at each id. An id
+        outside [0, num_classes) gives a row of NaN (checked on the device)."""
+        if not _is_int(num_classes) or num_classes < 1:
+            raise RuntimeError(f"one_hot: num_classes must be a positive int, got {num_classes!r}")
+        out = self._empty(self._shape + (int(num_classes),), self.dtype)
+        n = out._numel
+        if n:
+            meta = kernel_meta(self._shape, self._strides)
+            backend.launch(backend.kernel("index", "one_hot_s", self.dtype), _groups(n), 64, out._storage.buf,
+                           self._storage.buf, np.int32(self._offset), np.int32(n), np.int32(num_classes),
+                           *meta)
+        return out
+
+
+# ---- module-level functions ---------------------------------------------------------------------------
+def _tensor_list(tensors, op):
+    if isinstance(tensors, IndexOps) or not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"{op}: expected a list or tuple of tensors, got {type(tensors).__name__}")
+    if not tensors:
+        raise RuntimeError(f"{op}: expected a non-empty list of tensors")
+    for t in tensors:
+        _tensor_arg(t, op, "every element")
+    return list(tensors)
+
+
+def _common_dtype(tensors):
+    dtypes = {t.dtype for t in tensors}
+    return dtypes.pop() if len(dtypes) == 1 else np.dtype(np.float64)
+
+
+def cat(tensors, dim=0):
+    """Concatenate along an existing dim (a copy). Shapes must agree outside `dim`; mixed dtypes give
+    float64; size-0 pieces are fine."""
+    tensors = _tensor_list(tensors, "cat")
+    first = tensors[0]
+    if first.dim() == 0:
+        raise ShapeError("cat: 0-d tensors cannot be concatenated; use stack")
+    d = normalize_dim(dim, first.dim(), "cat")
+    if any(t.dim() != first.dim() or _drop(t._shape, d) != _drop(first._shape, d) for t in tensors):
+        raise ShapeError(f"cat: shapes {[t.shape for t in tensors]} must match except in dim {dim}")
+    shape = first._shape[:d] + (sum(t._shape[d] for t in tensors),) + first._shape[d + 1:]
+    out = first._empty(shape, _common_dtype(tensors))
+    start = 0
+    for t in tensors:
+        out._view(t._shape, out._strides, start * out._strides[d])._assign_from(t)
+        start += t._shape[d]
+    return out
+
+
+def stack(tensors, dim=0):
+    """Stack equal-shaped tensors along a new dim inserted at `dim` (in [-(d+1), d]); a copy."""
+    tensors = _tensor_list(tensors, "stack")
+    first = tensors[0]
+    if any(t._shape != first._shape for t in tensors):
+        raise ShapeError(f"stack: shapes {[t.shape for t in tensors]} must all be equal")
+    nd = first.dim()
+    if not _is_int(dim) or not -(nd + 1) <= dim <= nd:
+        raise IndexOutOfRange(f"stack: dim {dim} out of range for {nd}-d inputs (expected {-(nd + 1)}..{nd})")
+    d = int(dim) % (nd + 1)
+    out = first._empty(first._shape[:d] + (len(tensors),) + first._shape[d:], _common_dtype(tensors))
+    piece_strides = _drop(out._strides, d)
+    for i, t in enumerate(tensors):
+        out._view(t._shape, piece_strides, i * out._strides[d])._assign_from(t)
+    return out
+
+
+def broadcast_tensors(*tensors):
+    """Views of the tensors at their common broadcast shape: broadcast_tensors(a, b) or ([a, b])."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tensors[0]
+    tensors = _tensor_list(list(tensors), "broadcast_tensors")
+    shape = broadcast_shapes(*(t._shape for t in tensors), op="broadcast_tensors")
+    return tuple(t.broadcast_to(shape) for t in tensors)
+
+
+def broadcast(tensors):
+    """The course's name: a list of views at the common broadcast shape."""
+    return list(broadcast_tensors(tensors))
