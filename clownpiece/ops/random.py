@@ -1,5 +1,84 @@
-"""RandomOps: raw ops on TensorBase (kernels in cl_kernels/random.cl)."""
+"""RandomOps: in-place random fills on TensorBase (kernels in cl_kernels/random.cl).
+
+The generator is Philox4x32-10, counter-based: the state is just (seed, counter) on the host. Every fill
+of n elements takes counters [counter, counter + n) and advances the counter, so streams never overlap,
+nothing is read back from the device, and `manual_seed(s)` reproduces the same sequence of calls exactly."""
+import numbers
+
+import numpy as np
+
+from .. import backend
+
+_DEFAULT_SEED = 67280421310721  # PyTorch's default, so an unseeded process is still reproducible
+_MASK64 = (1 << 64) - 1
+_state = {"seed": _DEFAULT_SEED, "counter": 0}
+
+
+def manual_seed(seed):
+    """Reset the generator: the same seed gives the same random streams."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"manual_seed: seed must be an int, got {type(seed).__name__}")
+    _state["seed"] = int(seed) & _MASK64
+    _state["counter"] = 0
+
+
+def initial_seed():
+    return _state["seed"]
+
+
+def _take_counters(n):
+    """Key words and the first counter of a fresh range of n counters."""
+    seed, base = _state["seed"], _state["counter"]
+    _state["counter"] = (base + n) & _MASK64
+    return np.uint32(seed & 0xFFFFFFFF), np.uint32(seed >> 32), np.uint64(base)
+
+
+def _check_probability(p, op):
+    if not isinstance(p, numbers.Real) or isinstance(p, bool):
+        raise TypeError(f"{op}: p must be a number, got {type(p).__name__}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{op}: probability p must be in [0, 1], got {p}")
 
 
 class RandomOps:
     __slots__ = ()
+
+    def _random_fill(self, name, a, b):
+        """Run random.cl's `name` over self's elements with parameters a, b; writes through views."""
+        n = self._numel
+        if n == 0:
+            return self
+        # a strided target gets a contiguous temporary, then one strided copy into the view
+        dst = self if self._contig else self._empty(self._shape, self.dtype)
+        t = self.dtype.type
+        backend.launch(backend.kernel("random", name, self.dtype), (n + 63) & ~63, 64, dst._storage.buf,
+                       np.int32(dst._offset), np.int32(n), *_take_counters(n), t(a), t(b))
+        if dst is not self:
+            self._assign_from(dst)
+        return self
+
+    def uniform_(self, low=0.0, high=1.0):
+        """Fill with U(low, high) in place."""
+        self._check_inplace("uniform_")
+        return self._random_fill("uniform_fill", low, high)
+
+    def normal_(self, mean=0.0, std=1.0):
+        """Fill with N(mean, std^2) in place (Box-Muller)."""
+        if std < 0:
+            raise ValueError(f"normal_: std must be non-negative, got {std}")
+        self._check_inplace("normal_")
+        return self._random_fill("normal_fill", mean, std)
+
+    def bernoulli_(self, p=0.5):
+        """Fill with 1.0 with probability p, else 0.0, in place."""
+        _check_probability(p, "bernoulli_")
+        self._check_inplace("bernoulli_")
+        return self._random_fill("threshold_fill", p, 1.0)
+
+    def dropout_mask(self, p=0.5):
+        """A new tensor of self's shape holding 1/(1-p) with probability 1-p and 0 otherwise, so that
+        `x * x.dropout_mask(p)` keeps the expected value of x."""
+        _check_probability(p, "dropout_mask")
+        keep = 1.0 - p
+        out = self._empty(self._shape, self.dtype)
+        return out._random_fill("threshold_fill", keep, 1.0 / keep if keep > 0 else 0.0)

@@ -174,7 +174,7 @@ class ShapeOps:
             raise RuntimeError(f"chunk: chunks must be a positive int, got {chunks}")
         n = self._shape[normalize_dim(dim, self.dim(), "chunk")]
         size = max(-(-n // chunks), 1)
-        return self.split(size, dim)
+        return ShapeOps.split(self, size, dim)  # not self.split: tensor_impl's split takes dim first
 
     def unbind(self, dim=0):
         d = normalize_dim(dim, self.dim(), "unbind")

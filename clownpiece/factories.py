@@ -1,0 +1,242 @@
+"""Tensor factories: zeros/ones/full/empty/rand/randn (+ *_like), arange/range/linspace/eye, tensor,
+from_numpy, manual_seed.
+
+Each factory is written once as a function of the result class (`_zeros(cls, ...)`). The module-level
+functions bind it to Tensor; `install()` also puts the common ones on TensorBase as class methods, so
+`Tensor.zeros(3, 4)` gives a Tensor, `TensorBase.zeros(3, 4)` a TensorBase and
+`tensor_impl.TensorBaseImpl.zeros(...)` a TensorBaseImpl. Fills run as one kernel; `empty` launches none."""
+import functools
+import math
+import numbers
+import types
+
+import numpy as np
+
+from . import backend
+from ._layout import ShapeError
+from .ops import index
+from .ops.random import manual_seed, initial_seed
+from .ops.shape import _shape_arg
+from .tensor import TensorBase, Tensor, _resolve_dtype
+
+
+# ---- validation and the result object ------------------------------------------------------------------
+def size_arg(args, op):
+    """A shape from varargs ints, a list or a tuple; negative sizes raise before anything runs."""
+    shape = _shape_arg(args, op)
+    if any(s < 0 for s in shape):
+        raise ShapeError(f"{op}: negative size in shape {list(shape)}")
+    return shape
+
+
+def _number(v, op, name):
+    if not isinstance(v, numbers.Real) or isinstance(v, bool):
+        raise TypeError(f"{op}: {name} must be a number, got {type(v).__name__}")
+    return float(v)
+
+
+def _result(cls, dtype, requires_grad, op):
+    """cls's result class and the resolved dtype, checked before anything is allocated or launched."""
+    result_cls = cls._result_cls()
+    if requires_grad and not hasattr(result_cls, "requires_grad"):
+        raise TypeError(f"{op}: requires_grad=True needs a Tensor, not {result_cls.__name__}")
+    return result_cls, _resolve_dtype(dtype)
+
+
+def _new(cls, shape, dtype, requires_grad, op):
+    """An uninitialised contiguous tensor of cls's result class."""
+    result_cls, dtype = _result(cls, dtype, requires_grad, op)
+    return result_cls._empty(shape, dtype)
+
+
+def _done(t, requires_grad):
+    if requires_grad:
+        t.requires_grad = True
+    return t
+
+
+def _launch_contiguous(out, name, *args):
+    """Run a random.cl index kernel over the fresh contiguous tensor `out`."""
+    n = out._numel
+    if n:
+        backend.launch(backend.kernel("random", name, out.dtype), (n + 63) & ~63, 64, out._storage.buf,
+                       np.int32(n), *args)
+    return out
+
+
+# ---- filled tensors -------------------------------------------------------------------------------------
+def _empty(cls, *shape, dtype=None, requires_grad=False):
+    return _done(_new(cls, size_arg(shape, "empty"), dtype, requires_grad, "empty"), requires_grad)
+
+
+def _full(cls, shape, fill_value, *, dtype=None, requires_grad=False):
+    value = _number(fill_value, "full", "fill_value")
+    out = _new(cls, size_arg((shape,), "full"), dtype, requires_grad, "full")
+    return _done(out.fill_(value), requires_grad)
+
+
+def _zeros(cls, *shape, dtype=None, requires_grad=False):
+    out = _new(cls, size_arg(shape, "zeros"), dtype, requires_grad, "zeros")
+    return _done(out.fill_(0.0), requires_grad)
+
+
+def _ones(cls, *shape, dtype=None, requires_grad=False):
+    out = _new(cls, size_arg(shape, "ones"), dtype, requires_grad, "ones")
+    return _done(out.fill_(1.0), requires_grad)
+
+
+def _rand(cls, *shape, dtype=None, requires_grad=False):
+    """Uniform on [0, 1)."""
+    out = _new(cls, size_arg(shape, "rand"), dtype, requires_grad, "rand")
+    return _done(out.uniform_(), requires_grad)
+
+
+def _randn(cls, *shape, dtype=None, requires_grad=False):
+    """Standard normal."""
+    out = _new(cls, size_arg(shape, "randn"), dtype, requires_grad, "randn")
+    return _done(out.normal_(), requires_grad)
+
+
+def _like(fill):
+    """zeros_like & co: the shape (and, unless given, the dtype) of `other`; never its requires_grad."""
+    def like(cls, other, *, dtype=None, requires_grad=False):
+        if not isinstance(other, TensorBase):
+            raise TypeError(f"{fill.__name__.strip('_')}_like: expected a tensor, got {type(other).__name__}")
+        return fill(cls, other._shape, dtype=dtype or other.dtype, requires_grad=requires_grad)
+    like.__name__ = fill.__name__ + "_like"
+    return like
+
+
+_zeros_like, _ones_like, _empty_like = _like(_zeros), _like(_ones), _like(_empty)
+_rand_like, _randn_like = _like(_rand), _like(_randn)
+
+
+def _full_like(cls, other, fill_value, *, dtype=None, requires_grad=False):
+    if not isinstance(other, TensorBase):
+        raise TypeError(f"full_like: expected a tensor, got {type(other).__name__}")
+    return _full(cls, other._shape, fill_value, dtype=dtype or other.dtype, requires_grad=requires_grad)
+
+
+# ---- index sequences ------------------------------------------------------------------------------------
+def _arange(cls, start, end=None, step=1, *, dtype=None, requires_grad=False):
+    """[start, end) in steps of `step` (float or negative steps too); `arange(end)` starts at 0. Bounds
+    that the step moves away from give an empty [0] tensor."""
+    if end is None:
+        start, end = 0, start
+    start, end, step = (_number(v, "arange", nm) for v, nm in ((start, "start"), (end, "end"), (step, "step")))
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    n = max(math.ceil((end - start) / step), 0)
+    out = _new(cls, (n,), dtype, requires_grad, "arange")
+    t = out.dtype.type
+    return _done(_launch_contiguous(out, "arange_fill", t(start), t(step)), requires_grad)
+
+
+def _range(cls, start, end, step=1, *, dtype=None, requires_grad=False):
+    """[start, end] in steps of `step`: floor((end - start) / step) + 1 elements (course/torch.range)."""
+    start, end, step = (_number(v, "range", nm) for v, nm in ((start, "start"), (end, "end"), (step, "step")))
+    if step == 0:
+        raise ValueError("range: step must be nonzero")
+    n = max(math.floor((end - start) / step) + 1, 0)
+    out = _new(cls, (n,), dtype, requires_grad, "range")
+    t = out.dtype.type
+    return _done(_launch_contiguous(out, "arange_fill", t(start), t(step)), requires_grad)
+
+
+def _linspace(cls, start, end, steps, *, dtype=None, requires_grad=False):
+    """`steps` evenly spaced values from start to end, both included."""
+    start, end = _number(start, "linspace", "start"), _number(end, "linspace", "end")
+    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"linspace: steps must be an int >= 1, got {steps!r}")
+    steps = int(steps)
+    if steps == 1:
+        end = start  # the kernel fills the upper half from `end`, and one element is all upper half
+    step = (end - start) / (steps - 1) if steps > 1 else 0.0
+    out = _new(cls, (steps,), dtype, requires_grad, "linspace")
+    t = out.dtype.type
+    return _done(_launch_contiguous(out, "linspace_fill", t(start), t(end), t(step)), requires_grad)
+
+
+def _eye(cls, n, m=None, *, dtype=None, requires_grad=False):
+    """An n x m (default n x n) matrix with ones on the diagonal."""
+    m = n if m is None else m
+    shape = size_arg((n, m), "eye")
+    out = _new(cls, shape, dtype, requires_grad, "eye")
+    return _done(_launch_contiguous(out, "eye_fill", np.int32(max(m, 1))), requires_grad)
+
+
+# ---- from host data --------------------------------------------------------------------------------------
+def _tensor(cls, data, *, dtype=None, requires_grad=False):
+    """A new tensor holding a copy of `data` (nested lists, numbers, numpy arrays or a tensor)."""
+    if isinstance(data, TensorBase):
+        out = _new(cls, data._shape, dtype or data.dtype, requires_grad, "tensor")
+        out._assign_from(data)
+    else:
+        result_cls, dtype = _result(cls, dtype, requires_grad, "tensor")
+        out = result_cls(data, dtype=dtype)
+    return _done(out, requires_grad)
+
+
+def _from_numpy(cls, array):
+    """A tensor with a copy of `array` on the device; float32/float64 keep their dtype, others become float32."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    dtype = array.dtype if array.dtype in (np.float32, np.float64) else np.float32
+    return _tensor(cls, array, dtype=dtype)
+
+
+# ---- binding ----------------------------------------------------------------------------------------------
+_FACTORIES = {fn.__name__.lstrip("_"): fn for fn in (
+    _empty, _full, _zeros, _ones, _rand, _randn, _zeros_like, _ones_like, _empty_like, _rand_like,
+    _randn_like, _full_like, _arange, _range, _linspace, _eye, _tensor, _from_numpy)}
+
+
+def factories_for(cls):
+    """A namespace of every factory with its result class fixed to cls's (tensor_impl binds TensorBaseImpl)."""
+    def bind(name, fn):
+        f = functools.update_wrapper(functools.partial(fn, cls), fn)
+        f.__name__ = f.__qualname__ = name
+        return f
+    return types.SimpleNamespace(**{name: bind(name, fn) for name, fn in _FACTORIES.items()})
+
+
+_for_tensor = factories_for(Tensor)
+empty, full, zeros, ones = _for_tensor.empty, _for_tensor.full, _for_tensor.zeros, _for_tensor.ones
+rand, randn = _for_tensor.rand, _for_tensor.randn
+zeros_like, ones_like, empty_like, full_like = (_for_tensor.zeros_like, _for_tensor.ones_like,
+                                                _for_tensor.empty_like, _for_tensor.full_like)
+rand_like, randn_like = _for_tensor.rand_like, _for_tensor.randn_like
+# `range` shadows the builtin from here on in this module (the course's name for it)
+arange, range, linspace, eye = _for_tensor.arange, _for_tensor.range, _for_tensor.linspace, _for_tensor.eye
+tensor, from_numpy = _for_tensor.tensor, _for_tensor.from_numpy
+
+
+# ---- class-method forms on TensorBase (inherited by Tensor and tensor_impl.TensorBaseImpl) ---------------
+_CLASS_METHODS = ("empty", "full", "zeros", "ones", "rand", "randn", "zeros_like", "ones_like", "empty_like",
+                  "rand_like", "randn_like", "full_like")
+
+
+def _stack(cls, tensors, dim=0):
+    return index.stack(tensors, dim)
+
+
+def _cat(cls, tensors, dim=0):
+    return index.cat(tensors, dim)
+
+
+def _broadcast(cls, *tensors):
+    """Tensor.broadcast(a, b, ...) or Tensor.broadcast([a, b, ...]): a list of views at the common shape."""
+    return list(index.broadcast_tensors(*tensors))
+
+
+def install():
+    for name in _CLASS_METHODS:
+        setattr(TensorBase, name, classmethod(_FACTORIES[name]))
+    TensorBase.stack = classmethod(_stack)
+    TensorBase.cat = classmethod(_cat)
+    TensorBase.broadcast = classmethod(_broadcast)
+
+
+install()
+
+__all__ = sorted(_FACTORIES) + ["manual_seed", "initial_seed"]
