@@ -86,6 +86,7 @@ BINARY(relu_grad, y > ZERO ? x : ZERO)
 BINARY(tanh_grad, x * (ONE - y * y))
 BINARY(sigmoid_grad, x * y * (ONE - y))
 BINARY(sign_mul, y > ZERO ? x : (y < ZERO ? -x : ZERO))
+BINARY(gelu_grad, x * ((T)0.5 * (ONE + erf(y * (T)0.70710678118654752)) + y * exp((T)-0.5 * y * y) * (T)0.39894228040143268))
 
 // where(cond, a, b): cond != 0 picks a.
 __kernel void where_c(__global T* out, __global const T* c, int oc, __global const T* a, int oa,

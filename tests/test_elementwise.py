@@ -72,7 +72,7 @@ def test_clamp_and_where(dtype):
     assert_close(a.clamp(-1, 2), np.clip(a_np, -1, 2), dtype)
     assert_close(a.clamp(min=0), np.maximum(a_np, 0), dtype)
     assert_close(a.clamp(None, 0.5), np.minimum(a_np, 0.5), dtype)
-    assert_close(cp.tensor.where(a > 0, a, 0.0), np.where(a_np > 0, a_np, 0.0), dtype)
+    assert_close(cp.where(a > 0, a, 0.0), np.where(a_np > 0, a_np, 0.0), dtype)
 
 
 def test_mixed_dtypes_promote_to_float64():

@@ -162,6 +162,7 @@ class ElementwiseOps:
     def tanh_grad(self, saved_output): return self._binary_or_raise(saved_output, "tanh_grad")
     def sigmoid_grad(self, saved_output): return self._binary_or_raise(saved_output, "sigmoid_grad")
     def sign_mul(self, saved_input): return self._binary_or_raise(saved_input, "sign_mul")
+    def gelu_grad(self, saved_input): return self._binary_or_raise(saved_input, "gelu_grad")
 
     def where(self, condition, other):
         """torch.where(condition, self, other)."""

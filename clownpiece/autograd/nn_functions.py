@@ -1,0 +1,118 @@
+"""Autograd Functions of the fused nn raw ops (clownpiece/ops/nn.py), and the recording entry points that
+nn.functional and the Tensor methods of the same names call.
+
+Each entry point passes tensor inputs positionally (one gradient slot each, None for an absent optional
+tensor) and hyper-parameters as keywords, so every backward returns a fixed number of gradients."""
+from ..tensor import Tensor, TensorBase
+from ..ops.nn import reduce_loss, check_reduction
+from .function import Function
+
+
+class CrossEntropy(Function):
+    @staticmethod
+    def forward(ctx, logits, target, reduction="mean"):
+        loss, lse, x, t = logits._cross_entropy_rows(target)
+        ctx.save_for_backward(x, lse, t)
+        ctx.reduction = reduction
+        ctx.shape = logits._shape
+        return reduce_loss(loss, reduction)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, lse, t = ctx.get_saved_tensors()
+        scale = 1.0 / max(x._shape[0], 1) if ctx.reduction == "mean" else 1.0
+        dx = TensorBase._cross_entropy_backward(x, lse, t, grad, scale)
+        return dx.view(ctx.shape), None
+
+
+class LayerNorm(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, normalized_shape, eps=1e-5):
+        y, mean, rstd, rows, _ = x._layer_norm(normalized_shape, weight, bias, eps)
+        ctx.save_for_backward(rows, mean, rstd, *([weight] if weight is not None else []))
+        ctx.shape = x._shape
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        rows, mean, rstd, *weight = ctx.get_saved_tensors()
+        weight = weight[0] if weight else None
+        dx, dw, db = TensorBase._layer_norm_backward(grad, rows, mean, rstd, weight, weight is not None)
+        if weight is not None:
+            dw, db = dw.view(weight._shape), db.view(weight._shape)
+        return dx.view(ctx.shape), dw, db
+
+
+class Conv2d(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride=1, padding=0):
+        y, cols, w2d, win = x._conv2d(weight, bias, stride, padding)
+        ctx.save_for_backward(cols, w2d)
+        ctx.win = win
+        ctx.weight_shape = weight._shape
+        ctx.has_bias = bias is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        cols, w2d = ctx.get_saved_tensors()
+        win = ctx.win
+        oc = w2d._shape[0]
+        g2d = grad.permute(0, 2, 3, 1).reshape(-1, oc)  # [N*OH*OW, OC], the layout of the forward GEMM
+        dx = TensorBase._col2im(g2d.matmul(w2d), win)
+        dw = g2d.transpose(0, 1).matmul(cols).view(ctx.weight_shape)
+        db = g2d.sum(0) if ctx.has_bias else None
+        return dx, dw, db
+
+
+class MaxPool2d(Function):
+    @staticmethod
+    def forward(ctx, x, kernel_size, stride=None, padding=0):
+        y, idx, win = x._max_pool2d(kernel_size, stride, padding)
+        ctx.save_for_backward(idx)
+        ctx.win = win
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        idx, = ctx.get_saved_tensors()
+        return TensorBase._max_pool2d_backward(grad, idx, ctx.win)
+
+
+class AvgPool2d(Function):
+    @staticmethod
+    def forward(ctx, x, kernel_size, stride=None, padding=0):
+        y, win = x._avg_pool2d(kernel_size, stride, padding)
+        ctx.win = win
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return TensorBase._avg_pool2d_backward(grad, ctx.win)
+
+
+def cross_entropy(logits, target, reduction="mean"):
+    check_reduction(reduction, "cross_entropy")
+    return CrossEntropy.apply(logits, target, reduction=reduction)
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    return LayerNorm.apply(x, weight, bias, normalized_shape=normalized_shape, eps=eps)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0):
+    return Conv2d.apply(x, weight, bias, stride=stride, padding=padding)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    return MaxPool2d.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    return AvgPool2d.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
+
+
+# Tensor methods of the same names record too (TensorBase keeps the raw ops)
+for _fn in (cross_entropy, layer_norm, conv2d, max_pool2d, avg_pool2d):
+    setattr(Tensor, _fn.__name__, _fn)
+del _fn
