@@ -2,5 +2,26 @@
 from . import backend
 from .tensor import TensorBase, Tensor, float32, float64
 from .backend import synchronize
+from . import autograd  # installs the differentiable Tensor methods
+from .autograd import (backward, no_grad, enable_grad, set_grad_enabled, is_grad_enabled, stack, cat, broadcast,
+                       broadcast_tensors, where)
+from . import factories, tensor_impl
+from .factories import (empty, full, zeros, ones, rand, randn, zeros_like, ones_like, empty_like, full_like,
+                        rand_like, randn_like, arange, range, linspace, eye, tensor, from_numpy, manual_seed,
+                        initial_seed)
+from .tensor_impl import TensorBaseImpl
+from .serialization import save, load
+from . import nn, utils
 
-__all__ = ["TensorBase", "Tensor", "float32", "float64", "backend", "synchronize"]
+
+def device():
+    """The OpenCL device in use, described (selected by $CLOWNPIECE_DEVICE; see `python -m clownpiece.devices`)."""
+    return str(backend.device())
+
+
+__all__ = ["TensorBase", "Tensor", "TensorBaseImpl", "float32", "float64", "backend", "device", "synchronize",
+           "backward", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "stack", "cat",
+           "broadcast", "broadcast_tensors", "where", "empty", "full", "zeros", "ones", "rand", "randn",
+           "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "arange", "range",
+           "linspace", "eye", "tensor", "from_numpy", "manual_seed", "initial_seed", "save", "load", "nn",
+           "utils"]

@@ -17,6 +17,7 @@ from .ops.linalg import LinalgOps
 from .ops.index import IndexOps
 from .ops.random import RandomOps
 from .ops.nn import NNOps
+from .ops.optim import OptimOps
 
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
@@ -37,7 +38,7 @@ def _resolve_dtype(dtype):
     return d
 
 
-class TensorBase(ElementwiseOps, ShapeOps, ReduceOps, LinalgOps, IndexOps, RandomOps, NNOps):
+class TensorBase(ElementwiseOps, ShapeOps, ReduceOps, LinalgOps, IndexOps, RandomOps, NNOps, OptimOps):
     __slots__ = ("_storage", "_shape", "_strides", "_offset", "dtype", "_numel", "_contig", "__weakref__")
 
     def __init__(self, data=None, dtype=None):
@@ -217,7 +218,7 @@ class TensorBase(ElementwiseOps, ShapeOps, ReduceOps, LinalgOps, IndexOps, Rando
 
 def _host_array(data, dtype):
     if isinstance(data, np.ndarray):
-        return np.ascontiguousarray(data, dtype)
+        return np.asarray(data, dtype, order="C")  # ascontiguousarray would turn 0-d into 1-d
     if isinstance(data, (bool, numbers.Number, np.generic)):
         return np.asarray(data, dtype)
     if isinstance(data, (list, tuple)):
@@ -324,20 +325,28 @@ def _needs_grad(args):
 
 
 def install_differentiable(table):
-    """table: Tensor method name -> Function class. Each becomes a method that records when needed."""
-    for name, fn_cls in table.items():
-        attr = TensorBase.__dict__.get(name) or next(
-            (c.__dict__[name] for c in TensorBase.__mro__ if name in c.__dict__), None)
+    """table: Tensor method name -> Function class (or an object with a class-level-style `apply`). Each
+    becomes a Tensor method that records through it when grad mode is on and an argument requires grad,
+    and calls the raw TensorBase op otherwise. Returns the names TensorBase does not define (skipped)."""
+    missing = []
+    for name, fn in table.items():
+        attr = next((c.__dict__[name] for c in TensorBase.__mro__ if name in c.__dict__), None)
+        if attr is None:
+            missing.append(name)
+            continue
         raw = attr.fget if isinstance(attr, property) else attr
 
-        def method(self, *args, _raw=raw, _fn=fn_cls, **kwargs):
+        def method(self, *args, _raw=raw, _apply=fn.apply, **kwargs):
             if _grad_mode.enabled[0] and (self.requires_grad or _needs_grad(args)):
-                return _fn().apply(self, *args, **kwargs)
+                return _apply(self, *args, **kwargs)
             return _raw(self, *args, **kwargs)
 
         method.__name__ = name
         method.__doc__ = raw.__doc__
-        if isinstance(attr, property):
-            setattr(Tensor, name, property(method))
-        else:
-            setattr(Tensor, name, method)
+        setattr(Tensor, name, property(method) if isinstance(attr, property) else method)
+    return missing
+
+
+# The course imports factories and the differentiable stack/cat/broadcast from `clownpiece.tensor` too.
+from .factories import *  # noqa: E402,F401,F403
+from .autograd.function import stack, cat, broadcast, broadcast_tensors  # noqa: E402,F401
