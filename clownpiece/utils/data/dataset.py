@@ -1,0 +1,149 @@
+"""Map-style datasets and the course's transform factories.
+
+Samples stay on the host (numpy arrays, Python numbers, strings) until the Dataloader collates a batch,
+so a dataset of N images costs one upload per batch, not one device buffer per image."""
+import csv
+import os
+
+import numpy as np
+
+
+class Dataset:
+    """Base of map-style datasets: `__getitem__(index)` and `__len__()`. Takes no constructor arguments
+    (course code subclasses it without calling super().__init__)."""
+
+    def __getitem__(self, index):
+        raise NotImplementedError(f"{type(self).__name__}.__getitem__ is not implemented")
+
+    def __len__(self):
+        raise NotImplementedError(f"{type(self).__name__}.__len__ is not implemented")
+
+
+class TensorDataset(Dataset):
+    """Item i is (t[i] for t in tensors); the tensors (clownpiece Tensors or numpy arrays) share dim 0."""
+
+    def __init__(self, *tensors):
+        if not tensors:
+            raise ValueError("TensorDataset needs at least one tensor")
+        sizes = {len(t) for t in tensors}
+        if len(sizes) != 1:
+            raise ValueError(f"TensorDataset: tensors differ in their first dim: {[len(t) for t in tensors]}")
+        self.tensors = tensors
+
+    def __getitem__(self, index):
+        return tuple(t[index] for t in self.tensors)
+
+    def __len__(self):
+        return len(self.tensors[0])
+
+
+class CSVDataset(Dataset):
+    """Every row of a CSV file (lists of strings, no header skipping), each passed through `transform`
+    once at load time."""
+
+    def __init__(self, file_path, transform=None):
+        self.file_path = file_path
+        self.transform = transform if transform is not None else (lambda row: row)
+        self.data = []
+        self.load_data()
+
+    def load_data(self):
+        with open(self.file_path, newline="") as f:
+            self.data = [self.transform(row) for row in csv.reader(f)]
+
+    def __getitem__(self, index):
+        return self.data[index]
+
+    def __len__(self):
+        return len(self.data)
+
+
+def _pil_image():
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ImportError("this needs Pillow, which is not installed: pip install Pillow "
+                          "(or pip install 'clownpiece[examples]')") from None
+    return Image
+
+
+class ImageDataset(Dataset):
+    """Images in `file_path/<class name>/<file>`: classes are the sub-directories in sorted order; every
+    file is loaded with PIL as an RGB uint8 array [H, W, 3] and passed through `transform` at load time.
+    Items are (image, label) with label a Python int."""
+
+    def __init__(self, file_path, transform=None):
+        self.file_path = file_path
+        self.transform = transform if transform is not None else (lambda img: img)
+        self.class_to_idx = {}
+        self.data = []
+        self.labels = []
+        self.load_data()
+
+    def load_data(self):
+        Image = _pil_image()
+        classes = sorted(d for d in os.listdir(self.file_path) if os.path.isdir(os.path.join(self.file_path, d)))
+        self.class_to_idx = {name: i for i, name in enumerate(classes)}
+        for name in classes:
+            folder = os.path.join(self.file_path, name)
+            for fname in sorted(os.listdir(folder)):
+                path = os.path.join(folder, fname)
+                if not os.path.isfile(path):
+                    continue
+                with Image.open(path) as img:
+                    arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
+                self.data.append(self.transform(arr))
+                self.labels.append(self.class_to_idx[name])
+
+    def __getitem__(self, index):
+        return self.data[index], self.labels[index]
+
+    def __len__(self):
+        return len(self.data)
+
+
+# ---- transforms (each factory returns a one-argument function) -----------------------------------------
+
+def sequential_transform(*transforms):
+    """Apply `transforms` left to right."""
+    def apply(x):
+        for t in transforms:
+            x = t(x)
+        return x
+    return apply
+
+
+def resize_transform(size):
+    """Resize an image array with PIL's bilinear filter; size = (width, height), PIL's order."""
+    Image = _pil_image()
+    size = tuple(size)
+
+    def resize(x):
+        x = np.asarray(x)
+        if x.dtype != np.uint8:  # PIL's float images are single-channel: resize each channel as 'F'
+            chans = x[..., None] if x.ndim == 2 else x
+            out = np.stack([np.asarray(Image.fromarray(chans[..., c].astype(np.float32))
+                                       .resize(size, Image.BILINEAR)) for c in range(chans.shape[-1])], -1)
+            return out[..., 0] if x.ndim == 2 else out
+        return np.asarray(Image.fromarray(x).resize(size, Image.BILINEAR))
+    return resize
+
+
+def normalize_transform(mean, std):
+    """(x - mean) / std on the raw values (no /255 scaling); returns an ndarray."""
+    mean = np.asarray(mean, dtype=np.float32)
+    std = np.asarray(std, dtype=np.float32)
+
+    def normalize(x):
+        return (np.asarray(x, dtype=np.float32) - mean) / std
+    return normalize
+
+
+def to_tensor_transform():
+    """An ndarray -> a clownpiece Tensor of the SAME shape ([H, W, C] stays HWC, no scaling),
+    requires_grad=False."""
+    from ...tensor import Tensor
+
+    def to_tensor(x):
+        return Tensor(np.asarray(x), requires_grad=False)
+    return to_tensor
