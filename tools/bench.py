@@ -163,8 +163,8 @@ def _torch_seed_model():
 
 
 def _cp_seed_model():
-    from train_mnist import build_model
-    return build_model("seed")
+    from train_mnist import seed_model
+    return seed_model()
 
 
 def _cp_step(model, loss_fn, x, y, lr=0.05):
