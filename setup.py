@@ -14,7 +14,7 @@ class BuildWithKernels(build_py):
         dst = os.path.join(self.build_lib, "clownpiece", "cl_kernels")
         os.makedirs(dst, exist_ok=True)
         for name in os.listdir(src):
-            if name.endswith(".cl"):
+            if name.endswith((".cl", ".h")):  # kernels and the headers they include
                 shutil.copy2(os.path.join(src, name), dst)
 
 

@@ -3,21 +3,7 @@
 //   NAME_s : strided operands (broadcast = stride 0). The shape and strides arrive innermost-first as
 //            int8 vectors (up to 8 dims after the host collapsed mergeable dims); out is contiguous.
 // Binary ops also have NAME_cs / NAME_ss with a scalar right operand passed by value.
-#ifdef USE_FP64
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#endif
-
-#define LOAD8(v) int v##_[8] = {v.s0, v.s1, v.s2, v.s3, v.s4, v.s5, v.s6, v.s7}
-
-// Offset of the element with linear (row-major) index i for up to three strided operands.
-#define OFFSETS(i, ia, ib, ic)                                                                  \
-    LOAD8(sh); LOAD8(sa); LOAD8(sb); LOAD8(sc);                                                 \
-    { int r_ = (i);                                                                             \
-      for (int k_ = 0; k_ < nd; ++k_) {                                                         \
-          int c_ = r_ % sh_[k_]; r_ /= sh_[k_];                                                 \
-          ia += c_ * sa_[k_]; ib += c_ * sb_[k_]; ic += c_ * sc_[k_]; } }
-
-#define META int nd, int8 sh, int8 sa, int8 sb, int8 sc
+#include "common.h"
 
 #define UNARY(NAME, EXPR)                                                                       \
 __kernel void NAME##_c(__global T* out, __global const T* a, int oa, int n, T p0, T p1) {       \
@@ -40,9 +26,6 @@ __kernel void NAME##_cs(__global T* out, __global const T* a, int oa, T y, int n
 __kernel void NAME##_ss(__global T* out, __global const T* a, int oa, T y, int n, META) {       \
     int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = 0, ic = 0;                  \
     OFFSETS(i, ia, ib, ic); T x = a[ia]; out[i] = (EXPR); }
-
-#define ONE ((T)1)
-#define ZERO ((T)0)
 
 UNARY(neg, -x)
 UNARY(abs, fabs(x))

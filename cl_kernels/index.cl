@@ -2,20 +2,7 @@
 // index_add_, tensor-index setitem), masked_fill, one_hot. T is float or double (-DT=...).
 // Index tensors hold floats of integral value: they are rounded, negatives wrap (Python style), and an id
 // outside the dim is never dereferenced: gathers write NaN for it, scatters skip it.
-#ifdef USE_FP64
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#endif
-
-// Strided addressing, the same convention as elementwise.cl: shape and up to three stride sets arrive
-// innermost-first as int8 vectors, dims already collapsed on the host (clownpiece._layout.kernel_meta).
-#define LOAD8(v) int v##_[8] = {v.s0, v.s1, v.s2, v.s3, v.s4, v.s5, v.s6, v.s7}
-#define OFFSETS(i, ia, ib, ic)                                                                  \
-    LOAD8(sh); LOAD8(sa); LOAD8(sb); LOAD8(sc);                                                 \
-    { int r_ = (i);                                                                             \
-      for (int k_ = 0; k_ < nd; ++k_) {                                                         \
-          int c_ = r_ % sh_[k_]; r_ /= sh_[k_];                                                 \
-          ia += c_ * sa_[k_]; ib += c_ * sb_[k_]; ic += c_ * sc_[k_]; } }
-#define META int nd, int8 sh, int8 sa, int8 sb, int8 sc
+#include "common.h"
 
 // Position along a dim of size n named by the float id v, or -1 when v is outside [-n, n) or NaN.
 inline int row_id(T v, int n) {

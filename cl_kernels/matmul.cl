@@ -1,7 +1,7 @@
 // Matrix multiplication: out[b] = A[b] @ B[b] (+ bias), out contiguous [batch, M, N].
 // Operands are strided views: A[b][i][k] = a[oa + batch_off_a(b) + i*sam + k*sak], likewise B with sbk/sbn,
 // so transposed, sliced and broadcast (stride 0) operands are read in place. Batch dims arrive collapsed and
-// innermost-first in int8 vectors (shape sh, strides sa for A and sb for B), as in elementwise.cl.
+// innermost-first in int8 vectors (shape sh, strides sa for A and sb for B), as in common.h.
 // bias (optional, has_bias != 0) is added per column: bias[obias + j*sbias].
 //
 // Three strategies, chosen on the host by size and device type:
@@ -10,22 +10,7 @@
 //                   CPU: A and B are copied into MR-row / NR-column micro-panels (k-major, zero padded) and
 //                   each work-item computes an MR x NR block over the whole K in private vector accumulators.
 //   mm_tiled        GPU: 32x32 output tiles staged through local memory, 4x4 outputs per work-item.
-#ifdef USE_FP64
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#endif
-
-#define LOAD8(v) int v##_[8] = {v.s0, v.s1, v.s2, v.s3, v.s4, v.s5, v.s6, v.s7}
-
-// Offset of batch element `bt` (a linear index over the batch shape) in an operand with batch strides st.
-inline int batch_offset(int bt, int nd, int8 sh, int8 st) {
-    LOAD8(sh); LOAD8(st);
-    int off = 0;
-    for (int k = 0; k < nd; ++k) {
-        off += bt % sh_[k] * st_[k];
-        bt /= sh_[k];
-    }
-    return off;
-}
+#include "common.h"
 
 #define BATCH_META int nd, int8 sh, int8 sa, int8 sb
 #define BIAS_ARGS __global const T* bias, int obias, int sbias, int has_bias
@@ -45,8 +30,8 @@ __kernel void NAME(__global T* out,                                             
     int i = r % M, bt = r / M;                                                                  \
     int ia = oa + i * sam, ib = ob;                                                             \
     if (bt) {                                                                                   \
-        ia += batch_offset(bt, nd, sh, sa);                                                     \
-        ib += batch_offset(bt, nd, sh, sb);                                                     \
+        ia += strided_offset(bt, nd, sh, sa);                                                     \
+        ib += strided_offset(bt, nd, sh, sb);                                                     \
     }                                                                                           \
     int col[DW];                                                                                \
     T acc[DW];                                                                                  \
@@ -83,7 +68,7 @@ __kernel void NAME(__global T* dst, __global const T* x, int ox, int s_w, int s_
     if (k0 >= K) return;                                                                        \
     int k1 = min(k0 + KC, K), w0 = p * W, wn = min(W, extent - w0);                             \
     __global T* d = dst + (((size_t)bt * get_global_size(1) + p) * K + k0) * W;                 \
-    __global const T* src = x + ox + (bt ? batch_offset(bt, nd, sh, sx) : 0) + w0 * s_w;        \
+    __global const T* src = x + ox + (bt ? strided_offset(bt, nd, sh, sx) : 0) + w0 * s_w;        \
     for (int k = k0; k < k1; ++k, d += W) {                                                     \
         if (wn == W) {                                                                          \
             for (int w = 0; w < W; ++w) d[w] = src[k * s_k + w * s_w];                          \
@@ -150,7 +135,7 @@ __kernel void mm_tiled(__global T* out,
     __local T bs[TK][TS + 1];
     int lx = get_local_id(0), ly = get_local_id(1), lid = ly * 8 + lx;
     int i0 = get_group_id(1) * TS, j0 = get_group_id(0) * TS, bt = get_group_id(2);
-    int ia = oa + batch_offset(bt, nd, sh, sa), ib = ob + batch_offset(bt, nd, sh, sb);
+    int ia = oa + strided_offset(bt, nd, sh, sa), ib = ob + strided_offset(bt, nd, sh, sb);
     T acc[4][4];
     for (int r = 0; r < 4; ++r)
         for (int c = 0; c < 4; ++c) acc[r][c] = (T)0;

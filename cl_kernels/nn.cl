@@ -2,12 +2,8 @@
 // T is float or double. Row kernels take one row per work-item (rows are short: classes, features);
 // everything else is one work-item per output element. Inputs of the row kernels are contiguous (the host
 // makes them so); image kernels read a strided NCHW input through its four strides.
-#ifdef USE_FP64
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#endif
+#include "common.h"
 
-#define ZERO ((T)0)
-#define ONE ((T)1)
 #define NEG_INF ((T)(-INFINITY))
 
 // ---- cross-entropy over rows of logits x [n, c] with class-index targets t [n] ------------------------

@@ -3,9 +3,7 @@
 // its storage. p, g and the state buffers are contiguous; po/go are element offsets into p and g.
 // `first` is 1 on a parameter's first step: state buffers are then uninitialised and treated as zero,
 // which saves a separate zero-fill launch.
-#ifdef USE_FP64
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#endif
+#include "common.h"
 
 // Plain SGD (course semantics: velocity starts at zero, so every step uses (1 - damping) * g):
 //   p -= lr * scale * (g + wd * p),  scale = 1 - damping

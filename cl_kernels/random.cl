@@ -5,12 +5,7 @@
 // Philox4x32-10 (Salmon et al., "Parallel Random Numbers: As Easy as 1, 2, 3", SC'11): element i of a
 // call draws the block philox(counter = base + i, key = seed). The host hands every call a fresh counter
 // range, so no generator state lives on (or is read back from) the device.
-#ifdef USE_FP64
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#endif
-
-#define ONE ((T)1)
-#define ZERO ((T)0)
+#include "common.h"
 
 uint4 philox4x32_10(uint4 c, uint2 k) {
     for (int r = 0; r < 10; ++r) {

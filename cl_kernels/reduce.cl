@@ -10,24 +10,12 @@
 // Partials are p-major so that neighbouring work-items read neighbouring outputs' elements.
 //
 // Row kernels (softmax family) take one work-item per row along a single dim with its stride.
-#ifdef USE_FP64
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#endif
+#include "common.h"
 
-#define LOAD8(v) int v##_[8] = {v.s0, v.s1, v.s2, v.s3, v.s4, v.s5, v.s6, v.s7}
 #define IMIN(a, b) ((a) < (b) ? (a) : (b))
-#define ZERO ((T)0)
 
 #define KMETA int knd, int8 ksh, int8 kst
 #define RMETA int rnd, int8 rsh, int8 rst
-#define ROWMETA int nd, int8 sh, int8 sa, int8 sb, int8 sc
-
-// Offset of output o's first input element (kept dims only).
-inline int kept_offset(int o, int base, int knd, int8 ksh, int8 kst) {
-    LOAD8(ksh); LOAD8(kst);
-    for (int k = 0; k < knd; ++k) { base += (o % ksh_[k]) * kst_[k]; o /= ksh_[k]; }
-    return base;
-}
 
 // Runs STEP(x, j) for reduction indices J0 <= j < J1 in order, reading x = a[...] from `base`. The
 // innermost reduced dim is a plain strided loop; outer reduced dims advance like an odometer, so no
@@ -49,7 +37,7 @@ inline int kept_offset(int o, int base, int knd, int8 ksh, int8 kst) {
 #define REDUCE_PROLOGUE                                                                           \
     int gid = get_global_id(0); if (gid >= nout * nchunk) return;                                 \
     int p = gid / nout; int o = gid - p * nout; int j0 = p * chunk; int j1 = IMIN(j0 + chunk, nred); \
-    int base = kept_offset(o, oa, knd, ksh, kst);
+    int base = oa + strided_offset(o, knd, ksh, kst);  // output o's first input element
 
 // Summation in blocks: plain adds into `b` (short dependency chain, fast), and every 64 terms `b` joins the
 // total with a compensated (Kahan) add, so float32 sums of millions of terms stay accurate. The
@@ -148,14 +136,12 @@ __kernel void var_partials(__global T* out, __global const T* pmean, __global co
 }
 
 // ---- row kernels: one work-item per row of length len along one dim ---------------------------------
-// ROWMETA maps a row index to the row's start ia, ib, ic in up to three operands (strides sa, sb, sc, offsets
+// META maps a row index to the row's start ia, ib, ic in up to three operands (strides sa, sb, sc, offsets
 // oa, ob, oc) over the kept dims.
 #define ROW_PROLOGUE                                                                              \
     int r = get_global_id(0); if (r >= nrows) return;                                             \
-    LOAD8(sh); LOAD8(sa); LOAD8(sb); LOAD8(sc);                                                   \
     int ia = oa, ib = ob, ic = oc;                                                                \
-    { int q = r; for (int k = 0; k < nd; ++k) {                                                   \
-        int cc = q % sh_[k]; q /= sh_[k]; ia += cc * sa_[k]; ib += cc * sb_[k]; ic += cc * sc_[k]; } }
+    OFFSETS(r, ia, ib, ic);
 
 // Row max and sum of exp(x - max). An all -inf row has max -inf and gives NaN like PyTorch, except where
 // the caller shifts by 0 instead (logsumexp).
@@ -166,7 +152,7 @@ __kernel void var_partials(__global T* out, __global const T* pmean, __global co
 
 // mode 0: softmax, 1: log_softmax. Output rows start at ib and step by so.
 __kernel void softmax_rows(__global T* out, __global const T* a, int oa, int nrows, int len, int sra,
-                           int so, int mode, ROWMETA) {
+                           int so, int mode, META) {
     int ob = 0, oc = 0;
     ROW_PROLOGUE
     ROW_MAX(m, a, ia, sra)
@@ -182,7 +168,7 @@ __kernel void softmax_rows(__global T* out, __global const T* a, int oa, int nro
 
 // out[r] = log(sum(exp(row))); an infinite max shifts by 0 so that all -inf rows give -inf.
 __kernel void logsumexp_rows(__global T* out, __global const T* a, int oa, int nrows, int len, int sra,
-                             ROWMETA) {
+                             META) {
     int ob = 0, oc = 0;
     ROW_PROLOGUE
     ROW_MAX(m0, a, ia, sra)
@@ -195,7 +181,7 @@ __kernel void logsumexp_rows(__global T* out, __global const T* a, int oa, int n
 // mode 0 (softmax):     out = y * (g - sum(g * y))
 // mode 1 (log_softmax): out = g - exp(y) * sum(g)
 __kernel void softmax_grad_rows(__global T* out, __global const T* g, int oa, __global const T* y, int ob,
-                                int nrows, int len, int srg, int sry, int so, int mode, ROWMETA) {
+                                int nrows, int len, int srg, int sry, int so, int mode, META) {
     int oc = 0;
     ROW_PROLOGUE
     T s = ZERO;

@@ -15,6 +15,7 @@ import numpy as np
 from . import backend
 from ._layout import ShapeError
 from .ops import index
+from .ops.elementwise import _groups
 from .ops.random import manual_seed, initial_seed
 from .ops.shape import _shape_arg
 from .tensor import TensorBase, Tensor, _resolve_dtype
@@ -59,7 +60,7 @@ def _launch_contiguous(out, name, *args):
     """Run a random.cl index kernel over the fresh contiguous tensor `out`."""
     n = out._numel
     if n:
-        backend.launch(backend.kernel("random", name, out.dtype), (n + 63) & ~63, 64, out._storage.buf,
+        backend.launch(backend.kernel("random", name, out.dtype), _groups(n), 64, out._storage.buf,
                        np.int32(n), *args)
     return out
 

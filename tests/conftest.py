@@ -1,4 +1,6 @@
 """Shared test helpers: both dtypes, numpy float64 references, and non-contiguous layouts of the same data."""
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -30,6 +32,15 @@ def assert_close(t, ref, dtype=None, rtol=None, atol=None):
     got = to_np(t)
     assert list(got.shape) == list(ref.shape), f"shape {list(got.shape)} != reference {list(ref.shape)}"
     np.testing.assert_allclose(got, ref, equal_nan=True, **tol)
+
+
+@contextlib.contextmanager
+def no_launch():
+    """Fails unless the block launches no kernel: views, and errors that must raise before any launch
+    (nest pytest.raises inside it)."""
+    before = cp.backend.stats()["launches"]
+    yield
+    assert cp.backend.stats()["launches"] == before, "the block launched a kernel"
 
 
 def make(arr, dtype=np.float32, layout="contiguous", cls=cp.Tensor):

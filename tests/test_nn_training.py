@@ -1,112 +1,21 @@
-"""End-to-end: the seed notebook's model (classes copied verbatim from shared/seed/mnist_notebook.txt)
-trains on synthetic MNIST-shaped batches with the notebook's manual SGD update, and a small CNN trains
-with Conv2d + MaxPool2d + Flatten + Linear. Both must show a decreasing loss."""
+"""End-to-end: the seed notebook's model (its classes, unchanged, live in tools/train_mnist.py) trains on
+synthetic MNIST-shaped batches with the notebook's manual SGD update, and a small CNN trains with Conv2d +
+MaxPool2d + Flatten + Linear. Both must show a decreasing loss."""
+import os
+import sys
+
 import numpy as np
 
 from clownpiece import Tensor
 from clownpiece.autograd import no_grad
-from clownpiece.nn import Module, Linear, ReLU, Sequential, CrossEntropyLoss, MultiheadAttention, LayerNorm
+from clownpiece.nn import Sequential, CrossEntropyLoss
 from clownpiece.ops.random import manual_seed
 import clownpiece.nn as nn
 
-# ---- copied verbatim from the notebook ----------------------------------------------------------------
-img_dim = 28
-input_features = img_dim ** 2  # 28x28 images flattened
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+from train_mnist import seed_model as make_notebook_model  # noqa: E402  (28x28 input, 4x4 patches, 10 classes)
 
-num_classes = 10
-
-hidden_dim = 4
-kernel_size = 4
-
-num_patches = (img_dim // kernel_size) ** 2
-
-class ImageEmbedding(Module):
-    # split image into (kernel_size x kernel_size) non-interleaving patches and project them to hidden_states
-    # if you are familiar with LLM but not ViT, consider: 
-    #   patches in CV <=> tokens in NLP 
-    #     num_patches <=> sequence_length
-    
-    def __init__(self, img_dim, hidden_dim, kernel_size = 2):
-        super().__init__()
-        self.img_dim = img_dim
-        self.input_features = img_dim ** 2
-        self.kernel_size = kernel_size
-        self.patch_size = kernel_size * kernel_size
-        
-        assert img_dim % kernel_size == 0, "image dimensions must be divisible by kernel_size"
-        
-        self.num_patches = (img_dim // kernel_size) ** 2
-        
-        self.kernel = Linear(self.patch_size, hidden_dim)
-
-    # (batch_size, input_features) -> (batch_size, num_patches, hidden_dim)
-    def forward(self, x):
-        batch_size = x.shape[0]
-        img_dim = self.img_dim
-        patch_h, patch_w = self.kernel_size, self.kernel_size
-        
-        # Reshape to (batch_size, H, W) to properly extract patches
-        images = x.reshape([batch_size, img_dim, img_dim])
-        
-        # Create patches
-        # (batch_size, num_patches_h, patch_h, num_patches_w, patch_w)
-        patches = images.reshape([batch_size, img_dim // patch_h, patch_h, img_dim // patch_w, patch_w])
-        # Transpose to (batch_size, num_patches_h, num_patches_w, patch_h, patch_w)
-        patches = patches.transpose(2, 3)
-        # Reshape to (batch_size, num_patches, patch_size)
-        patches = patches.reshape([batch_size, self.num_patches, self.patch_size])
-        
-        # Project patches to embeddings
-        return self.kernel(patches)
-    
-class TransformerBlock(Module):
-    # self-attention + mlp
-    
-    def __init__(self, hidden_dim, num_heads, ffn_dim):
-        super().__init__()
-        self.attention = MultiheadAttention(hidden_dim, num_heads, True)
-        
-        self.mlp = Sequential(
-            Linear(hidden_dim, ffn_dim),
-            ReLU(),
-            Linear(ffn_dim, hidden_dim)
-        )
-
-        ## hidden dim is too small to use LayerNorm
-        # self.layer_norm1 = LayerNorm(hidden_dim, affine=False)
-        # self.layer_norm2 = LayerNorm(hidden_dim, affine=False)
-
-    # (batch_size, num_patches, hidden_dim) -> (batch_size, num_patches, hidden_dim)
-    def forward(self, x):
-        x = x + self.attention(x)
-        # x = self.layer_norm1(x)
-        x = x + self.mlp(x)
-        # x = self.layer_norm2(x)
-        return x
-    
-class ClampAndReduce(Module): 
-    # reduce hidden_dims by mean pooling
-    def __init__(self, bound = 2.0):
-        super().__init__()
-        self.bound = bound
-        
-    # (batch_size, num_patches, hidden_dim) -> (batch_size, num_patches)
-    def forward(self, x): 
-        x = x.clamp(-self.bound, self.bound) 
-        return x.mean(dim=-1) 
-
-# ---- end of the notebook's code --------------------------------------------------------------------------
-
-
-def make_notebook_model():
-    return Sequential(
-        ImageEmbedding(img_dim=img_dim, hidden_dim=hidden_dim, kernel_size=kernel_size),
-        ReLU(),
-        TransformerBlock(hidden_dim, num_heads=1, ffn_dim=2*hidden_dim),
-        ReLU(),
-        ClampAndReduce(),
-        Linear(num_patches, num_classes)
-    )
+img_dim, num_classes = 28, 10
 
 
 def synthetic_mnist(rng, n_batches, batch_size=20):

@@ -5,7 +5,7 @@ from hypothesis import given, settings, strategies as st
 import clownpiece as cp
 from clownpiece import backend
 from clownpiece._layout import IndexOutOfRange, ShapeError
-from conftest import assert_close, make, to_np, LAYOUTS
+from conftest import assert_close, make, no_launch, to_np, LAYOUTS
 
 rng = np.random.default_rng(1)
 
@@ -247,9 +247,8 @@ def test_sum_to(src, dst, layout, dtype):
 
 def test_sum_to_same_shape_is_free():
     t = cp.Tensor(np.ones((3, 4)))
-    before = backend.stats()["launches"]
-    assert t.sum_to([3, 4]) is t
-    assert backend.stats()["launches"] == before
+    with no_launch():
+        assert t.sum_to([3, 4]) is t
     with pytest.raises(ShapeError):
         t.sum_to((2, 4))
     with pytest.raises(ShapeError):
@@ -258,7 +257,6 @@ def test_sum_to_same_shape_is_free():
 
 def test_errors_raise_before_launch():
     t = cp.Tensor(np.ones((2, 3)))
-    before = backend.stats()["launches"]
     bad = [(IndexOutOfRange, lambda: t.sum(2)), (IndexOutOfRange, lambda: t.mean((0, -3))),
            (RuntimeError, lambda: t.sum((1, -1))), (RuntimeError, lambda: t.amax([0, 0])),
            (RuntimeError, lambda: t.max([0, 1])), (IndexOutOfRange, lambda: t.max(5)),
@@ -266,9 +264,8 @@ def test_errors_raise_before_launch():
            (IndexOutOfRange, lambda: t.logsumexp(3)), (TypeError, lambda: t.sum(1.5)),
            (TypeError, lambda: t.max("a"))]
     for exc, call in bad:
-        with pytest.raises(exc):
+        with no_launch(), pytest.raises(exc):
             call()
-    assert backend.stats()["launches"] == before
 
 
 def test_large_reductions_use_two_stages():

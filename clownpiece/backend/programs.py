@@ -1,5 +1,6 @@
 """Build each cl_kernels/<family>.cl once per (dtype, defines) and hand out reused cl.Kernel objects."""
 import os
+import re
 import warnings
 
 import numpy as np
@@ -26,21 +27,35 @@ def kernel_path(family):
 
 
 _sources = {}
+_INCLUDE = re.compile(r'^#include "([^"]+)"[ \t]*$', re.MULTILINE)
 
 
 def _source(family):
+    """The kernel file's text with each `#include "name"` line replaced by that file (from the same folder).
+    Pasting the header here rather than passing -I keeps kernel paths with spaces working (pyopencl splits
+    options at spaces) and lets pyopencl's binary cache, which keys on the source text, see header edits.
+    #line directives keep compiler messages pointing at the right file and line."""
     if family not in _sources:
-        with open(kernel_path(family)) as f:
-            _sources[family] = f.read()
+        path = kernel_path(family)
+        with open(path) as f:
+            text = f.read()
+
+        def paste(m):
+            with open(os.path.join(os.path.dirname(path), m.group(1))) as f:
+                header = f.read()
+            next_line = text.count("\n", 0, m.start()) + 2
+            return f'#line 1 "{m.group(1)}"\n{header}\n#line {next_line} "{family}.cl"'
+
+        _sources[family] = _INCLUDE.sub(paste, text)
     return _sources[family]
 
 
 def type_defines(dtype):
     dtype = np.dtype(dtype)
     if dtype == np.float32:
-        return ["-DT=float", "-DT4=float4"]
+        return ["-DT=float"]
     if dtype == np.float64:
-        return ["-DT=double", "-DT4=double4", "-DUSE_FP64=1"]
+        return ["-DT=double", "-DUSE_FP64=1"]
     raise TypeError(f"unsupported dtype {dtype}")
 
 

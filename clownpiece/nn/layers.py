@@ -13,6 +13,16 @@ def _new_parameter(shape, dtype):
     return Parameter(Tensor._empty(tuple(shape), Tensor._check_dtype(dtype)))
 
 
+def _init_affine(module, num_features, affine, dtype):
+    """The per-feature scale (ones) and shift (zeros) of a norm layer, or both registered as None."""
+    if affine:
+        module.weight = init.ones_(_new_parameter((num_features,), dtype))
+        module.bias = init.zeros_(_new_parameter((num_features,), dtype))
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+
+
 def _check_features(x, expected, op):
     if not isinstance(x, TensorBase):
         raise TypeError(f"{op}: expected a tensor input, got {type(x).__name__}")
@@ -65,12 +75,7 @@ class LayerNorm(Module):
     def __init__(self, num_features, eps=1e-5, affine=True, dtype=None):
         super().__init__()
         self.num_features, self.eps, self.affine = num_features, eps, affine
-        if affine:
-            self.weight = init.ones_(_new_parameter((num_features,), dtype))
-            self.bias = init.zeros_(_new_parameter((num_features,), dtype))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _init_affine(self, num_features, affine, dtype)
 
     def forward(self, x):
         if not isinstance(x, TensorBase):
@@ -89,12 +94,7 @@ class BatchNorm(Module):
         super().__init__()
         self.num_features, self.eps, self.momentum, self.affine = num_features, eps, momentum, affine
         dtype = Tensor._check_dtype(dtype)
-        if affine:
-            self.weight = init.ones_(_new_parameter((num_features,), dtype))
-            self.bias = init.zeros_(_new_parameter((num_features,), dtype))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _init_affine(self, num_features, affine, dtype)
         self.running_mean = Buffer(Tensor._empty((num_features,), dtype).zero_())
         self.running_var = Buffer(Tensor._empty((num_features,), dtype).fill_(1.0))
 

@@ -8,6 +8,17 @@ from ..tensor import Tensor, TensorBase
 from .. import _grad_mode
 
 
+def zero_grads(params, set_to_none=True):
+    """Drop each parameter's grad (set_to_none) or zero it in place; Module and Optimizer zero_grad."""
+    for p in params:
+        if p.grad is None:
+            continue
+        if set_to_none:
+            p.grad = None
+        else:
+            p.grad.zero_()
+
+
 class Parameter(Tensor):
     """A Tensor that a Module registers as trainable: shares `data`'s storage and always requires grad
     (even under no_grad, as in PyTorch)."""
@@ -171,13 +182,7 @@ class Module:
         return self.train(False)
 
     def zero_grad(self, set_to_none=True):
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad.zero_()
+        zero_grads(self.parameters(), set_to_none)
 
     def to(self, dtype=None, *args, **kwargs):
         """Convert every parameter and buffer to `dtype` in place (same Python objects, so optimizers and

@@ -11,12 +11,18 @@ import numpy as np
 
 from .. import backend
 from .._layout import ShapeError, numel
+from .elementwise import _groups
 
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def _groups(n):
-    return (n + 63) & ~63
+def _per_element(name, out, *args):
+    """Run nn.cl's `name` with one work-item per element of the fresh contiguous `out`: the kernel takes out,
+    then `args`, then the element count."""
+    if out._numel:
+        backend.launch(backend.kernel("nn", name, out.dtype), _groups(out._numel), 64, out._storage.buf, *args,
+                       np.int32(out._numel))
+    return out
 
 
 def _pair(v, name, op):
@@ -66,6 +72,10 @@ class _Window:
         """The geometry arguments of the gather-style backward kernels (col2im, pool backward)."""
         i32 = np.int32
         return (i32(self.c), i32(self.h), i32(self.w), *self.plane_args())
+
+    @property
+    def in_shape(self):
+        return (self.n, self.c, self.h, self.w)
 
     @property
     def out_shape(self):
@@ -238,19 +248,11 @@ class NNOps:
 
     def _im2col(self, win):
         rows, ckk = win.n * win.oh * win.ow, win.c * win.kh * win.kw
-        cols = self._empty((rows, ckk), self.dtype)
-        if cols._numel:
-            backend.launch(backend.kernel("nn", "im2col", self.dtype), _groups(cols._numel), 64, cols._storage.buf,
-                           *win.image_args(self), np.int32(cols._numel))
-        return cols
+        return _per_element("im2col", self._empty((rows, ckk), self.dtype), *win.image_args(self))
 
     @staticmethod
     def _col2im(dcols, win):
-        dx = dcols._empty((win.n, win.c, win.h, win.w), dcols.dtype)
-        if dx._numel:
-            backend.launch(backend.kernel("nn", "col2im", dcols.dtype), _groups(dx._numel), 64, dx._storage.buf,
-                           dcols._storage.buf, *win.grad_args(), np.int32(dx._numel))
-        return dx
+        return _per_element("col2im", dcols._empty(win.in_shape, dcols.dtype), dcols._storage.buf, *win.grad_args())
 
     # ---- pooling ----------------------------------------------------------------------------------
     def max_pool2d(self, kernel_size, stride=None, padding=0):
@@ -262,19 +264,14 @@ class NNOps:
         """(y, idx, window): idx holds the flat h*W + w position each output took, as a float tensor."""
         win = _Window(self, kernel_size, stride, padding, "max_pool2d", pooling=True)
         y, idx = self._empty(win.out_shape, self.dtype), self._empty(win.out_shape, self.dtype)
-        if y._numel:
-            backend.launch(backend.kernel("nn", "max_pool2d_fwd", self.dtype), _groups(y._numel), 64,
-                           y._storage.buf, idx._storage.buf, *win.image_args(self), np.int32(y._numel))
+        _per_element("max_pool2d_fwd", y, idx._storage.buf, *win.image_args(self))
         return y, idx, win
 
     @staticmethod
     def _max_pool2d_backward(grad, idx, win):
         g = grad.contiguous()
-        dx = g._empty((win.n, win.c, win.h, win.w), g.dtype)
-        if dx._numel:
-            backend.launch(backend.kernel("nn", "max_pool2d_bwd", g.dtype), _groups(dx._numel), 64, dx._storage.buf,
-                           g._storage.buf, idx._storage.buf, *win.grad_args(), np.int32(dx._numel))
-        return dx
+        return _per_element("max_pool2d_bwd", g._empty(win.in_shape, g.dtype), g._storage.buf, idx._storage.buf,
+                            *win.grad_args())
 
     def avg_pool2d(self, kernel_size, stride=None, padding=0):
         """Mean over kernel_size windows of self [N, C, H, W]; zero padding counts in the divisor."""
@@ -282,17 +279,9 @@ class NNOps:
 
     def _avg_pool2d(self, kernel_size, stride, padding):
         win = _Window(self, kernel_size, stride, padding, "avg_pool2d", pooling=True)
-        y = self._empty(win.out_shape, self.dtype)
-        if y._numel:
-            backend.launch(backend.kernel("nn", "avg_pool2d_fwd", self.dtype), _groups(y._numel), 64,
-                           y._storage.buf, *win.image_args(self), np.int32(y._numel))
-        return y, win
+        return _per_element("avg_pool2d_fwd", self._empty(win.out_shape, self.dtype), *win.image_args(self)), win
 
     @staticmethod
     def _avg_pool2d_backward(grad, win):
         g = grad.contiguous()
-        dx = g._empty((win.n, win.c, win.h, win.w), g.dtype)
-        if dx._numel:
-            backend.launch(backend.kernel("nn", "avg_pool2d_bwd", g.dtype), _groups(dx._numel), 64, dx._storage.buf,
-                           g._storage.buf, *win.grad_args(), np.int32(dx._numel))
-        return dx
+        return _per_element("avg_pool2d_bwd", g._empty(win.in_shape, g.dtype), g._storage.buf, *win.grad_args())

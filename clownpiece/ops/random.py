@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 
 from .. import backend
+from .elementwise import _groups
 
 _DEFAULT_SEED = 67280421310721  # PyTorch's default, so an unseeded process is still reproducible
 _MASK64 = (1 << 64) - 1
@@ -51,7 +52,7 @@ class RandomOps:
         # a strided target gets a contiguous temporary, then one strided copy into the view
         dst = self if self._contig else self._empty(self._shape, self.dtype)
         t = self.dtype.type
-        backend.launch(backend.kernel("random", name, self.dtype), (n + 63) & ~63, 64, dst._storage.buf,
+        backend.launch(backend.kernel("random", name, self.dtype), _groups(n), 64, dst._storage.buf,
                        np.int32(dst._offset), np.int32(n), *_take_counters(n), t(a), t(b))
         if dst is not self:
             self._assign_from(dst)

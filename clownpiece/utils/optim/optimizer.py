@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 
 from ...autograd.no_grad import no_grad
+from ...nn.module import zero_grads
 from ...tensor import TensorBase
 from ..._layout import ShapeError
 
@@ -61,13 +62,7 @@ class Optimizer:
         if set_to_none is not None:
             set_to_None = set_to_none
         for group in self.param_groups:
-            for p in group.get("params", ()):
-                if p.grad is None:
-                    continue
-                if set_to_None:
-                    p.grad = None
-                else:
-                    p.grad.zero_()
+            zero_grads(group.get("params", ()), set_to_None)
 
     def step(self, closure=None):
         raise NotImplementedError(f"{type(self).__name__}.step() is not implemented")
