@@ -78,10 +78,21 @@ class TensorBase(ElementwiseOps, ShapeOps, ReduceOps, LinalgOps, IndexOps, Rando
 
     @classmethod
     def _empty(cls, shape, dtype=None):
+        """A new contiguous tensor (uninitialised). The hot path of every op: no layout arithmetic beyond a
+        cache lookup."""
         dtype = dtype or _default_dtype
-        shape = tuple(shape)
-        return cls._make(backend.alloc(_numel_of(shape) * dtype.itemsize), shape, contiguous_strides(shape),
-                         0, dtype)
+        if type(shape) is not tuple:
+            shape = tuple(shape)
+        layout = _CONTIGUOUS.get(shape)
+        if layout is None:
+            layout = _contiguous_layout(shape)
+        obj = object.__new__(cls._result_cls())
+        obj._storage = backend.alloc(layout[2] * dtype.itemsize)
+        obj._shape, obj._strides, obj._numel = layout
+        obj._offset = 0
+        obj.dtype = dtype
+        obj._contig = True
+        return obj
 
     def _scalar(self, value):
         """A 0-dim tensor of self's dtype holding `value` (uploads: keep it off hot paths)."""
@@ -216,6 +227,16 @@ class TensorBase(ElementwiseOps, ShapeOps, ReduceOps, LinalgOps, IndexOps, Rando
         return id(self._storage)
 
 
+_CONTIGUOUS = {}  # shape -> (shape, strides, numel) of a contiguous tensor
+
+
+def _contiguous_layout(shape):
+    if len(_CONTIGUOUS) > 8192:
+        _CONTIGUOUS.clear()
+    layout = _CONTIGUOUS[shape] = (shape, contiguous_strides(shape), _numel_of(shape))
+    return layout
+
+
 def _host_array(data, dtype):
     if isinstance(data, np.ndarray):
         return np.asarray(data, dtype, order="C")  # ascontiguousarray would turn 0-d into 1-d
@@ -243,7 +264,12 @@ class Tensor(TensorBase):
     """TensorBase with autograd. Differentiable ops are installed by clownpiece.autograd.function via
     `install_differentiable`: when grad mode is on and an input requires grad they go through the op's
     Function, otherwise straight to the raw TensorBase op."""
-    __slots__ = ("requires_grad", "grad", "grad_fn", "output_nr", "__dict__")
+    __slots__ = ("__dict__",)
+    # class-level defaults: op results (the vast majority of tensors) never pay for setting them
+    requires_grad = False
+    grad = None
+    grad_fn = None
+    output_nr = 0
 
     def __init__(self, data=None, requires_grad=None, dtype=None):
         TensorBase.__init__(self, data, dtype)
@@ -256,16 +282,6 @@ class Tensor(TensorBase):
     @classmethod
     def _result_cls(cls):
         return Tensor
-
-    @classmethod
-    def _make(cls, storage, shape, strides, offset, dtype):
-        obj = object.__new__(Tensor)
-        obj._set_view(storage, shape, strides, offset, dtype)
-        obj.requires_grad = False
-        obj.grad = None
-        obj.grad_fn = None
-        obj.output_nr = 0
-        return obj
 
     def _repr_extra(self):
         extra = TensorBase._repr_extra(self)

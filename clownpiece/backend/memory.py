@@ -8,13 +8,23 @@ from . import stats as _stats
 _MIN_BYTES = 256
 
 
-def bucket(nbytes):
+def _bucket(nbytes):
     if nbytes <= _MIN_BYTES:
         return _MIN_BYTES
     # four buckets per power of two: at most 25% waste
     top = 1 << (nbytes - 1).bit_length()
     step = top >> 3
     return (nbytes + step - 1) // step * step
+
+
+_buckets = {}
+
+
+def bucket(nbytes):
+    size = _buckets.get(nbytes)
+    if size is None:
+        size = _buckets[nbytes] = _bucket(nbytes)
+    return size
 
 
 class Pool:

@@ -17,6 +17,7 @@ from .shape import _shape_arg
 _MIN_CHUNK = 256       # elements per work-item before splitting a reduction is worth a second launch
 _ITEMS_PER_UNIT = 256  # work-items per compute unit a two-stage reduction aims for
 _FAR_STRIDE = 1024     # reduced elements this far apart (column-like) are read in chunks of _MIN_CHUNK
+_ONE_STAGE_MAX = 1 << 16  # below this many elements in all, a second launch costs more than it saves
 
 # kmeta/rmeta: (nd, shape, strides) of the kept and the reduced dims; chunk/nchunk: the split of each
 # output's nred elements over work-items (nchunk == 1: one stage).
@@ -49,6 +50,8 @@ def _split(nout, nred, far):
     """(chunk, nchunk): one chunk per output unless that leaves the device idle, or unless the reduced
     elements lie far apart: one work-item walking a whole column touches a new page per element, while
     short chunks let the work-items of a group share the rows they read (a CPU cache/TLB effect)."""
+    if nout * nred <= _ONE_STAGE_MAX:
+        return max(nred, 1), 1
     if not _target_items:
         _target_items.append(max(256, backend.device().device.max_compute_units * _ITEMS_PER_UNIT))
     wanted = -(-_target_items[0] // max(nout, 1))
@@ -168,7 +171,7 @@ def _var(x, dims, out_shape, unbiased, take_sqrt, op):
 
 
 def _rows(x, dim, *operands):
-    """Row layout for the softmax family along `dim`: (nrows, length, per-operand row strides, ROWMETA).
+    """Row layout for the softmax family along `dim`: (nrows, length, per-operand row strides, META).
     operands: extra (shape-equal) tensors whose rows are walked alongside x; the contiguous output is last."""
     shape = x._shape
     out_strides = contiguous_strides(shape)
