@@ -27,6 +27,17 @@ __kernel void NAME##_ss(__global T* out, __global const T* a, int oa, T y, int n
     int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = 0, ic = 0;                  \
     OFFSETS(i, ia, ib, ic); T x = a[ia]; out[i] = (EXPR); }
 
+// Binary ops with two scalar parameters (gradient helpers): NAME_c / NAME_s only.
+#define BINARY_P(NAME, EXPR)                                                                    \
+__kernel void NAME##_c(__global T* out, __global const T* a, int oa, __global const T* b, int ob, \
+                       int n, T p0, T p1) {                                                     \
+    int i = get_global_id(0); if (i >= n) return; T x = a[oa + i]; T y = b[ob + i];             \
+    out[i] = (EXPR); }                                                                          \
+__kernel void NAME##_s(__global T* out, __global const T* a, int oa, __global const T* b, int ob, \
+                       int n, T p0, T p1, META) {                                               \
+    int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = ob, ic = 0;                 \
+    OFFSETS(i, ia, ib, ic); T x = a[ia]; T y = b[ib]; out[i] = (EXPR); }
+
 UNARY(neg, -x)
 UNARY(abs, fabs(x))
 UNARY(sign, (T)((x > ZERO) - (x < ZERO)))
@@ -69,6 +80,8 @@ BINARY(relu_grad, y > ZERO ? x : ZERO)
 BINARY(tanh_grad, x * (ONE - y * y))
 BINARY(sigmoid_grad, x * y * (ONE - y))
 BINARY(sign_mul, y > ZERO ? x : (y < ZERO ? -x : ZERO))
+BINARY_P(clamp_grad, (y > p0 && y < p1) ? x : ZERO)  // course rule: strictly inside the bounds
+BINARY_P(leaky_relu_grad, y > ZERO ? x : x * p0)
 BINARY(gelu_grad, x * ((T)0.5 * (ONE + erf(y * (T)0.70710678118654752)) + y * exp((T)-0.5 * y * y) * (T)0.39894228040143268))
 
 // where(cond, a, b): cond != 0 picks a.
@@ -82,6 +95,8 @@ __kernel void where_s(__global T* out, __global const T* c, int oc, __global con
     OFFSETS(i, ia, ib, ic); out[i] = c[ia] != ZERO ? a[ib] : b[ic]; }
 
 // Strided write: out (a view) receives a (broadcast view) or a value; sa = out's strides, sb = a's.
+__kernel void assign_c(__global T* out, int oo, __global const T* a, int oa, int n) {
+    int i = get_global_id(0); if (i >= n) return; out[oo + i] = a[oa + i]; }
 __kernel void assign_s(__global T* out, int oo, __global const T* a, int oa, int n, META) {
     int i = get_global_id(0); if (i >= n) return; int io = oo, ia = oa, ic = 0;
     OFFSETS(i, io, ia, ic); out[io] = a[ia]; }

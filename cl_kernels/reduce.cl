@@ -156,11 +156,13 @@ __kernel void softmax_rows(__global T* out, __global const T* a, int oa, int nro
     int ob = 0, oc = 0;
     ROW_PROLOGUE
     ROW_MAX(m, a, ia, sra)
-    ROW_SUMEXP(s, m, a, ia, sra)
-    if (mode == 0) {
+    if (mode == 0) {  // one exp per element: store exp(x - m), then scale (a sum of positive terms)
+        T s = ZERO;
+        for (int t = 0; t < len; ++t) { T e = exp(a[ia + t * sra] - m); out[ib + t * so] = e; s += e; }
         T inv = (T)1 / s;
-        for (int t = 0; t < len; ++t) out[ib + t * so] = exp(a[ia + t * sra] - m) * inv;
+        for (int t = 0; t < len; ++t) out[ib + t * so] *= inv;
     } else {
+        ROW_SUMEXP(s, m, a, ia, sra)
         T ls = log(s);  // (x - m) - log(s): adding m to log(s) first would round away its digits
         for (int t = 0; t < len; ++t) out[ib + t * so] = (a[ia + t * sra] - m) - ls;
     }

@@ -99,3 +99,27 @@ def test_zero_dim(dtype):
     assert a.shape == [] and a.dim() == 0
     assert (a * 2).item() == 6.0
     assert (a + cp.Tensor([1.0, 2.0], dtype=dtype)).tolist() == [4.0, 5.0]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_gradient_helpers_with_parameters(layout, dtype):
+    g, g_np = make(rng.normal(size=(3, 4)), dtype, layout)
+    x_np = np.array([[-2.0, -1.0, -0.5, 0.0], [0.5, 1.0, 2.0, 3.0], [1.5, -1.5, 0.999, -0.999]])
+    x, _ = make(x_np, dtype, layout)
+    # the course's Clamp rule: gradient only strictly inside (lo, hi); None leaves a side open
+    assert_close(g.clamp_grad(x, -1.0, 1.0), np.where((x_np > -1) & (x_np < 1), g_np, 0.0), dtype)
+    assert_close(g.clamp_grad(x, None, 1.0), np.where(x_np < 1, g_np, 0.0), dtype)
+    assert_close(g.clamp_grad(x, 0.0, None), np.where(x_np > 0, g_np, 0.0), dtype)
+    assert_close(g.leaky_relu_grad(x, 0.1), np.where(x_np > 0, g_np, 0.1 * g_np), dtype)
+    # broadcast saved input
+    row = cp.Tensor(x_np[0], dtype=dtype)
+    assert_close(g.clamp_grad(row, -1.0, 1.0), np.where((x_np[0] > -1) & (x_np[0] < 1), g_np, 0.0), dtype)
+
+
+def test_copy_into_contiguous_window(dtype):
+    base = cp.zeros(4, 5, dtype=dtype)
+    src_np = rng.normal(size=(2, 5))
+    base[1:3].copy_(cp.Tensor(src_np, dtype=dtype))
+    ref = np.zeros((4, 5))
+    ref[1:3] = src_np
+    assert_close(base, ref, dtype)

@@ -240,17 +240,20 @@ def profile_train(args):
     wall = (time.perf_counter() - t) / 200
     per_kernel = backend.count_kernels(False)
     launches = backend.stats()["launches"] / 200
+    device_ms = sum(t for n, t in per_kernel.values()) / 200 * 1e3
     print(f"  {wall * 1e3:.2f} ms/step (under cProfile), {launches:.0f} launches/step, "
-          f"d2h {backend.stats()['d2h_count'] / 200:.0f}/step")
-    print("  launches per step by kernel:")
-    for name, n in sorted(per_kernel.items(), key=lambda kv: -kv[1])[:25]:
-        print(f"    {name:<28} {n / 200:6.1f}")
+          f"d2h {backend.stats()['d2h_count'] / 200:.0f}/step, device busy {device_ms:.2f} ms/step")
+    print("  per step by kernel:            launches   device us")
+    for name, (n, t) in sorted(per_kernel.items(), key=lambda kv: -kv[1][1])[:25]:
+        print(f"    {name:<28} {n / 200:6.1f}  {t / 200 * 1e6:9.1f}")
     out = io.StringIO()
     pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(25)
     print("  Python time by function (tottime):")
     print("\n".join("    " + line for line in out.getvalue().splitlines()[6:40]))
     RESULTS["profile"] = dict(ms_per_step_profiled=wall * 1e3, launches_per_step=launches,
-                              kernels={k: v / 200 for k, v in per_kernel.items()})
+                              device_ms_per_step=device_ms,
+                              kernels={k: dict(launches=n / 200, device_us=t / 200 * 1e6)
+                                       for k, (n, t) in per_kernel.items()})
 
 
 SECTIONS = collections.OrderedDict(gemm=bench_gemm, elementwise=bench_elementwise, small=bench_small_ops,
@@ -263,6 +266,8 @@ def main():
     ap.add_argument("--json", help="also write the results to this JSON file")
     ap.add_argument("--profile", action="store_true", help="profile the seed training step instead")
     args = ap.parse_args()
+    if args.profile:
+        os.environ.setdefault("CLOWNPIECE_PROFILE", "1")  # device timestamps per kernel
     print(f"device: {backend.device()}")
     print(f"numpy {np.__version__}" + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
                                         if torch is not None else ", torch not installed"))

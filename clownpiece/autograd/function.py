@@ -346,7 +346,7 @@ class LeakyRelu(_Op):
     @staticmethod
     def backward(ctx, g):
         x, = ctx.saved_tensors
-        return _ew.where(x > 0, g, g * ctx.slope)
+        return g.leaky_relu_grad(x, ctx.slope)
 
 
 class Gelu(_Op):
@@ -374,11 +374,7 @@ class Clamp(_Op):
     @staticmethod
     def backward(ctx, g):
         x, = ctx.saved_tensors
-        if ctx.lo is not None:
-            g = _ew.where(x > ctx.lo, g, 0.0)
-        if ctx.hi is not None:
-            g = _ew.where(x < ctx.hi, g, 0.0)
-        return g
+        return g.clamp_grad(x, ctx.lo, ctx.hi)
 
 
 class Log(_Op):

@@ -57,32 +57,39 @@ _per_kernel = None  # kernel name -> launches, while count_kernels(True) is on
 
 def launch(knl, gsize, lsize, *args):
     """Enqueue `knl` over 1-D `gsize` work-items in groups of `lsize` (gsize is a multiple of lsize)."""
-    knl(_queue, (gsize,), (lsize,), *args)
+    evt = knl(_queue, (gsize,), (lsize,), *args)
     counters["launches"] += 1
     if _SYNC_EACH or _per_kernel is not None:
-        _after_launch(knl)
+        _after_launch(knl, evt)
 
 
 def launch_nd(knl, gsize, lsize, *args):
-    knl(_queue, gsize, lsize, *args)
+    evt = knl(_queue, gsize, lsize, *args)
     counters["launches"] += 1
     if _SYNC_EACH or _per_kernel is not None:
-        _after_launch(knl)
+        _after_launch(knl, evt)
 
 
-def _after_launch(knl):
+def _after_launch(knl, evt):
     if _per_kernel is not None:
-        name = knl.function_name
-        _per_kernel[name] = _per_kernel.get(name, 0) + 1
+        _per_kernel.append((knl.function_name, evt))
     if _SYNC_EACH:
         _queue.finish()
 
 
 def count_kernels(on=True):
-    """Start (on=True) or stop counting launches per kernel name; stopping returns the counts."""
+    """Start (on=True) or stop recording launches per kernel; stopping returns {name: (launches, device
+    seconds)}, device seconds from event timestamps when the queue profiles (CLOWNPIECE_PROFILE=1), else 0."""
     global _per_kernel
-    counts, _per_kernel = _per_kernel, ({} if on else None)
-    return counts or {}
+    events, _per_kernel = _per_kernel, ([] if on else None)
+    out = {}
+    if events:
+        synchronize()
+        profiled = bool(_queue.properties & cl.command_queue_properties.PROFILING_ENABLE)
+        for name, evt in events:
+            n, t = out.get(name, (0, 0.0))
+            out[name] = (n + 1, t + ((evt.profile.end - evt.profile.start) * 1e-9 if profiled else 0.0))
+    return out
 
 
 def upload(storage, host, byte_offset=0):

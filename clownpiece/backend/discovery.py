@@ -73,7 +73,10 @@ class Device:
     def __init__(self, spec=None):
         self.platform_index, self.device_index, self.platform, self.device = choose(spec)
         self.context = cl.Context([self.device])
-        self.queue = cl.CommandQueue(self.context, self.device)
+        # CLOWNPIECE_PROFILE=1: record device timestamps (tools/bench.py --profile reads them)
+        profiling = os.environ.get("CLOWNPIECE_PROFILE", "") not in ("", "0")
+        props = cl.command_queue_properties.PROFILING_ENABLE if profiling else 0
+        self.queue = cl.CommandQueue(self.context, self.device, properties=props)
         self.is_cpu = bool(self.device.type & cl.device_type.CPU)
         self.has_fp64 = bool(self.device.double_fp_config)
         self.name = self.device.name.strip()

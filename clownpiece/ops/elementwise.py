@@ -34,18 +34,21 @@ class ElementwiseOps:
                                t(p0), t(p1), *meta)
         return out
 
-    def _binary(self, other, name):
-        """self (op) other where other is a tensor or a Python/numpy number; NotImplemented otherwise."""
+    def _binary(self, other, name, *params):
+        """self (op) other where other is a tensor or a Python/numpy number; NotImplemented otherwise.
+        `params` (two numbers) go to the BINARY_P kernels (gradient helpers)."""
         if isinstance(other, ElementwiseOps):
             a, b = self, other
             if a.dtype != b.dtype:
                 a, b = _promote(a, b)
+            if params:
+                params = (a.dtype.type(params[0]), a.dtype.type(params[1]))
             if a._shape == b._shape and a._contig and b._contig:
                 out = a._empty(a._shape, a.dtype)
                 if out._numel:
                     backend.launch(backend.kernel("elementwise", name + "_c", a.dtype), _groups(out._numel),
                                    64, out._storage.buf, a._storage.buf, np.int32(a._offset),
-                                   b._storage.buf, np.int32(b._offset), np.int32(out._numel))
+                                   b._storage.buf, np.int32(b._offset), np.int32(out._numel), *params)
                 return out
             shape = broadcast_shapes(a._shape, b._shape, op=name)
             out = a._empty(shape, a.dtype)
@@ -54,7 +57,7 @@ class ElementwiseOps:
                                    broadcast_strides(b._shape, b._strides, shape))
                 backend.launch(backend.kernel("elementwise", name + "_s", a.dtype), _groups(out._numel), 64,
                                out._storage.buf, a._storage.buf, np.int32(a._offset), b._storage.buf,
-                               np.int32(b._offset), np.int32(out._numel), *meta)
+                               np.int32(b._offset), np.int32(out._numel), *params, *meta)
             return out
         if isinstance(other, numbers.Number) and not isinstance(other, complex):
             out = self._empty(self._shape, self.dtype)
@@ -162,6 +165,15 @@ class ElementwiseOps:
     def tanh_grad(self, saved_output): return self._binary_or_raise(saved_output, "tanh_grad")
     def sigmoid_grad(self, saved_output): return self._binary_or_raise(saved_output, "sigmoid_grad")
     def sign_mul(self, saved_input): return self._binary_or_raise(saved_input, "sign_mul")
+
+    def clamp_grad(self, saved_input, min_val=None, max_val=None):
+        """self where min < x < max strictly (the course's Clamp gradient), else 0; None = unbounded."""
+        lo = -np.inf if min_val is None else min_val
+        hi = np.inf if max_val is None else max_val
+        return self._binary(saved_input, "clamp_grad", lo, hi)
+
+    def leaky_relu_grad(self, saved_input, negative_slope=0.01):
+        return self._binary(saved_input, "leaky_relu_grad", negative_slope, 0.0)
     def gelu_grad(self, saved_input): return self._binary_or_raise(saved_input, "gelu_grad")
 
     def where(self, condition, other):

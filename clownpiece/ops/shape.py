@@ -205,6 +205,11 @@ class ShapeOps:
         if src._shape != self._shape:
             broadcast_shapes(self._shape, src._shape, op="copy_")
             src = src.broadcast_to(self._shape)
+        if self._contig and src._contig:
+            backend.launch(backend.kernel("elementwise", "assign_c", self.dtype), (n + 63) & ~63, 64,
+                           self._storage.buf, np.int32(self._offset), src._storage.buf, np.int32(src._offset),
+                           np.int32(n))
+            return self
         meta = kernel_meta(self._shape, self._strides, src._strides)
         backend.launch(backend.kernel("elementwise", "assign_s", self.dtype), (n + 63) & ~63, 64,
                        self._storage.buf, np.int32(self._offset), src._storage.buf, np.int32(src._offset),
