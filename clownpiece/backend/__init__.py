@@ -38,12 +38,22 @@ def set_device(spec):
     global _dev
     synchronize()
     _dev = None
+    _kernels.clear()
     os.environ["CLOWNPIECE_DEVICE"] = spec
     return device()
 
 
+_kernels = {}  # (family, name, dtype, defines) -> cl.Kernel: one dict lookup per launch
+
+
 def kernel(family, name, dtype, defines=()):
-    return (_programs or (device() and _programs)).kernel(family, name, dtype, defines)
+    key = (family, name, dtype, defines)
+    k = _kernels.get(key)
+    if k is None:
+        if _programs is None:
+            device()
+        k = _kernels[key] = _programs.kernel(family, name, dtype, defines)
+    return k
 
 
 def alloc(nbytes):
