@@ -4,8 +4,9 @@
 // innermost-first in int8 vectors (shape sh, strides sa for A and sb for B), as in common.h.
 // bias (optional, has_bias != 0) is added per column: bias[obias + j*sbias].
 //
-// Three strategies, chosen on the host by size and device type:
-//   mm_direct(8)    one work-item per output (or strip of 8 outputs); small problems, one launch.
+// Four strategies, chosen on the host by size and device type:
+//   mm_direct       GPU, small problems: one work-item per output, neighbours on neighbouring columns.
+//   mm_block<R>x<W> CPU, small problems: one work-item per block of R rows x W columns, one launch.
 //   pack_mr/pack_nr + mm_packed
 //                   CPU: A and B are copied into MR-row / NR-column micro-panels (k-major, zero padded) and
 //                   each work-item computes an MR x NR block over the whole K in private vector accumulators.
@@ -15,45 +16,112 @@
 #define BATCH_META int nd, int8 sh, int8 sa, int8 sb
 #define BIAS_ARGS __global const T* bias, int obias, int sbias, int has_bias
 
-// One work-item per strip of DW adjacent outputs of a row (DW = 8 on CPUs, where a strip shares the index
-// arithmetic and the A loads; 1 on GPUs, where neighbouring work-items then read neighbouring columns). Columns past N re-read column N-1 so the k loop has no branches.
-// Grid: batch * M * ceil(N / DW) work-items.
-#define DIRECT(NAME, DW)                                                                        \
-__kernel void NAME(__global T* out,                                                             \
-                   __global const T* a, int oa, int sam, int sak,                               \
-                   __global const T* b, int ob, int sbk, int sbn,                               \
-                   BIAS_ARGS, int M, int N, int K, int total, BATCH_META) {                     \
-    int g = get_global_id(0);                                                                   \
-    if (g >= total) return;                                                                     \
-    int strips = (N + DW - 1) / DW;                                                             \
-    int j0 = g % strips * DW, r = g / strips;                                                   \
-    int i = r % M, bt = r / M;                                                                  \
-    int ia = oa + i * sam, ib = ob;                                                             \
-    if (bt) {                                                                                   \
-        ia += strided_offset(bt, nd, sh, sa);                                                     \
-        ib += strided_offset(bt, nd, sh, sb);                                                     \
-    }                                                                                           \
-    int col[DW];                                                                                \
-    T acc[DW];                                                                                  \
-    for (int c = 0; c < DW; ++c) {                                                              \
-        col[c] = min(j0 + c, N - 1) * sbn;                                                      \
-        acc[c] = (T)0;                                                                          \
-    }                                                                                           \
-    __global const T* pa = a + ia;                                                              \
-    __global const T* pb = b + ib;                                                              \
-    for (int k = 0; k < K; ++k) {                                                               \
-        T x = *pa;                                                                              \
-        for (int c = 0; c < DW; ++c) acc[c] = x * pb[col[c]] + acc[c];                          \
-        pa += sak;                                                                              \
-        pb += sbk;                                                                              \
-    }                                                                                           \
-    __global T* o = out + (size_t)r * N + j0;                                                   \
-    for (int c = 0; c < DW && j0 + c < N; ++c)                                                  \
-        o[c] = acc[c] + (has_bias ? bias[obias + (j0 + c) * sbias] : (T)0);                     \
+// Adds to ia, ib the offsets of batch element bt; a batch collapsed to one dim (the usual case) costs two
+// multiplications instead of strided_offset's divisions.
+#define ADD_BATCH_OFFSETS(bt, ia, ib)                                                           \
+    if (nd == 1) {                                                                              \
+        ia += (bt) * sa.s0;                                                                     \
+        ib += (bt) * sb.s0;                                                                     \
+    } else if (bt) {                                                                            \
+        ia += strided_offset(bt, nd, sh, sa);                                                   \
+        ib += strided_offset(bt, nd, sh, sb);                                                   \
+    }
+
+// GPU: one work-item per output; neighbouring work-items take neighbouring columns, so B reads coalesce
+// when B is row-major. Grid: batch * M * N work-items.
+__kernel void mm_direct(__global T* out,
+                        __global const T* a, int oa, int sam, int sak,
+                        __global const T* b, int ob, int sbk, int sbn,
+                        BIAS_ARGS, int M, int N, int K, int total, BATCH_META) {
+    int g = get_global_id(0);
+    if (g >= total) return;
+    int j = g % N, r = g / N;
+    int i = r % M, bt = r / M;
+    int ia = oa + i * sam, ib = ob + j * sbn;
+    ADD_BATCH_OFFSETS(bt, ia, ib)
+    T acc = ZERO;
+    for (int k = 0; k < K; ++k) acc = a[ia + k * sak] * b[ib + k * sbk] + acc;
+    out[g] = acc + (has_bias ? bias[obias + j * sbias] : ZERO);
 }
 
-DIRECT(mm_direct, 1)
-DIRECT(mm_direct8, 8)
+// CPU: small products (in the seed model K = 4..49 and N = 4 or 49) spend their time on per-work-item
+// setup and on the latency of a single accumulator chain, not on memory. Each work-item computes R rows x
+// W adjacent columns: the W-wide strip of B is loaded once per k for all R rows (one unaligned vector load
+// when B's columns are contiguous and the strip is whole, else a gather), and the R accumulators are
+// independent FMA chains. Accumulators are vector variables with rows unrolled by macro, not private
+// arrays, which PoCL keeps in memory. Rows and columns past the edge re-read the last row or column (no
+// branches in the k loop) and are not stored.
+// Grid: (batch * ceil(M / R) rounded up to 64, ceil(N / W)); one division per work-item.
+#define VEC_(t, n) t##n
+#define VEC(t, n) VEC_(t, n)
+#define IOTA4 ((int4)(0, 1, 2, 3))
+#define IOTA8 ((int8)(0, 1, 2, 3, 4, 5, 6, 7))
+#define GATHER4(p, c) ((VEC(T, 4))((p)[c.s0], (p)[c.s1], (p)[c.s2], (p)[c.s3]))
+#define GATHER8(p, c) ((VEC(T, 8))(GATHER4(p, c.lo), GATHER4(p, c.hi)))
+#define STORE4(o, v, n) { o[0] = v.s0; if (n > 1) o[1] = v.s1; if (n > 2) o[2] = v.s2; if (n > 3) o[3] = v.s3; }
+#define STORE8(o, v, n) { STORE4(o, v.lo, n); if (n > 4) { __global T* o4_ = o + 4; STORE4(o4_, v.hi, n - 4); } }
+#define ROWS1(X, W) X(0, W)
+#define ROWS4(X, W) X(0, W) X(1, W) X(2, W) X(3, W)
+#define ROWS8(X, W) ROWS4(X, W) X(4, W) X(5, W) X(6, W) X(7, W)
+#define ROW_INIT(r, W) int row##r = min(i0 + r, M - 1) * sam; VEC(T, W) acc##r = ZERO;
+#define ROW_FMA(r, W) acc##r = pa[row##r] * bv + acc##r;
+#define ROW_STORE(r, W)                                                                         \
+    if (i0 + r < M) {                                                                           \
+        __global T* o = out + ((size_t)bt * M + i0 + r) * N + j0;                               \
+        VEC(T, W) v = acc##r + bias_v;                                                          \
+        if (n_left >= W) *(__global UNALIGNED(W)*)o = v;                                        \
+        else STORE##W(o, v, n_left);                                                            \
+    }
+
+// W adjacent elements at any element offset (the vector types themselves require W-element alignment).
+typedef VEC(T, 4) __attribute__((aligned(sizeof(T)))) T4_unaligned;
+typedef VEC(T, 8) __attribute__((aligned(sizeof(T)))) T8_unaligned;
+#define UNALIGNED(W) T##W##_unaligned
+#define K_LOOP(R, W, LOAD_B)                                                                    \
+    for (int k = 0; k < K; ++k) {                                                               \
+        VEC(T, W) bv = LOAD_B;                                                                  \
+        ROWS##R(ROW_FMA, W)                                                                     \
+        pa += sak;                                                                              \
+        pb += sbk;                                                                              \
+    }
+
+#define BLOCK(R, W)                                                                             \
+__kernel void mm_block##R##x##W(__global T* out,                                                \
+                                __global const T* a, int oa, int sam, int sak,                  \
+                                __global const T* b, int ob, int sbk, int sbn,                  \
+                                BIAS_ARGS, int M, int N, int K, int blocks, BATCH_META) {       \
+    int g = get_global_id(0);                                                                   \
+    if (g >= blocks) return;                                                                    \
+    int row_blocks = (M + R - 1) / R;                                                           \
+    int bt = g / row_blocks, i0 = (g - bt * row_blocks) * R, j0 = get_global_id(1) * W;         \
+    int ia = oa, ib = ob;                                                                       \
+    ADD_BATCH_OFFSETS(bt, ia, ib)                                                               \
+    VEC(int, W) cols = min(j0 + IOTA##W, N - 1);                                                \
+    ROWS##R(ROW_INIT, W)                                                                        \
+    __global const T* pa = a + ia;                                                              \
+    __global const T* pb = b + ib;                                                              \
+    VEC(int, W) cols_b = cols * sbn;                                                            \
+    if (sbn == 1 && j0 + W <= N) {                                                              \
+        K_LOOP(R, W, *(__global const UNALIGNED(W)*)(pb + j0))                                  \
+    } else {                                                                                    \
+        K_LOOP(R, W, GATHER##W(pb, cols_b))                                                     \
+    }                                                                                           \
+    VEC(T, W) bias_v = ZERO;                                                                    \
+    if (has_bias) {                                                                             \
+        __global const T* pbias = bias + obias;                                                 \
+        VEC(int, W) cols_bias = cols * sbias;                                                   \
+        bias_v = GATHER##W(pbias, cols_bias);                                                   \
+    }                                                                                           \
+    int n_left = N - j0;                                                                        \
+    ROWS##R(ROW_STORE, W)                                                                       \
+}
+
+BLOCK(1, 4)
+BLOCK(1, 8)
+BLOCK(4, 4)
+BLOCK(4, 8)
+BLOCK(8, 4)
+BLOCK(8, 8)
 
 // ---- CPU: packed panels + register-blocked micro-kernel -------------------------------------------
 // Panels of width W along the row (A) or column (B) dim, laid out [batch][panel][k][W]; rows/columns
@@ -82,8 +150,6 @@ __kernel void NAME(__global T* dst, __global const T* x, int ox, int s_w, int s_
 PACK(pack_mr, MR)
 PACK(pack_nr, NR)
 
-#define VEC_(t, n) t##n
-#define VEC(t, n) VEC_(t, n)
 typedef VEC(T, NR) TV;
 
 // Work-group g (64 work-items) covers an 8x8 square of MR x NR blocks so that the 8 A panels and 8 B

@@ -99,9 +99,9 @@ def test_packed_path_size(dtype):
     check(a @ b, a_np @ b_np, dtype)
 
 
-@pytest.mark.parametrize("path", ["direct", "packed", "tiled"])
+@pytest.mark.parametrize("path", ["block", "direct", "packed", "tiled"])
 def test_every_kernel_strategy(path, dtype, monkeypatch):
-    """Force each strategy (the tiled GPU kernel runs on PoCL too) over edges, batches and strides."""
+    """Force each strategy (the GPU kernels run on PoCL too) over edges, batches and strides."""
     monkeypatch.setattr(linalg, "_choose_path", lambda *args: path)
     monkeypatch.setattr(linalg, "_plans", {})  # launch plans cached with the real choice
     for (sa, sb), (la, lb) in itertools.product(
@@ -114,6 +114,21 @@ def test_every_kernel_strategy(path, dtype, monkeypatch):
     w, w_np = make(rng.normal(size=(37, 13)), dtype, "transposed")
     bias, bias_np = make(rng.normal(size=(37,)), dtype, "sliced")
     check(x.linear(w, bias), x_np @ w_np.T + bias_np, dtype)
+
+
+@pytest.mark.parametrize("m", [1, 3, 5, 9, 17])
+def test_cpu_block_kernel_edges(m, dtype, monkeypatch):
+    """The CPU block kernel's blocks (1, 4 or 8 rows x 4 or 8 columns) with partial edge blocks; B's
+    columns contiguous (vector loads at unaligned offsets), strided or partial; batches and a bias."""
+    monkeypatch.setattr(linalg, "_choose_path", lambda *args: "block")
+    monkeypatch.setattr(linalg, "_plans", {})
+    for n, la, lb in itertools.product((1, 4, 5, 8, 13, 16), ("contiguous", "transposed"), ("sliced", "transposed")):
+        a, a_np, b, b_np = pair((m, 6), (6, n), dtype, la, lb)
+        check(a @ b, a_np @ b_np, dtype)
+        a, a_np, b, b_np = pair((3, m, 2), (3, 2, n), dtype, la, lb)
+        check(a @ b, a_np @ b_np, dtype)
+        bias, bias_np = make(rng.normal(size=(n,)), dtype, "sliced")
+        check(a.linear(b[0].mT, bias), a_np @ b_np[0] + bias_np, dtype)
 
 
 def test_size_zero_dims(dtype):

@@ -2,9 +2,10 @@
 Kernels: cl_kernels/matmul.cl.
 
 Operands are never copied into a contiguous layout: every kernel takes a row stride, a column stride and an
-offset per operand, plus per-batch strides (0 where a batch dim is broadcast). Three strategies:
-direct (one work-item per strip of outputs, one launch, for small products), packed (CPU: panels +
-register-blocked micro-kernel, three launches) and tiled (GPU: local-memory tiles, one launch)."""
+offset per operand, plus per-batch strides (0 where a batch dim is broadcast). Four strategies, one per
+device type and size: for small products "block" (CPU: one work-item per block of up to 8 x 8 outputs, one
+launch) or "direct" (GPU: one work-item per output, one launch); for large ones "packed" (CPU: panels +
+register-blocked micro-kernel, three launches) or "tiled" (GPU: local-memory tiles, one launch)."""
 import numpy as np
 
 from .. import backend
@@ -17,7 +18,6 @@ _BLOCKS = {np.dtype(np.float32): (4, 16), np.dtype(np.float64): (4, 8)}
 # Below this many multiply-adds per batch element, packing costs more launches than it saves.
 _PACKED_MIN_MACS = 80 ** 3
 _TILED_MIN_MACS = 32 ** 3
-_STRIP_MIN_N = 6  # from this many columns a direct work-item on a CPU computes a strip of 8
 _PACK_KC = 8  # k values one packing work-item copies (KC in matmul.cl)
 
 
@@ -53,11 +53,21 @@ def _merged_stride(shape, strides):
 
 
 def _choose_path(m, n, k, is_cpu):
-    """'direct', 'packed' (CPU) or 'tiled' (GPU) for products of [m, k] @ [k, n] (per batch element)."""
+    """'block' or 'packed' (CPU), 'direct' or 'tiled' (GPU) for [m, k] @ [k, n] (per batch element)."""
     macs = m * n * k
     if is_cpu:
-        return "packed" if macs >= _PACKED_MIN_MACS and m >= 8 and n >= 8 else "direct"
+        return "packed" if macs >= _PACKED_MIN_MACS and m >= 8 and n >= 8 else "block"
     return "tiled" if macs >= _TILED_MIN_MACS else "direct"
+
+
+def _block_shape(m, n, dtype):
+    """Rows x columns per work-item of the CPU block kernel. More rows give more independent accumulator
+    chains sharing each load of B: 8 while the accumulators fit in 8 AVX registers (256 bytes), else 4,
+    or 1 when M is smaller; 4 columns when N <= 4 so none are wasted, else 8."""
+    cols = 4 if n <= 4 else 8
+    if m >= 8 and 8 * cols * dtype.itemsize <= 256:
+        return 8, cols
+    return (4 if m >= 4 else 1), cols
 
 
 _I0 = np.int32(0)
@@ -107,10 +117,17 @@ def _make_plan(a_shape, a_strides, b_shape, b_strides, batch, dtype, device):
     dims = (np.int32(m), np.int32(n), np.int32(k))
     path = _choose_path(m, n, k, device.is_cpu)
 
-    if path == "direct":
-        strip = 8 if device.is_cpu and n >= _STRIP_MIN_N else 1
-        total = nbatch * m * -(-n // strip)
-        knl = backend.kernel("matmul", "mm_direct8" if strip == 8 else "mm_direct", dtype, defines)
+    if path == "block":
+        rows, cols = _block_shape(m, n, dtype)
+        blocks = nbatch * -(-m // rows)
+        knl = backend.kernel("matmul", f"mm_block{rows}x{cols}", dtype, defines)
+        gsize, tail = (_round_up(blocks, 64), -(-n // cols)), dims + (np.int32(blocks),) + meta
+
+        def run(out, a, oa, b, ob, bias_args):
+            backend.launch_nd(knl, gsize, (64, 1), out, a, oa, *a_st, b, ob, *b_st, *bias_args, *tail)
+    elif path == "direct":
+        total = nbatch * m * n
+        knl = backend.kernel("matmul", "mm_direct", dtype, defines)
         gsize, tail = _round_up(total, 64), dims + (np.int32(total),) + meta
 
         def run(out, a, oa, b, ob, bias_args):
