@@ -105,3 +105,33 @@ def test_small_cnn_trains():
     print("cnn losses", losses)
     assert losses[-1] < 0.8 * losses[0]
     assert all(b < a + 1e-3 for a, b in zip(losses[:4], losses[1:5]))  # steadily down at first
+
+
+def test_training_step_reads_nothing_back_and_keeps_memory_flat():
+    """Issue 6: a seed training step on device data transfers nothing either way, with a steady launch
+    count and a flat pool."""
+    from clownpiece import backend
+    rng = np.random.default_rng(3)
+    model, loss_fn = make_notebook_model(), CrossEntropyLoss()
+    images, labels = synthetic_mnist(rng, 1)[0]
+    x, y = Tensor(images), Tensor(labels)
+
+    def step():
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        notebook_sgd_step(model, lr=0.05)
+        return loss
+
+    for _ in range(3):
+        step()
+    backend.synchronize()
+    backend.reset_stats()
+    in_use = backend.stats()["pool_bytes_in_use"]
+    step()
+    first = backend.stats()
+    for _ in range(5):
+        step()
+    s = backend.stats()
+    assert s["d2h_count"] == 0 and s["h2d_count"] == 0
+    assert s["launches"] == 6 * first["launches"]
+    assert s["pool_bytes_in_use"] == in_use
