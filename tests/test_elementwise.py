@@ -2,6 +2,7 @@ import operator
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import clownpiece as cp
 from conftest import assert_close, make, no_launch, LAYOUTS
@@ -123,3 +124,28 @@ def test_copy_into_contiguous_window(dtype):
     ref = np.zeros((4, 5))
     ref[1:3] = src_np
     assert_close(base, ref, dtype)
+
+
+@st.composite
+def broadcast_pair(draw):
+    """Two shapes that broadcast together (some dims 1 or missing), and a layout for each operand."""
+    ndim = draw(st.integers(0, 4))
+    shape = [draw(st.integers(0, 4)) for _ in range(ndim)]
+    a = [s if draw(st.booleans()) else 1 for s in shape]
+    b = [s if draw(st.booleans()) else 1 for s in shape][draw(st.integers(0, ndim)):]
+    return tuple(a), tuple(b), draw(st.sampled_from(LAYOUTS)), draw(st.sampled_from(LAYOUTS))
+
+
+@settings(max_examples=40, deadline=None)
+@given(broadcast_pair(), st.sampled_from(["__add__", "__sub__", "__mul__", "maximum", "__lt__"]),
+       st.sampled_from([np.float32, np.float64]))
+def test_binary_random_shapes_and_layouts(pair, op, dtype):
+    a_shape, b_shape, la, lb = pair
+    a, a_np = make(rng.normal(size=a_shape), dtype, la)
+    b, b_np = make(rng.normal(size=b_shape), dtype, lb)
+    npop = {"maximum": np.maximum}.get(op) or getattr(operator, op.strip("_"))
+    assert_close(getattr(a, op)(b), np.asarray(npop(a_np, b_np), dtype=np.float64), dtype)
+    # and through an expanded (stride-0) view of the first operand
+    target = np.broadcast_shapes(a_shape, b_shape)
+    assert_close(a.broadcast_to(target).exp(), np.exp(np.broadcast_to(a_np, target)), dtype,
+                 rtol=1e-5 if dtype == np.float32 else 1e-11)
