@@ -108,17 +108,25 @@ def bench_small_ops(args):
 
 
 def bench_build(args):
-    print("program build: a fresh process's first op (cold = empty PoCL and pyopencl caches, warm = cached)")
-    code = ("import time; t = time.perf_counter(); import clownpiece as cp; x = cp.Tensor([1.0, 2.0]); "
-            "(x + x).exp().tolist(); print(time.perf_counter() - t)")
-    with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ, POCL_CACHE_DIR=cache, PYOPENCL_NO_CACHE="1")
-        cold = float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                                    check=True).stdout)
-    subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
-    warm = statistics.median(float(subprocess.run([sys.executable, "-c", code], capture_output=True,
-                                                  text=True, check=True).stdout) for _ in range(3))
-    record("build", "first elementwise op", cold_s=cold, warm_s=warm)
+    print("cold start: a fresh process's first op and first seed training step (cold = empty PoCL and "
+          "pyopencl binary caches, warm = cached)")
+    first_op = ("import time; t = time.perf_counter(); import clownpiece as cp; x = cp.Tensor([1.0, 2.0]); "
+                "(x + x).exp().tolist(); print(time.perf_counter() - t)")
+    first_step = ("import sys, time; t = time.perf_counter(); sys.path.insert(0, %r); import numpy as np, "
+                  "clownpiece as cp, bench; m, f = bench._cp_seed_model(), cp.nn.CrossEntropyLoss(); "
+                  "x = cp.Tensor(np.zeros((20, 784), np.float32)); y = cp.Tensor(np.zeros(20, np.float32)); "
+                  "bench._cp_step(m, f, x, y).item(); print(time.perf_counter() - t)") % os.path.join(ROOT, "tools")
+
+    def seconds(code, env=None):
+        return float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                    check=True).stdout.strip().splitlines()[-1])
+
+    for name, code in (("first elementwise op", first_op), ("first seed training step", first_step)):
+        with tempfile.TemporaryDirectory() as cache:
+            cold = seconds(code, dict(os.environ, POCL_CACHE_DIR=cache, PYOPENCL_NO_CACHE="1"))
+        seconds(code)
+        warm = statistics.median(seconds(code) for _ in range(3))
+        record("build", name, cold_s=cold, warm_s=warm)
 
 
 # ---- the seed model ---------------------------------------------------------------------------------
