@@ -62,7 +62,7 @@ def test_build_failure_names_file_defines_and_log(tmp_path, monkeypatch):
 
 def test_programs_and_kernels_are_cached():
     a = cp.Tensor(np.arange(6.0))
-    a + a
+    (a + a).numpy()  # read, so it runs (elementwise fusion launches nothing for a result dropped unread)
     before = backend.stats()["builds"]
     k1 = backend.kernel("elementwise", "add_c", a.dtype)
     for _ in range(5):
@@ -91,7 +91,8 @@ def test_ops_on_device_data_read_nothing_back():
     y = ((x * 2).exp() - x.T.T).clamp(-1, 1)
     z = y.transpose(0, 1).contiguous() + 1
     s = backend.stats()
-    assert s["d2h_count"] == 0 and s["h2d_count"] == 0 and s["launches"] >= 5
+    # elementwise fusion may defer and merge the chains: at least the strided copy's input and the copy ran
+    assert s["d2h_count"] == 0 and s["h2d_count"] == 0 and s["launches"] >= 2
     z.numpy()
     assert backend.stats()["d2h_count"] == 1
 

@@ -64,15 +64,31 @@ class Pool:
 
 
 class Storage:
-    """A pooled device buffer shared by every view of it; returns to the pool when the last view dies."""
-    __slots__ = ("buf", "size", "pool", "__weakref__")
+    """A pooled device buffer shared by every view of it; returns to the pool when the last view dies.
+
+    With elementwise fusion (backend/fusion.py) a new storage may hold a pending expression instead of
+    contents (`_expr`), and `_readers` lists weak references to pending storages whose expressions read this
+    one. `buf`, which every launch, upload and download goes through, first runs this storage's own
+    expression and every pending reader (the caller may be about to write in place), so a deferred result is
+    computed before it is read and from the inputs as they were when it was made."""
+    __slots__ = ("_buf", "size", "pool", "_expr", "_readers", "__weakref__")
 
     def __init__(self, pool, nbytes):
         self.pool = pool
-        self.buf, self.size = pool.alloc(nbytes)
+        self._buf, self.size = pool.alloc(nbytes)
+        self._expr = self._readers = None
+
+    @property
+    def buf(self):
+        if self._expr is not None or self._readers:
+            fusion.flush(self)
+        return self._buf
 
     def __del__(self):
         try:
-            self.pool.release(self.buf, self.size)
-        except Exception:  # interpreter shutdown
+            self.pool.release(self._buf, self.size)
+        except Exception:  # interpreter shutdown, or a failed allocation
             pass
+
+
+from . import fusion  # noqa: E402  (fusion reads Storage._buf; imported last to keep the cycle harmless)

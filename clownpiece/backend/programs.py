@@ -1,4 +1,6 @@
-"""Build each cl_kernels/<family>.cl once per (dtype, defines) and hand out reused cl.Kernel objects."""
+"""Build each cl_kernels/<family>.cl (and each generated source, see fusion.py) once per (dtype, defines) and
+hand out reused cl.Kernel objects; built binaries are kept on disk for the next process."""
+import hashlib
 import os
 import re
 import warnings
@@ -31,23 +33,26 @@ _INCLUDE = re.compile(r'^#include "([^"]+)"[ \t]*$', re.MULTILINE)
 
 
 def _source(family):
-    """The kernel file's text with each `#include "name"` line replaced by that file (from the same folder).
-    Pasting the header here rather than passing -I keeps kernel paths with spaces working (pyopencl splits
-    options at spaces) and lets pyopencl's binary cache, which keys on the source text, see header edits.
-    #line directives keep compiler messages pointing at the right file and line."""
+    """The kernel file's text with each `#include "name"` line replaced by that file (from the same folder)."""
     if family not in _sources:
         path = kernel_path(family)
         with open(path) as f:
-            text = f.read()
-
-        def paste(m):
-            with open(os.path.join(os.path.dirname(path), m.group(1))) as f:
-                header = f.read()
-            next_line = text.count("\n", 0, m.start()) + 2
-            return f'#line 1 "{m.group(1)}"\n{header}\n#line {next_line} "{family}.cl"'
-
-        _sources[family] = _INCLUDE.sub(paste, text)
+            _sources[family] = paste_includes(f.read(), os.path.dirname(path), family + ".cl")
     return _sources[family]
+
+
+def paste_includes(text, folder, name):
+    """Replace each `#include "header"` line of `text` by that file from `folder`. Pasting rather than
+    passing -I keeps kernel paths with spaces working (pyopencl splits options at spaces) and lets
+    pyopencl's binary cache, which keys on the source text, see header edits. #line directives keep
+    compiler messages pointing at the right file (`name`) and line."""
+    def paste(m):
+        with open(os.path.join(folder, m.group(1))) as f:
+            header = f.read()
+        next_line = text.count("\n", 0, m.start()) + 2
+        return f'#line 1 "{m.group(1)}"\n{header}\n#line {next_line} "{name}"'
+
+    return _INCLUDE.sub(paste, text)
 
 
 def type_defines(dtype):
@@ -60,7 +65,8 @@ def type_defines(dtype):
 
 
 class Programs:
-    """Per-context cache: (family, dtype, defines) -> built program; (that key, name) -> cl.Kernel."""
+    """Per-context cache: (family, dtype, defines) -> built program; (that key, name) -> cl.Kernel; (generated
+    source, dtype) -> cl.Kernel."""
 
     def __init__(self, device):
         self.device = device
@@ -71,28 +77,97 @@ class Programs:
         key = (family, np.dtype(dtype).str, defines)
         prg = self._programs.get(key)
         if prg is None:
-            options = type_defines(dtype) + [f"-D{d}" for d in defines] + ["-cl-std=CL1.2", "-cl-kernel-arg-info"]
-            src = _source(family)
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # pyopencl warns about non-empty build logs
-                    prg = cl.Program(self.device.context, src).build(options=options)
-            except cl.Error as e:
-                raise KernelBuildError(
-                    f"building cl_kernels/{family}.cl with options {options} failed on "
-                    f"{self.device.name}:\n{e}") from None
-            _stats.counters["builds"] += 1
-            self._programs[key] = prg
+            prg = self._programs[key] = self._build(_source(family), dtype, defines, f"cl_kernels/{family}.cl")
         return prg
 
     def kernel(self, family, name, dtype, defines=()):
         key = (family, name, np.dtype(dtype).char, defines)
         k = self._kernels.get(key)
         if k is None:
-            k = cl.Kernel(self.program(family, dtype, defines), name)
-            k.set_scalar_arg_dtypes(_scalar_arg_dtypes(k))
-            self._kernels[key] = k
+            k = self._kernels[key] = _ready(cl.Kernel(self.program(family, dtype, defines), name))
         return k
+
+    def generated_kernel(self, source, name, dtype):
+        """Kernel `name` of generated OpenCL C `source` (its `#include "common.h"` pasted like a family's),
+        built once per (source text, dtype)."""
+        key = (source, np.dtype(dtype).char)
+        k = self._kernels.get(key)
+        if k is None:
+            text = paste_includes(source, os.path.dirname(kernel_path("elementwise")), "generated.cl")
+            prg = self._build(text, dtype, (), f"generated kernel {name}:\n{source}\n")
+            k = self._kernels[key] = _ready(cl.Kernel(prg, name))
+        return k
+
+    def _build(self, src, dtype, defines, what):
+        options = type_defines(dtype) + [f"-D{d}" for d in defines] + ["-cl-std=CL1.2", "-cl-kernel-arg-info"]
+        cached = _binary_path(self.device, src, options)
+        prg = _load_binary(self.device, cached, options)
+        if prg is None:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # pyopencl warns about non-empty build logs
+                    prg = cl.Program(self.device.context, src).build(options=options)
+            except cl.Error as e:
+                raise KernelBuildError(f"building {what} with options {options} failed on "
+                                       f"{self.device.name}:\n{e}") from None
+            _save_binary(prg, cached)
+        _stats.counters["builds"] += 1
+        return prg
+
+
+# ---- on-disk binaries -----------------------------------------------------------------------------------
+# Building from source costs 30-150 ms per program even when PoCL finds it in its own cache (it still runs
+# the front end), and pyopencl does not cache PoCL builds; loading a saved binary takes ~2 ms. That matters
+# for startup and for fusion, which builds a small program per expression structure. The key covers the
+# source text, options, device and driver, so an edit or a driver update builds afresh.
+# CLOWNPIECE_CACHE_DIR moves the cache; PYOPENCL_NO_CACHE (what cold-build measurements set) bypasses it.
+
+def _cache_dir():
+    if os.environ.get("PYOPENCL_NO_CACHE"):
+        return None
+    return os.environ.get("CLOWNPIECE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "clownpiece")
+
+
+def _binary_path(device, src, options):
+    folder = _cache_dir()
+    if folder is None:
+        return None
+    d = device.device
+    key = "\0".join([src, " ".join(options), d.name, d.vendor, d.version, d.driver_version,
+                     d.platform.version, cl.VERSION_TEXT])
+    return os.path.join(folder, hashlib.sha256(key.encode()).hexdigest() + ".bin")
+
+
+def _load_binary(device, path, options):
+    if path is None or not os.path.exists(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            binary = f.read()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return cl.Program(device.context, [device.device], [binary]).build(options=options)
+    except (OSError, cl.Error):  # unreadable or stale: build from source and overwrite it
+        return None
+
+
+def _save_binary(prg, path):
+    if path is None:
+        return
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(prg.binaries[0])
+        os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
+    except (OSError, cl.Error):
+        pass  # a read-only home only loses the speed-up
+
+
+def _ready(k):
+    k.set_scalar_arg_dtypes(_scalar_arg_dtypes(k))
+    return k
 
 
 _SCALARS = {"int": np.int32, "uint": np.uint32, "float": np.float32, "double": np.float64,

@@ -1,10 +1,12 @@
 """Elementwise raw ops on TensorBase: unary math, binary arithmetic with broadcasting, comparisons, where.
-Kernels: cl_kernels/elementwise.cl."""
+Kernels: cl_kernels/elementwise.cl. Ops on contiguous same-shape operands (or numbers) are deferred and fused
+into generated kernels (backend/fusion.py, on unless CLOWNPIECE_FUSE=0); the rest launch at once."""
 import numbers
 
 import numpy as np
 
 from .. import backend
+from ..backend import fusion
 from .._layout import broadcast_shapes, broadcast_strides, kernel_meta
 
 _ZERO8 = np.zeros(8, np.int32)
@@ -24,6 +26,9 @@ class ElementwiseOps:
         if n:
             t = self.dtype.type
             if self._contig:
+                if fusion.enabled:
+                    return fusion.defer(out, name, (self, t(p0), t(p1)) if name in fusion.UNARY_WITH_PARAMS
+                                        else (self,))
                 backend.launch(backend.kernel("elementwise", name + "_c", self.dtype), _groups(n), 64,
                                out._storage.buf, self._storage.buf, np.int32(self._offset), np.int32(n),
                                t(p0), t(p1))
@@ -46,6 +51,8 @@ class ElementwiseOps:
             if a._shape == b._shape and a._contig and b._contig:
                 out = a._empty(a._shape, a.dtype)
                 if out._numel:
+                    if fusion.enabled:
+                        return fusion.defer(out, name, (a, b, *params))
                     backend.launch(backend.kernel("elementwise", name + "_c", a.dtype), _groups(out._numel),
                                    64, out._storage.buf, a._storage.buf, np.int32(a._offset),
                                    b._storage.buf, np.int32(b._offset), np.int32(out._numel), *params)
@@ -65,6 +72,8 @@ class ElementwiseOps:
             if n:
                 y = self.dtype.type(other)
                 if self._contig:
+                    if fusion.enabled and not params:
+                        return fusion.defer(out, name, (self, y))
                     backend.launch(backend.kernel("elementwise", name + "_cs", self.dtype), _groups(n), 64,
                                    out._storage.buf, self._storage.buf, np.int32(self._offset), y, np.int32(n))
                 else:

@@ -206,6 +206,8 @@ class ShapeOps:
             broadcast_shapes(self._shape, src._shape, op="copy_")
             src = src.broadcast_to(self._shape)
         if self._contig and src._contig:
+            if src._storage._expr is not None and backend.fusion.assign(self, src):
+                return self  # a pending src was evaluated straight into self
             backend.launch(backend.kernel("elementwise", "assign_c", self.dtype), (n + 63) & ~63, 64,
                            self._storage.buf, np.int32(self._offset), src._storage.buf, np.int32(src._offset),
                            np.int32(n))

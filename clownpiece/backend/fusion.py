@@ -1,0 +1,270 @@
+"""Lazy elementwise fusion: same-shape contiguous elementwise ops are recorded instead of launched, and a
+chain of them runs as one generated kernel when its result is first needed.
+
+An elementwise op on contiguous operands of the output's shape (or numbers) calls `defer`: the output's
+Storage gets an `Expr` (op, operands) instead of contents. An operand that is itself pending and covers its
+whole storage is inlined rather than read. Nothing launches until someone takes the storage's `.buf`
+(memory.Storage.buf calls `flush`): a launch that reads it, a download, or an in-place write. `flush` runs
+the storage's own expression and also every pending expression that READS the storage, because the caller
+may be about to overwrite it. A pending result that is dropped unread never launches.
+
+Kernels are generated from the op bodies in cl_kernels/elementwise.cl (the UNARY/BINARY/BINARY_P lines, the
+single source of truth), one small program per expression structure, built once and then loaded from the
+on-disk binary cache (programs.py); numbers are kernel arguments, never source text, so a learning rate that
+changes every step reuses the kernel. A lone op runs the eager kernel (nothing new to build). Each op body is an inline function
+returning T, so every intermediate is rounded to T exactly as the eager kernels round it when they store it:
+results are bit-identical to eager evaluation.
+
+References: a pending Expr holds its input Storages strongly (their buffers must not return to the pool
+before it runs) and nothing holds the output strongly but its tensors; inputs know their pending readers
+through weak references only."""
+import os
+import re
+import weakref
+
+import numpy as np
+
+from . import programs as _programs, stats as _stats
+from .. import backend
+
+enabled = os.environ.get("CLOWNPIECE_FUSE", "1") != "0"
+
+MAX_INPUTS = 16  # buffer reads one generated kernel may take (a tensor used twice counts twice)
+MAX_NODES = 32   # ops in one generated kernel (shared subexpressions count each time they are used)
+_PRUNE_AT = 16   # readers list length at which dead or finished readers are dropped
+
+
+def set_enabled(on):
+    """Turn deferral on or off (pending results made before still compute when needed)."""
+    global enabled
+    enabled = bool(on)
+
+
+# ---- the op bodies --------------------------------------------------------------------------------
+_OP_LINE = re.compile(r"^(UNARY|BINARY_P|BINARY)\((\w+),\s*(.*)\)\s*$")
+
+
+def _parse_ops():
+    """name -> (parameter list, body) from elementwise.cl's UNARY/BINARY/BINARY_P lines."""
+    ops = {}
+    with open(_programs.kernel_path("elementwise")) as f:
+        for line in f:
+            m = _OP_LINE.match(line.split("//")[0].rstrip())
+            if not m:
+                continue
+            kind, name, body = m.groups()
+            if kind == "BINARY":
+                params = "T x, T y"
+            elif kind == "BINARY_P":
+                params = "T x, T y, T p0, T p1"
+            elif re.search(r"\bp[01]\b", body):
+                params = "T x, T p0, T p1"
+            else:
+                params = "T x"
+            ops[name] = (params, body)
+    return ops
+
+
+OPS = _parse_ops()
+UNARY_WITH_PARAMS = frozenset(n for n, (p, _) in OPS.items() if p == "T x, T p0, T p1")
+
+
+# ---- pending expressions --------------------------------------------------------------------------
+_READ, _NUMBER = 0, None  # leaf markers in a signature
+
+
+class Expr:
+    """A pending computation of `n` contiguous elements of `dtype`. `sig` is its structure, the kernel cache
+    key: (op, arg, ...) where an arg is a nested signature (an inlined operand), _READ (the next entry of
+    `reads`, a (Storage, element offset) pair) or _NUMBER (the next entry of `numbers`, kernel arguments of
+    the dtype), in the order the kernel's arguments take them. Never mutated: an inlined Expr's parts are
+    shared with the storage it was made for."""
+    __slots__ = ("sig", "reads", "numbers", "dtype", "n", "nodes")
+
+    def __init__(self, sig, reads, numbers, dtype, n, nodes):
+        self.sig, self.reads, self.numbers, self.dtype, self.n, self.nodes = sig, reads, numbers, dtype, n, nodes
+
+
+def defer(out, op, operands):
+    """Make `out` (a fresh contiguous tensor) pending on `op` over `operands`: tensors contiguous with
+    out's shape and dtype, or numbers already converted to out's dtype. Returns out."""
+    n = out._numel
+    sig = [op]
+    reads = numbers = ()
+    nodes = 1
+    later = len(operands)  # operands not yet placed: each may still need a read
+    for t in operands:
+        later -= 1
+        if type(t) in _NUMBER_TYPES:
+            sig.append(_NUMBER)
+            numbers += (t,)
+            continue
+        st = t._storage
+        e = st._expr
+        if (e is not None and not t._offset and e.n == n and nodes + e.nodes <= MAX_NODES
+                and len(reads) + len(e.reads) + later <= MAX_INPUTS):
+            sig.append(e.sig)  # inline the operand's whole expression
+            reads += e.reads
+            numbers += e.numbers
+            nodes += e.nodes
+        else:  # a buffer read (if still pending, the operand runs first)
+            sig.append(_READ)
+            reads += ((st, t._offset),)
+    storage = out._storage
+    storage._expr = Expr(tuple(sig), reads, numbers, out.dtype, n, nodes)
+    _add_reader(storage, reads)
+    _stats.counters["fused_ops"] += 1
+    return out
+
+
+_NUMBER_TYPES = (np.float32, np.float64)
+
+
+def _add_reader(storage, reads):
+    ref = weakref.ref(storage)
+    for st, _ in reads:
+        readers = st._readers
+        if readers is None:
+            st._readers = [ref]
+            continue
+        if len(readers) >= _PRUNE_AT:
+            readers[:] = [r for r in readers if _pending(r())]
+        readers.append(ref)
+
+
+def _pending(storage):
+    return storage is not None and storage._expr is not None
+
+
+def flush(storage):
+    """Run `storage`'s own pending expression, then every pending expression that reads it."""
+    if storage._expr is not None:
+        _run(storage)
+    readers = storage._readers
+    if readers:
+        storage._readers = None
+        for ref in readers:
+            reader = ref()
+            if reader is not None and reader._expr is not None:
+                _run(reader)
+
+
+def assign(dst, src):
+    """dst.copy_(src) for contiguous same-shape dst and src where src is pending over its whole storage:
+    evaluate src's expression straight into dst (one launch, no temporary). Afterwards src stays pending as a
+    copy of dst, so it costs nothing unless it is used. False when this does not apply."""
+    s = src._storage
+    if s._expr is None or src._offset or s._expr.n != src._numel:
+        return False
+    d = dst._storage
+    if d._expr is not None:
+        _run(d)  # dst may be only part of its storage; this also settles dst is src
+        if s._expr is None:
+            return False
+    e = s._expr
+    if any(st is d and off != dst._offset for st, off in e.reads):
+        return False  # work-items would read elements that others write
+    readers = d._readers
+    if readers:  # everything else that reads dst's old contents runs first
+        d._readers = None
+        for ref in readers:
+            reader = ref()
+            if reader is not None and reader is not s and reader._expr is not None:
+                _run(reader)
+    _launch(e, d._buf, dst._offset)
+    reads = ((d, dst._offset),)
+    s._expr = Expr(("copy", _READ), reads, (), e.dtype, e.n, 1)
+    _add_reader(s, reads)
+    _stats.counters["fused_ops"] += 1
+    return True
+
+
+def _run(storage):
+    e = storage._expr
+    storage._expr = None
+    _launch(e, storage._buf, 0)
+
+
+def _launch(e, out_buf, out_offset):
+    args = [out_buf, out_offset]
+    for st, off in e.reads:
+        if st._expr is not None:  # a partial view of a pending storage is read from its buffer
+            _run(st)
+        args.append(st._buf)
+        args.append(off)
+    n = e.n
+    if e.nodes == 1 and (not out_offset or e.sig[0] == "copy"):  # a lone op: the eager kernel, no new build
+        name, args = _eager_form(e.sig, args, e.numbers, n)
+        backend.launch(backend.kernel("elementwise", name, e.dtype), (n + 63) & ~63, 64, *args)
+        return
+    key = (e.sig, e.dtype.char)
+    knl = _kernels.get(key)
+    if knl is None or _kernels_programs is not backend._programs:
+        knl = _kernel(key, len(e.reads), len(e.numbers))
+    backend.launch(knl, (n + 63) & ~63, 64, *args, *e.numbers, n)
+
+
+def _eager_form(sig, args, numbers, n):
+    """elementwise.cl's kernel and arguments for a one-op signature; args = [out, out offset, reads...]. Only
+    assign_c takes an output offset."""
+    op, form = sig[0], sig[1:]
+    out, oo, reads = args[0], args[1], args[2:]
+    if op == "copy":
+        return "assign_c", [out, oo, *reads, n]
+    if form == (_READ,):
+        return op + "_c", [out, *reads, n, 0, 0]
+    if form == (_READ, _NUMBER, _NUMBER):
+        return op + "_c", [out, *reads, n, *numbers]
+    if form == (_READ, _NUMBER):
+        return op + "_cs", [out, *reads, numbers[0], n]
+    return op + "_c", [out, *reads, n, *numbers]  # two reads, with or without BINARY_P's parameters
+
+
+# ---- code generation ------------------------------------------------------------------------------
+_kernels = {}  # (signature, dtype char) -> cl.Kernel for the current device's programs
+_kernels_programs = None
+
+
+def _kernel(key, n_reads, n_numbers):
+    global _kernels_programs
+    if _kernels_programs is not backend._programs:
+        _kernels.clear()
+        _kernels_programs = backend._programs
+    sig, dtype_char = key
+    name, src = source(sig, n_reads, n_numbers)
+    knl = _kernels[key] = backend._programs.generated_kernel(src, name, dtype_char)
+    return knl
+
+
+def source(sig, n_reads, n_numbers):
+    """(kernel name, OpenCL C) for one expression structure: an inline function per op used and one kernel
+    named after them (fused_sub_mul_clamp...: what profiles show)."""
+    used = []
+    next_read, next_number = iter(range(n_reads)), iter(range(n_numbers))
+
+    def expr(sig):
+        op = sig[0]
+        if op not in used:
+            used.append(op)
+        parts = []
+        for a in sig[1:]:
+            if type(a) is tuple:
+                parts.append(expr(a))
+            elif a is _NUMBER:
+                parts.append(f"s{next(next_number)}")
+            else:
+                parts.append(f"v{next(next_read)}")
+        return f"f_{op}({', '.join(parts)})"
+
+    body = expr(sig)
+    params = ["__global T* out", "int oo"]
+    params += [f"__global const T* in{k}, int o{k}" for k in range(n_reads)]
+    params += [f"T s{k}" for k in range(n_numbers)] + ["int n"]
+    loads = "".join(f" T v{k} = in{k}[o{k} + i];" for k in range(n_reads))
+    lines = ['#include "common.h"']
+    lines += [f"inline T f_{op}({OPS[op][0]}) {{ return ({OPS[op][1]}); }}" for op in used]
+    name = "fused_" + "_".join(used)[:48].rstrip("_")
+    lines.append(f"__kernel void {name}({', '.join(params)}) {{")
+    lines.append(f"    int i = get_global_id(0); if (i >= n) return;{loads}")
+    lines.append(f"    out[oo + i] = {body}; }}")
+    return name, "\n".join(lines) + "\n"
