@@ -7,6 +7,7 @@
 This machine is shared and noisy: every figure is the median of several repeats, and only ratios measured
 in the same run are meaningful."""
 import argparse
+import contextlib
 import cProfile
 import collections
 import io
@@ -32,6 +33,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 import clownpiece as cp  # noqa: E402
 from clownpiece import backend  # noqa: E402
+from clownpiece.backend import fusion  # noqa: E402
 
 try:
     import torch
@@ -88,7 +90,24 @@ def bench_gemm(args):
         record("gemm", f"{n}^3", **row)
 
 
+@contextlib.contextmanager
+def eager():
+    """Elementwise ops launch at once (fusion off): a deferred result that nobody reads never runs, so
+    timing `a + b` on its own would time nothing."""
+    was = fusion.enabled
+    fusion.set_enabled(False)
+    try:
+        yield
+    finally:
+        fusion.set_enabled(was)
+
+
 def bench_elementwise(args):
+    with eager():
+        _bench_elementwise()
+
+
+def _bench_elementwise():
     n = 1 << 24
     print(f"elementwise on {n // 2**20}M float32 (GB/s counts bytes read + written)")
     rng = np.random.default_rng(0)
@@ -108,15 +127,19 @@ def bench_elementwise(args):
 
 
 def bench_small_ops(args):
-    print("host time per small op (1,000 floats; host = enqueue only, total = until the queue drains)")
+    print("time per small op on 1,000 floats, launched at once (host = until enqueued, total = until the "
+          "queue drains); deferred = host time of an op that fusion records instead of launching")
     x = cp.Tensor(np.random.default_rng(0).standard_normal(1000, np.float32))
     xn = x.numpy()
     for name, f, g in (("add", lambda: x + x, lambda: xn + xn), ("mul scalar", lambda: x * 2.0, lambda: xn * 2.0),
                        ("exp", lambda: x.exp(), lambda: np.exp(xn)), ("sum", lambda: x.sum(), lambda: xn.sum())):
-        host = median_time(lambda: [f() for _ in range(200)], repeat=5, sync=False) / 200
-        total = median_time(lambda: [f() for _ in range(200)], repeat=5) / 200
+        with eager():
+            host = median_time(lambda: [f() for _ in range(200)], repeat=5, sync=False) / 200
+            total = median_time(lambda: [f() for _ in range(200)], repeat=5) / 200
+        deferred = median_time(lambda: [f() for _ in range(200)], repeat=5, sync=False) / 200
         t_np = median_time(lambda: [g() for _ in range(200)], repeat=5, sync=False) / 200
-        record("small_ops", name, host_us=host * 1e6, total_us=total * 1e6, numpy_us=t_np * 1e6)
+        record("small_ops", name, host_us=host * 1e6, total_us=total * 1e6, deferred_us=deferred * 1e6,
+               numpy_us=t_np * 1e6)
 
 
 def bench_build(args):
