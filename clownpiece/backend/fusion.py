@@ -31,7 +31,7 @@ enabled = os.environ.get("CLOWNPIECE_FUSE", "1") != "0"
 
 MAX_INPUTS = 16  # buffer reads one generated kernel may take (a tensor used twice counts twice)
 MAX_NODES = 32   # ops in one generated kernel (shared subexpressions count each time they are used)
-_PRUNE_AT = 16   # readers list length at which dead or finished readers are dropped
+_PRUNE_AT = 16   # readers list length from which dead or finished readers are dropped (at powers of two)
 
 
 def set_enabled(on):
@@ -127,7 +127,8 @@ def _add_reader(storage, reads):
         if readers is None:
             st._readers = [ref]
             continue
-        if len(readers) >= _PRUNE_AT:
+        k = len(readers)
+        if k >= _PRUNE_AT and not k & (k - 1):  # at powers of two: amortised O(1) with many live readers
             readers[:] = [r for r in readers if _pending(r())]
         readers.append(ref)
 
