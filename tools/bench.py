@@ -293,15 +293,32 @@ def profile_train(args):
     print("  per step by kernel:            launches   device us")
     for name, (n, t) in sorted(per_kernel.items(), key=lambda kv: -kv[1][1])[:25]:
         print(f"    {name:<28} {n / 200:6.1f}  {t / 200 * 1e6:9.1f}")
+    stats = pstats.Stats(prof)
+    print("  host time per call of the op entry points (cumulative, under cProfile, which inflates it):")
+    print(f"    {'op':<34} {'calls/step':>10} {'us/call':>9} {'ms/step':>8}")
+    rows = []
+    for (path, _, func), (_, ncalls, _, cumtime, _) in stats.stats.items():
+        where = path.replace(os.sep, "/")
+        if "/clownpiece/" in where and func in _OP_ENTRY_POINTS:
+            rows.append((f"{where.split('/clownpiece/')[1]}:{func}", ncalls / 200, cumtime / ncalls * 1e6,
+                         cumtime / 200 * 1e3))
+    for name, calls, us, ms in sorted(rows, key=lambda r: -r[3]):
+        print(f"    {name:<34} {calls:10.1f} {us:9.1f} {ms:8.2f}")
     out = io.StringIO()
-    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(25)
+    stats.stream = out
+    stats.sort_stats("tottime").print_stats(15)
     print("  Python time by function (tottime):")
-    print("\n".join("    " + line for line in out.getvalue().splitlines()[6:40]))
+    print("\n".join("    " + line for line in out.getvalue().splitlines()[6:30]))
     RESULTS["profile"] = dict(ms_per_step_profiled=wall * 1e3, launches_per_step=launches,
                               device_ms_per_step=device_ms,
                               kernels={k: dict(launches=n / 200, device_us=t / 200 * 1e6)
                                        for k, (n, t) in per_kernel.items()})
 
+
+# where a step's host time goes, by layer: autograd recording and backward, raw ops by family, launching
+_OP_ENTRY_POINTS = {"_record", "run", "backward", "_binary", "_unary", "_gemm", "linear", "_softmax", "_sum",
+                    "_assign_from", "defer", "flush", "launch", "_empty", "reshape", "transpose", "cross_entropy",
+                    "clamp", "forward"}
 
 SECTIONS = collections.OrderedDict(gemm=bench_gemm, elementwise=bench_elementwise, small=bench_small_ops,
                                    build=bench_build, train=bench_train)
