@@ -168,6 +168,82 @@ __kernel void softmax_rows(__global T* out, __global const T* a, int oa, int nro
     }
 }
 
+// ---- contiguous rows: row r at oa + r * len, output row r at r * len ----------------------------------
+// The usual case (last dim of a contiguous tensor). PoCL runs a work-group's work-items as a loop, which is
+// not vectorised when each work-item loops over its row, so the row loops must be fast on their own: max
+// and sum keep 8 independent accumulators (one long dependency chain stalls), and exp(x - m) is a plain
+// store loop that the compiler vectorises; softmax sums those exps back from the output.
+#define LANES_DECL(v, init) T v##0 = init, v##1 = init, v##2 = init, v##3 = init, v##4 = init, v##5 = init, \
+    v##6 = init, v##7 = init;
+#define MAX_IN(m, x) m = (x > m || x != x) ? x : m;
+
+// m = max of X(t) for 0 <= t < len, NaN winning.
+#define ROW_MAX_C(m, X) T m; {                                                                      \
+    LANES_DECL(m_, -INFINITY) int t = 0;                                                          \
+    for (; t + 8 <= len; t += 8) {                                                                \
+        MAX_IN(m_0, X(t)) MAX_IN(m_1, X(t + 1)) MAX_IN(m_2, X(t + 2)) MAX_IN(m_3, X(t + 3))       \
+        MAX_IN(m_4, X(t + 4)) MAX_IN(m_5, X(t + 5)) MAX_IN(m_6, X(t + 6)) MAX_IN(m_7, X(t + 7)) } \
+    for (; t < len; ++t) MAX_IN(m_0, X(t))                                                        \
+    MAX_IN(m_0, m_1) MAX_IN(m_2, m_3) MAX_IN(m_4, m_5) MAX_IN(m_6, m_7)                           \
+    MAX_IN(m_0, m_2) MAX_IN(m_4, m_6) MAX_IN(m_0, m_4) m = m_0; }
+
+// s = sum of X(t) for 0 <= t < len: 8 accumulators per block of 64 terms, blocks joined with KAHAN_ADD so
+// long float32 rows stay accurate (as SUM_ADD does).
+#define ROW_SUM_C(s, X) T s = ZERO; { T c_ = ZERO; int t = 0;                                       \
+    while (t < len) {                                                                             \
+        int end_ = IMIN(len, t + 64); LANES_DECL(b_, ZERO)                                        \
+        for (; t + 8 <= end_; t += 8) {                                                           \
+            b_0 += X(t); b_1 += X(t + 1); b_2 += X(t + 2); b_3 += X(t + 3);                       \
+            b_4 += X(t + 4); b_5 += X(t + 5); b_6 += X(t + 6); b_7 += X(t + 7); }                 \
+        for (; t < end_; ++t) b_0 += X(t);                                                        \
+        KAHAN_ADD(s, c_, ((b_0 + b_1) + (b_2 + b_3)) + ((b_4 + b_5) + (b_6 + b_7))) } }
+
+#define ROWS_C_PROLOGUE int r = get_global_id(0); if (r >= nrows) return; __global T* y = out + r * len;
+#define X_AT(t) x[t]
+#define Y_AT(t) y[t]
+#define G_AT(t) g[t]
+#define GY_AT(t) (g[t] * yv[t])
+#define EXP_SHIFTED(t) exp(x[t] - m)
+
+__kernel void softmax_rows_c(__global T* out, __global const T* a, int oa, int nrows, int len, int mode) {
+    ROWS_C_PROLOGUE
+    __global const T* x = a + oa + r * len;
+    ROW_MAX_C(m, X_AT)
+    for (int t = 0; t < len; ++t) y[t] = exp(x[t] - m);
+    ROW_SUM_C(s, Y_AT)
+    if (mode == 0) {
+        T inv = ONE / s;
+        for (int t = 0; t < len; ++t) y[t] *= inv;
+    } else {
+        T ls = log(s);  // (x - m) - log(s), as softmax_rows
+        for (int t = 0; t < len; ++t) y[t] = (x[t] - m) - ls;
+    }
+}
+
+__kernel void logsumexp_rows_c(__global T* out, __global const T* a, int oa, int nrows, int len) {
+    int r = get_global_id(0); if (r >= nrows) return;
+    __global const T* x = a + oa + r * len;
+    ROW_MAX_C(m0, X_AT)
+    T m = (m0 - m0 == ZERO) ? m0 : ZERO;  // as logsumexp_rows
+    ROW_SUM_C(s, EXP_SHIFTED)
+    out[r] = m + log(s);
+}
+
+// As softmax_grad_rows (mode 0: softmax, 1: log_softmax) for contiguous g, y.
+__kernel void softmax_grad_rows_c(__global T* out, __global const T* ga, int og, __global const T* ya, int oy,
+                                  int nrows, int len, int mode) {
+    ROWS_C_PROLOGUE
+    __global const T* g = ga + og + r * len;
+    __global const T* yv = ya + oy + r * len;
+    if (mode == 0) {
+        ROW_SUM_C(s, GY_AT)
+        for (int t = 0; t < len; ++t) y[t] = yv[t] * (g[t] - s);
+    } else {
+        ROW_SUM_C(s, G_AT)
+        for (int t = 0; t < len; ++t) y[t] = g[t] - exp(yv[t]) * s;
+    }
+}
+
 // out[r] = log(sum(exp(row))); an infinite max shifts by 0 so that all -inf rows give -inf.
 __kernel void logsumexp_rows(__global T* out, __global const T* a, int oa, int nrows, int len, int sra,
                              META) {

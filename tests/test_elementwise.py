@@ -149,3 +149,22 @@ def test_binary_random_shapes_and_layouts(pair, op, dtype):
     target = np.broadcast_shapes(a_shape, b_shape)
     assert_close(a.broadcast_to(target).exp(), np.exp(np.broadcast_to(a_np, target)), dtype,
                  rtol=1e-5 if dtype == np.float32 else 1e-11)
+
+
+def test_strided_copy_of_permuted_and_narrowed_views(dtype):
+    """contiguous()/copy_ walk runs of elements per work-item: cover runs that wrap several dims."""
+    r = np.random.default_rng(7)
+    for _ in range(40):
+        ndim = r.integers(1, 6)
+        shape = tuple(int(s) for s in r.integers(1, 7, ndim))
+        base_np = r.normal(size=shape)
+        t = cp.Tensor(base_np, dtype=dtype)
+        perm = tuple(int(p) for p in r.permutation(ndim))
+        view, ref = t.permute(perm), np.transpose(base_np, perm)
+        d = int(r.integers(0, ndim))
+        if view.shape[d] > 1:
+            view, ref = view.narrow(d, 1, view.shape[d] - 1), np.take(ref, range(1, ref.shape[d]), axis=d)
+        assert_close(view.contiguous(), ref, dtype)
+        dst = cp.zeros(*ref.shape[::-1], dtype=dtype).permute(tuple(reversed(range(ndim))))
+        dst.copy_(view)  # strided destination too
+        assert_close(dst, ref, dtype)

@@ -184,10 +184,25 @@ def _rows(x, dim, *operands):
     return numel(kept_shape), shape[dim], [st[dim] for st in strides], meta
 
 
+def _contiguous_rows(d, *tensors):
+    """(nrows, length) when every tensor is non-empty, contiguous and `d` is its last dim (the *_rows_c
+    kernels), else None."""
+    x = tensors[0]
+    if x._numel and all(t._contig for t in tensors) and d >= x.dim() - 1:
+        length = x._shape[d] if x._shape else 1
+        return x._numel // length, length
+    return None
+
+
 def _softmax(x, dim, mode, op):
     d = normalize_dim(dim, x.dim(), op)
     out = x._empty(x._shape, x.dtype)
-    if out._numel:
+    rows = _contiguous_rows(d, x)
+    if rows:
+        backend.launch(backend.kernel("reduce", "softmax_rows_c", x.dtype), _groups(rows[0]), 64,
+                       out._storage.buf, x._storage.buf, np.int32(x._offset), np.int32(rows[0]), np.int32(rows[1]),
+                       np.int32(mode))
+    elif out._numel:
         nrows, length, (sa, so), meta = _rows(x, d)
         backend.launch(backend.kernel("reduce", "softmax_rows", x.dtype), _groups(nrows), 64, out._storage.buf,
                        x._storage.buf, np.int32(x._offset), np.int32(nrows), np.int32(length), np.int32(sa),
@@ -204,7 +219,12 @@ def _softmax_grad(g, y, dim, mode, op):
         raise TypeError(f"{op}: gradient dtype {g.dtype} does not match output dtype {y.dtype}")
     d = normalize_dim(dim, g.dim(), op)
     out = g._empty(g._shape, g.dtype)
-    if out._numel:
+    rows = _contiguous_rows(d, g, y)
+    if rows:
+        backend.launch(backend.kernel("reduce", "softmax_grad_rows_c", g.dtype), _groups(rows[0]), 64,
+                       out._storage.buf, g._storage.buf, np.int32(g._offset), y._storage.buf, np.int32(y._offset),
+                       np.int32(rows[0]), np.int32(rows[1]), np.int32(mode))
+    elif out._numel:
         nrows, length, (sg, sy, so), meta = _rows(g, d, y)
         backend.launch(backend.kernel("reduce", "softmax_grad_rows", g.dtype), _groups(nrows), 64,
                        out._storage.buf, g._storage.buf, np.int32(g._offset), y._storage.buf, np.int32(y._offset),
@@ -285,7 +305,12 @@ class ReduceOps:
     def logsumexp(self, dim=-1, keepdims=False, *, keepdim=None):
         d = _single_dim(self, dim, "logsumexp")
         out = self._empty(_out_shape(self._shape, d, _keep(keepdims, keepdim)), self.dtype)
-        if out._numel:
+        rows = _contiguous_rows(d[0] if d else 0, self)
+        if rows:
+            backend.launch(backend.kernel("reduce", "logsumexp_rows_c", self.dtype), _groups(rows[0]), 64,
+                           out._storage.buf, self._storage.buf, np.int32(self._offset), np.int32(rows[0]),
+                           np.int32(rows[1]))
+        elif out._numel:
             nrows, length, (sa, _), meta = _rows(self, d[0] if d else 0)
             backend.launch(backend.kernel("reduce", "logsumexp_rows", self.dtype), _groups(nrows), 64,
                            out._storage.buf, self._storage.buf, np.int32(self._offset), np.int32(nrows),

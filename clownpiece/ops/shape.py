@@ -8,6 +8,8 @@ from .. import backend
 from .._layout import (ShapeError, IndexOutOfRange, contiguous_strides, numel, normalize_dim, kernel_meta,
                        broadcast_shapes, broadcast_strides)
 
+_ASSIGN_RUN = 16  # elements per work-item of the strided copy (fewer work-items, fewer divisions)
+
 
 def _shape_arg(args, op):
     """Accept f(2, 3), f((2, 3)), f([2, 3]) and f(()) alike."""
@@ -213,9 +215,10 @@ class ShapeOps:
                            np.int32(n))
             return self
         meta = kernel_meta(self._shape, self._strides, src._strides)
-        backend.launch(backend.kernel("elementwise", "assign_s", self.dtype), (n + 63) & ~63, 64,
+        items = -(-n // _ASSIGN_RUN)
+        backend.launch(backend.kernel("elementwise", "assign_s", self.dtype), (items + 63) & ~63, 64,
                        self._storage.buf, np.int32(self._offset), src._storage.buf, np.int32(src._offset),
-                       np.int32(n), *meta)
+                       np.int32(n), np.int32(_ASSIGN_RUN), *meta)
         return self
 
     def copy_(self, src):
