@@ -135,7 +135,8 @@ class MultiheadAttention(Module):
         q = self._split_heads(self.q_proj(x), b, s)
         k = self._split_heads(self.k_proj(x), b, s)
         v = self._split_heads(self.v_proj(x), b, s)
-        scores = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))
+        # scale q ([.., S, hd]) rather than the scores ([.., S, S]): the same product, S/hd times less work
+        scores = (q * (1.0 / math.sqrt(self.head_dim))) @ k.transpose(-1, -2)
         if attn_mask is not None:
             scores = scores + attn_mask
         out = scores.softmax(-1) @ v  # [B, heads, S, hd]
