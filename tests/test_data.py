@@ -389,3 +389,20 @@ def test_download_checks_md5_and_installs_good_files(tmp_path, monkeypatch):
     ds = MNIST(root, download=True)
     assert len(ds) == 3 and (ds.data == 7).all()
     assert sorted(os.listdir(root / "MNIST" / "raw")) == sorted(name for name, _ in resources)
+
+
+def test_tensor_dataset_fast_path_matches_per_sample_collate():
+    """Dataloader gathers a TensorDataset of numpy arrays in one go; the batches must equal what the
+    per-sample default collate makes, in the same order."""
+    from clownpiece.utils.data import Dataloader, TensorDataset
+    from clownpiece.utils.data.dataloader import default_collate
+    r = np.random.default_rng(5)
+    x, y = r.normal(size=(23, 3, 2)), r.integers(0, 10, 23)
+    ds = TensorDataset(x, y)
+    fast = list(Dataloader(ds, batch_size=5, shuffle=True, seed=3))
+    slow = list(Dataloader(ds, batch_size=5, shuffle=True, seed=3, collate_fn=lambda s: default_collate(s)))
+    assert len(fast) == len(slow) == 5
+    for (fx, fy), (sx, sy) in zip(fast, slow):
+        assert fx.shape == sx.shape and fy.shape == sy.shape and fx.dtype == sx.dtype
+        np.testing.assert_array_equal(fx.numpy(), sx.numpy())
+        np.testing.assert_array_equal(fy.numpy(), sy.numpy())

@@ -155,14 +155,13 @@ MODELS = {"seed": seed_model, "mlp": mlp_model, "cnn": cnn_model}
 # ---- training ---------------------------------------------------------------------------------------------
 
 def evaluate(model, loader):
-    """Accuracy in percent; logits come back to the host once per test batch."""
+    """Accuracy in percent, counted on the device."""
     model.eval()
     correct = total = 0
     with no_grad():
         for x, y in loader:
-            pred = model(x).numpy().argmax(axis=1)
-            correct += int((pred == y.numpy()).sum())
-            total += len(pred)
+            correct += (model(x).argmax(-1) == y).sum().item()  # one value read back per batch
+            total += len(y)
     model.train()
     return 100.0 * correct / total
 

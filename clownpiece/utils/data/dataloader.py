@@ -72,6 +72,11 @@ class Dataloader:
         return iter(range(n))
 
     def _fetch(self, indices):
+        collated = getattr(self.dataset, "_collated", None)  # TensorDataset of numpy arrays
+        if collated is not None and self.collate_fn is default_collate:
+            batch = collated(indices)
+            if batch is not None:
+                return batch
         getitems = getattr(self.dataset, "__getitems__", None)  # PyTorch's batched-fetch protocol
         samples = getitems(indices) if getitems is not None else [self.dataset[i] for i in indices]
         return self.collate_fn(samples)

@@ -33,6 +33,16 @@ class TensorDataset(Dataset):
     def __getitem__(self, index):
         return tuple(t[index] for t in self.tensors)
 
+    def _collated(self, indices):
+        """What default_collate makes of these samples, with one numpy gather and one upload per field
+        instead of a Python call per sample (Dataloader's fast path); None unless every field is numeric
+        numpy data."""
+        if not all(isinstance(t, np.ndarray) and t.dtype.kind in "biuf" for t in self.tensors):
+            return None
+        from ...tensor import Tensor
+        rows = np.asarray(indices)
+        return tuple(Tensor(t[rows], requires_grad=False) for t in self.tensors)
+
     def __len__(self):
         return len(self.tensors[0])
 
