@@ -43,7 +43,9 @@ def test_no_platform_says_how_to_install(monkeypatch):
 def test_devices_cli_marks_selected():
     out = subprocess.run([sys.executable, "-m", "clownpiece.devices"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0
-    assert out.stdout.startswith("* ") and "compute units" in out.stdout
+    marked = [line for line in out.stdout.splitlines() if line.startswith("* ")]
+    pi, di = devmod.choose()[:2]
+    assert len(marked) == 1 and marked[0].startswith(f"* {pi}:{di} ") and "compute units" in marked[0]
     bad = subprocess.run([sys.executable, "-m", "clownpiece.devices"], capture_output=True, text=True, cwd=ROOT,
                          env=dict(os.environ, CLOWNPIECE_DEVICE="no-such-device-xyz"))
     assert bad.returncode != 0 and "matches no OpenCL device" in bad.stderr
