@@ -21,6 +21,19 @@ def contiguous_strides(shape):
     return tuple(reversed(strides))
 
 
+_CONTIGUOUS = {}  # shape tuple -> (shape, strides, numel) of a contiguous tensor
+
+
+def contiguous_layout(shape):
+    """(shape, contiguous strides, numel) for a shape tuple, cached: every new tensor and reshape needs it."""
+    layout = _CONTIGUOUS.get(shape)
+    if layout is None:
+        if len(_CONTIGUOUS) > 8192:
+            _CONTIGUOUS.clear()
+        layout = _CONTIGUOUS[shape] = (shape, contiguous_strides(shape), numel(shape))
+    return layout
+
+
 def numel(shape):
     n = 1
     for s in shape:
@@ -68,6 +81,8 @@ def broadcast_strides(shape, strides, target):
 
 
 def normalize_dim(dim, ndim, op="op"):
+    if type(dim) is int and -ndim <= dim < ndim:  # the common case, without the checks below
+        return dim % ndim
     if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
         raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}")
     lo, hi = -max(ndim, 1), max(ndim, 1) - 1

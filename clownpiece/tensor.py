@@ -9,7 +9,7 @@ import numpy as np
 
 from . import backend, _grad_mode
 from ._layout import (ShapeError, IndexOutOfRange, contiguous_strides, is_contiguous, numel as _numel_of,
-                      normalize_dim)
+                      normalize_dim, contiguous_layout, _CONTIGUOUS)
 from .ops.elementwise import ElementwiseOps, where
 from .ops.shape import ShapeOps, _shape_arg
 from .ops.reduce import ReduceOps
@@ -57,13 +57,21 @@ class TensorBase(ElementwiseOps, ShapeOps, ReduceOps, LinalgOps, IndexOps, Rando
         backend.upload(self._storage, arr)
 
     def _set_view(self, storage, shape, strides, offset, dtype):
+        if type(shape) is not tuple:
+            shape = tuple(shape)
+        if type(strides) is not tuple:
+            strides = tuple(strides)
         self._storage = storage
-        self._shape = tuple(shape)
-        self._strides = tuple(strides)
+        self._shape = shape
+        self._strides = strides
         self._offset = offset
         self.dtype = dtype
-        self._numel = _numel_of(self._shape)
-        self._contig = is_contiguous(self._shape, self._strides)
+        # views are made on every op with a handful of distinct layouts: look numel and contiguity up
+        key = (shape, strides)
+        layout = _VIEWS.get(key)
+        if layout is None:
+            layout = _view_layout(key)
+        self._numel, self._contig = layout
 
     # results of raw ops are of this class (Tensor for Tensor and Parameter)
     @classmethod
@@ -72,7 +80,7 @@ class TensorBase(ElementwiseOps, ShapeOps, ReduceOps, LinalgOps, IndexOps, Rando
 
     @classmethod
     def _make(cls, storage, shape, strides, offset, dtype):
-        obj = object.__new__(cls._result_cls())
+        obj = object.__new__(_RESULT_CLS.get(cls) or _result_cls_of(cls))
         obj._set_view(storage, shape, strides, offset, dtype)
         return obj
 
@@ -83,10 +91,10 @@ class TensorBase(ElementwiseOps, ShapeOps, ReduceOps, LinalgOps, IndexOps, Rando
         dtype = dtype or _default_dtype
         if type(shape) is not tuple:
             shape = tuple(shape)
-        layout = _CONTIGUOUS.get(shape)
+        layout = _CONTIGUOUS.get(shape)  # contiguous_layout(shape) without the call when cached
         if layout is None:
-            layout = _contiguous_layout(shape)
-        obj = object.__new__(cls._result_cls())
+            layout = contiguous_layout(shape)
+        obj = object.__new__(_RESULT_CLS.get(cls) or _result_cls_of(cls))
         obj._storage = backend.alloc(layout[2] * dtype.itemsize)
         obj._shape, obj._strides, obj._numel = layout
         obj._offset = 0
@@ -227,13 +235,22 @@ class TensorBase(ElementwiseOps, ShapeOps, ReduceOps, LinalgOps, IndexOps, Rando
         return id(self._storage)
 
 
-_CONTIGUOUS = {}  # shape -> (shape, strides, numel) of a contiguous tensor
+_RESULT_CLS = {}  # class -> cls._result_cls(), looked up by _make and _empty on every op
 
 
-def _contiguous_layout(shape):
-    if len(_CONTIGUOUS) > 8192:
-        _CONTIGUOUS.clear()
-    layout = _CONTIGUOUS[shape] = (shape, contiguous_strides(shape), _numel_of(shape))
+def _result_cls_of(cls):
+    rc = _RESULT_CLS[cls] = cls._result_cls()
+    return rc
+
+
+_VIEWS = {}  # (shape, strides) -> (numel, is_contiguous) of a view
+
+
+def _view_layout(key):
+    if len(_VIEWS) > 8192:
+        _VIEWS.clear()
+    # int(): shapes equal as keys may hold numpy ints; a cached numel must not leak that type to others
+    layout = _VIEWS[key] = (int(_numel_of(key[0])), is_contiguous(*key))
     return layout
 
 
@@ -352,8 +369,10 @@ def install_differentiable(table):
             continue
         raw = attr.fget if isinstance(attr, property) else attr
 
-        def method(self, *args, _raw=raw, _apply=fn.apply, **kwargs):
-            if _grad_mode.enabled[0] and (self.requires_grad or _needs_grad(args)):
+        def method(self, *args, _raw=raw, _apply=fn.apply, _enabled=_grad_mode.enabled, **kwargs):
+            # every op call passes here (twice when it records: forward calls the method again with grad mode
+            # off), so the flag list is bound once and _needs_grad is only called when there are arguments
+            if _enabled[0] and (self.requires_grad or (args and _needs_grad(args))):
                 return _apply(self, *args, **kwargs)
             return _raw(self, *args, **kwargs)
 

@@ -109,8 +109,7 @@ class GraphTask:
         self.tasks = {}
 
     def _count_dependencies(self):
-        deps = {}
-        seen = set()
+        deps = {}  # node -> edges into it; a node is visited when it first enters deps
         stack = list(self.roots)
         while stack:
             node = stack.pop()
@@ -118,20 +117,17 @@ class GraphTask:
                 nxt = edge.node
                 if nxt is None:
                     continue
-                deps[nxt] = deps.get(nxt, 0) + 1
-                if nxt not in seen:
-                    seen.add(nxt)
+                n = deps.get(nxt)
+                if n is None:
+                    deps[nxt] = 1
                     stack.append(nxt)
+                else:
+                    deps[nxt] = n + 1
         return deps
-
-    def fill_input(self, node, grad, input_nr):
-        task = self.tasks[node]
-        old = task.inputs[input_nr]
-        task.inputs[input_nr] = grad if old is None else old + grad
 
     def run(self, retain_graph=False):
         deps = self._count_dependencies()
-        self.tasks = {node: NodeTask(node, n, self) for node, n in deps.items()}
+        tasks = self.tasks = {node: NodeTask(node, n, self) for node, n in deps.items()}
         ready = [NodeTask(root, 0, self) for root in reversed(self.roots)]
         prev = _grad_mode.enabled[0]
         _grad_mode.enabled[0] = False
@@ -145,12 +141,15 @@ class GraphTask:
                     nxt = edge.node
                     if nxt is None:
                         continue
-                    if g is not None:
-                        self.fill_input(nxt, g, edge.input_nr)
-                    nxt_task = self.tasks[nxt]
+                    nxt_task = tasks[nxt]
+                    if g is not None:  # contributions to the same (node, slot) are summed
+                        inputs, slot = nxt_task.inputs, edge.input_nr
+                        old = inputs[slot]
+                        inputs[slot] = g if old is None else old + g
                     nxt_task.pending -= 1
                     if nxt_task.pending == 0:
-                        ready.append(self.tasks.pop(nxt))
+                        del tasks[nxt]
+                        ready.append(nxt_task)
         finally:
             _grad_mode.enabled[0] = prev
             self.tasks = {}

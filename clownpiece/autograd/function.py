@@ -27,11 +27,11 @@ _FREED = ("Trying to backward through the graph a second time (or to read saved 
 class Context:
     """What forward leaves for backward: tensors through save_for_backward, anything else as attributes.
     `needs_input_grad[i]` says whether positional input i requires grad."""
+    needs_input_grad = ()  # class-level defaults: _record makes one Context per recorded op
+    _freed = False
 
     def __init__(self):
         self.saved_tensors = []
-        self.needs_input_grad = ()
-        self._freed = False
 
     def save_for_backward(self, *values):
         """Keep the tensor arguments (others are dropped) as shallow copies: they share storage but not
@@ -47,6 +47,14 @@ class Context:
         if self.saved_tensors:
             self.saved_tensors = []
             self._freed = True
+
+
+def _is_one_of(x, values):
+    """`x` is (by identity) one of `values` (not `in`: tensors compare elementwise)."""
+    for v in values:
+        if v is x:
+            return True
+    return False
 
 
 def _shallow(t):
@@ -86,12 +94,13 @@ class Function(Node):
         needs = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
         ctx = Context()
         ctx.needs_input_grad = needs
-        grad_on = _grad_mode.enabled[0]
-        _grad_mode.enabled[0] = False
+        enabled = _grad_mode.enabled
+        grad_on = enabled[0]
+        enabled[0] = False
         try:
             out = self.forward(ctx, *args, **kwargs)
         finally:
-            _grad_mode.enabled[0] = grad_on
+            enabled[0] = grad_on
         if not grad_on or True not in needs:
             return out
         if "ctx" in self.__dict__:
@@ -121,7 +130,7 @@ class Function(Node):
         if not isinstance(out, Tensor):
             self._output_meta.append(None)
             return out
-        if out.requires_grad or out.grad_fn is not None or any([out is a for a in args]):
+        if out.requires_grad or out.grad_fn is not None or _is_one_of(out, args):
             out = _shallow(out)  # forward returned an input (e.g. contiguous()): mark a new object
         out.grad_fn = self
         out.output_nr = output_nr
@@ -135,10 +144,14 @@ class Function(Node):
         if ctx._freed:
             raise RuntimeError(_FREED.format(name=self.name()))
         n = len(self.next_edges)
-        if all(g is None for g in grads):
+        missing = 0  # a plain loop: `None in grads` would call Tensor.__eq__
+        for g in grads:
+            if g is None:
+                missing += 1
+        if missing == len(grads):
             result = (None,) * n
         else:
-            if self.materialize_grads:
+            if missing and self.materialize_grads:
                 grads = [_zeros(m[0], m[1]) if g is None and m is not None else g
                          for g, m in zip(grads, self._output_meta)]
             result = self.backward(ctx, *grads)
@@ -148,7 +161,7 @@ class Function(Node):
             if len(result) != n:
                 raise RuntimeError(f"{self.name()}.backward returned {len(result)} gradients but forward took "
                                    f"{n} positional inputs; return one per input (None where there is none)")
-            result = tuple(self._checked(i, g) for i, g in enumerate(result))
+            result = tuple([self._checked(i, g) for i, g in enumerate(result)])
         if not retain_graph:
             ctx._free()
         return result

@@ -12,6 +12,11 @@ from .._layout import broadcast_shapes, broadcast_strides, kernel_meta
 _ZERO8 = np.zeros(8, np.int32)
 
 
+def _is_real(v):
+    """isinstance(v, numbers.Real), skipping the ABC machinery (a Python-level call) for float and int."""
+    return type(v) is float or type(v) is int or isinstance(v, numbers.Real)
+
+
 def _groups(n):
     return (n + 63) & ~63
 
@@ -66,7 +71,7 @@ class ElementwiseOps:
                                out._storage.buf, a._storage.buf, np.int32(a._offset), b._storage.buf,
                                np.int32(b._offset), np.int32(out._numel), *params, *meta)
             return out
-        if isinstance(other, numbers.Number) and not isinstance(other, complex):
+        if _is_real(other) or isinstance(other, numbers.Number) and not isinstance(other, complex):
             out = self._empty(self._shape, self.dtype)
             n = out._numel
             if n:
@@ -159,7 +164,7 @@ class ElementwiseOps:
         lo = min if min_val is None else min_val
         hi = max if max_val is None else max_val
         for v, nm in ((lo, "min"), (hi, "max")):
-            if v is not None and not isinstance(v, numbers.Real):
+            if v is not None and not _is_real(v):
                 raise TypeError(f"clamp: {nm} must be a number or None, got {type(v).__name__}")
         return self._unary("clamp", -np.inf if lo is None else lo, np.inf if hi is None else hi)
 

@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 
 from .. import backend
-from .._layout import (ShapeError, IndexOutOfRange, contiguous_strides, numel, normalize_dim, kernel_meta,
+from .._layout import (ShapeError, IndexOutOfRange, contiguous_layout, numel, normalize_dim, kernel_meta,
                        broadcast_shapes, broadcast_strides)
 
 _ASSIGN_RUN = 16  # elements per work-item of the strided copy (fewer work-items, fewer divisions)
@@ -15,13 +15,31 @@ def _shape_arg(args, op):
     """Accept f(2, 3), f((2, 3)), f([2, 3]) and f(()) alike."""
     if len(args) == 1 and isinstance(args[0], (list, tuple)):
         args = tuple(args[0])
+    for s in args:  # fast path: a tuple of plain ints is returned as it is
+        if type(s) is not int:
+            break
+    else:
+        return args
     for s in args:
         if not isinstance(s, (int, np.integer)) or isinstance(s, bool):
             raise TypeError(f"{op}: shape entries must be ints, got {list(args)}")
     return tuple(int(s) for s in args)
 
 
+_inferred = {}  # (shape, numel) -> the checked shape with -1 resolved (models reshape the same way each step)
+
+
 def _infer_shape(shape, n, op):
+    out = _inferred.get((shape, n))
+    if out is None:
+        out = _check_shape(shape, n, op)  # raises for a bad shape: only valid ones are cached
+        if len(_inferred) > 4096:
+            _inferred.clear()
+        _inferred[shape, n] = out
+    return out
+
+
+def _check_shape(shape, n, op):
     if sum(1 for s in shape if s == -1) > 1:
         raise ShapeError(f"{op}: only one dim can be -1, got {list(shape)}")
     if any(s < -1 for s in shape):
@@ -40,19 +58,18 @@ class ShapeOps:
     __slots__ = ()
 
     def _view(self, shape, strides, offset=None):
-        return self._make(self._storage, tuple(shape), tuple(strides),
-                          self._offset if offset is None else offset, self.dtype)
+        return self._make(self._storage, shape, strides, self._offset if offset is None else offset, self.dtype)
 
     def view(self, *shape):
         shape = _infer_shape(_shape_arg(shape, "view"), self._numel, "view")
         if not self._contig:
             raise ShapeError(f"view: tensor of shape {self.shape} is not contiguous; use reshape() instead")
-        return self._view(shape, contiguous_strides(shape))
+        return self._view(shape, contiguous_layout(shape)[1])
 
     def reshape(self, *shape):
         shape = _infer_shape(_shape_arg(shape, "reshape"), self._numel, "reshape")
         src = self if self._contig else self.contiguous()
-        return src._view(shape, contiguous_strides(shape))
+        return src._view(shape, contiguous_layout(shape)[1])
 
     def flatten(self, start_dim=0, end_dim=-1):
         if self.dim() == 0:
@@ -85,7 +102,7 @@ class ShapeOps:
         return self._view([self._shape[d] for d in order], [self._strides[d] for d in order])
 
     def transpose(self, dim0=-2, dim1=-1):
-        nd = self.dim()
+        nd = len(self._shape)
         d0, d1 = normalize_dim(dim0, nd, "transpose"), normalize_dim(dim1, nd, "transpose")
         if nd == 0:
             return self._view((), ())
@@ -197,7 +214,7 @@ class ShapeOps:
         n = self._numel
         if n == 0:
             return self
-        if isinstance(src, numbers.Number):
+        if not isinstance(src, ShapeOps) and isinstance(src, numbers.Number):  # tensors skip the ABC check
             meta = kernel_meta(self._shape, self._strides)
             backend.launch(backend.kernel("elementwise", "assign_value_s", self.dtype), (n + 63) & ~63, 64,
                            self._storage.buf, np.int32(self._offset), self.dtype.type(src), np.int32(n), *meta)
