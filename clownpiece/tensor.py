@@ -8,10 +8,10 @@ import numbers
 import numpy as np
 
 from . import backend, _grad_mode
-from ._layout import (ShapeError, IndexOutOfRange, contiguous_strides, is_contiguous, numel as _numel_of,
+from ._layout import (ShapeError, contiguous_strides, is_contiguous, numel as _numel_of,
                       normalize_dim, contiguous_layout, _CONTIGUOUS)
-from .ops.elementwise import ElementwiseOps, where
-from .ops.shape import ShapeOps, _shape_arg
+from .ops.elementwise import ElementwiseOps
+from .ops.shape import ShapeOps
 from .ops.reduce import ReduceOps
 from .ops.linalg import LinalgOps
 from .ops.index import IndexOps

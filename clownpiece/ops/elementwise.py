@@ -9,7 +9,6 @@ from .. import backend
 from ..backend import fusion
 from .._layout import broadcast_shapes, broadcast_strides, kernel_meta
 
-_ZERO8 = np.zeros(8, np.int32)
 
 
 def _is_real(v):
@@ -210,8 +209,7 @@ def where(condition, a, b):
         meta = kernel_meta(shape, *(broadcast_strides(t._shape, t._strides, shape) for t in (cond, a, b)))
         backend.launch(backend.kernel("elementwise", "where_s", dtype), _groups(n), 64, out._storage.buf,
                        cond._storage.buf, np.int32(cond._offset), a._storage.buf, np.int32(a._offset),
-                       b._storage.buf, np.int32(b._offset), np.int32(n), meta[0], meta[1], meta[2], meta[3],
-                       meta[4])
+                       b._storage.buf, np.int32(b._offset), np.int32(n), *meta)
     return out
 
 
