@@ -796,31 +796,24 @@ class Amin(Amax):
 
 
 class Softmax(_Op):
-    @staticmethod
-    def forward(ctx, x, dim=-1):
-        y = x.softmax(dim)
-        ctx.dim = dim
+    """Saves its output; the gradient is one fused row kernel (`softmax_grad` / `log_softmax_grad`)."""
+    _method, _grad = "softmax", "softmax_grad"
+
+    @classmethod
+    def forward(cls, ctx, x, dim=-1):
+        y = getattr(x, cls._method)(dim)
+        ctx.dim, ctx.grad = dim, cls._grad
         ctx.save_for_backward(y)
         return y
 
     @staticmethod
     def backward(ctx, g):
         y, = ctx.saved_tensors
-        return g.softmax_grad(y, ctx.dim)
+        return getattr(g, ctx.grad)(y, ctx.dim)
 
 
-class LogSoftmax(_Op):
-    @staticmethod
-    def forward(ctx, x, dim=-1):
-        y = x.log_softmax(dim)
-        ctx.dim = dim
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        y, = ctx.saved_tensors
-        return g.log_softmax_grad(y, ctx.dim)
+class LogSoftmax(Softmax):
+    _method, _grad = "log_softmax", "log_softmax_grad"
 
 
 class LogSumExp(_Op):
