@@ -91,9 +91,9 @@ def test_odd_sizes(dtype):
 
 
 def test_packed_path_size(dtype):
-    assert linalg._choose_path(300, 129, 257, True) == "packed"
+    assert linalg._choose_path(400, 257, 330, True) == "packed"
     for layout_a, layout_b in [("contiguous", "contiguous"), ("transposed", "sliced")]:
-        a, a_np, b, b_np = pair((300, 257), (257, 129), dtype, layout_a, layout_b)
+        a, a_np, b, b_np = pair((400, 330), (330, 257), dtype, layout_a, layout_b)
         check(a @ b, a_np @ b_np, dtype)
     a, a_np, b, b_np = pair((2, 1, 70, 65), (3, 65, 33), dtype)
     check(a @ b, a_np @ b_np, dtype)
@@ -179,9 +179,10 @@ def test_linear_strided_weight_and_expanded_bias(dtype):
     w, w_np = make(rng.normal(size=(90, 70)), dtype, "transposed")  # weight stored [in, out]
     b1, b1_np = make(rng.normal(size=(1,)), dtype)
     check(x.linear(w, b1.broadcast_to((90,))), x_np @ w_np.T + b1_np, dtype)
-    big, big_np = make(rng.normal(size=(300, 130)), dtype)  # the packed path, bias added at the store
-    wb, wb_np = make(rng.normal(size=(129, 130)), dtype, "sliced")
-    bias, bias_np = make(rng.normal(size=(129,)), dtype)
+    big, big_np = make(rng.normal(size=(400, 330)), dtype)  # the packed path, bias added at the store
+    wb, wb_np = make(rng.normal(size=(257, 330)), dtype, "sliced")
+    bias, bias_np = make(rng.normal(size=(257,)), dtype)
+    assert linalg._choose_path(400, 257, 330, True) == "packed"
     check(big.linear(wb, bias), big_np @ wb_np.T + bias_np, dtype)
 
 

@@ -15,8 +15,10 @@ from .._layout import ShapeError, broadcast_shapes, broadcast_strides, kernel_me
 # (or 4 x 8 doubles) keep 8 AVX2 registers of accumulators plus 2 for B; of 4x16, 8x8, 6x16, 3x16 and 12x8,
 # 4x16 measured fastest on a 2-core Zen3 with PoCL.
 _BLOCKS = {np.dtype(np.float32): (4, 16), np.dtype(np.float64): (4, 8)}
-# Below this many multiply-adds per batch element, packing costs more launches than it saves.
-_PACKED_MIN_MACS = 80 ** 3
+# Below this many multiply-adds per batch element the register-blocked block kernel (one launch, no
+# packing) beats packing + micro-kernel (three launches): measured on PoCL, float32, square n^3:
+# n=256 block 67 vs packed 41 GFLOP/s, n=384 84 vs 86, n=512 83 vs 95, n=1024 61 vs 123.
+_PACKED_MIN_MACS = 320 ** 3
 _TILED_MIN_MACS = 32 ** 3
 _PACK_KC = 8  # k values one packing work-item copies (KC in matmul.cl)
 
