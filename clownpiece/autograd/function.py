@@ -275,16 +275,42 @@ class Round(Sign):
     _method = "round"
 
 
-class Abs(_Op):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x.abs()
+class _UnaryWithGradKernel(_Op):
+    """y = x.<_method>(); the gradient is one fused kernel, g.<_grad>(saved), where saved is the output
+    (`_saves_output`) or the input."""
+    _saves_output = False
+
+    @classmethod
+    def forward(cls, ctx, x):
+        y = getattr(x, cls._method)()
+        ctx.save_for_backward(y if cls._saves_output else x)
+        ctx.grad = cls._grad
+        return y
 
     @staticmethod
     def backward(ctx, g):
-        x, = ctx.saved_tensors
-        return g.sign_mul(x)
+        saved, = ctx.saved_tensors
+        return getattr(g, ctx.grad)(saved)
+
+
+class Abs(_UnaryWithGradKernel):
+    _method, _grad = "abs", "sign_mul"  # g * sign(x), 0 at 0
+
+
+class Tanh(_UnaryWithGradKernel):
+    _method, _grad, _saves_output = "tanh", "tanh_grad", True
+
+
+class Sigmoid(_UnaryWithGradKernel):
+    _method, _grad, _saves_output = "sigmoid", "sigmoid_grad", True
+
+
+class Relu(_UnaryWithGradKernel):
+    _method, _grad = "relu", "relu_grad"
+
+
+class Gelu(_UnaryWithGradKernel):
+    _method, _grad = "gelu", "gelu_grad"
 
 
 class Sin(_Op):
@@ -311,44 +337,6 @@ class Cos(_Op):
         return g * (-x).sin()
 
 
-class Tanh(_Op):
-    @staticmethod
-    def forward(ctx, x):
-        y = x.tanh()
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        y, = ctx.saved_tensors
-        return g.tanh_grad(y)
-
-
-class Sigmoid(_Op):
-    @staticmethod
-    def forward(ctx, x):
-        y = x.sigmoid()
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        y, = ctx.saved_tensors
-        return g.sigmoid_grad(y)
-
-
-class Relu(_Op):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x.relu()
-
-    @staticmethod
-    def backward(ctx, g):
-        x, = ctx.saved_tensors
-        return g.relu_grad(x)
-
-
 class LeakyRelu(_Op):
     @staticmethod
     def forward(ctx, x, negative_slope=0.01):
@@ -360,18 +348,6 @@ class LeakyRelu(_Op):
     def backward(ctx, g):
         x, = ctx.saved_tensors
         return g.leaky_relu_grad(x, ctx.slope)
-
-
-class Gelu(_Op):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x.gelu()
-
-    @staticmethod
-    def backward(ctx, g):
-        x, = ctx.saved_tensors
-        return g.gelu_grad(x)
 
 
 class Clamp(_Op):
