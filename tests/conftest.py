@@ -1,5 +1,6 @@
 """Shared test helpers: both dtypes, numpy float64 references, and non-contiguous layouts of the same data."""
 import contextlib
+import gc
 
 import numpy as np
 import pytest
@@ -32,6 +33,13 @@ def assert_close(t, ref, dtype=None, rtol=None, atol=None):
     got = to_np(t)
     assert list(got.shape) == list(ref.shape), f"shape {list(got.shape)} != reference {list(ref.shape)}"
     np.testing.assert_allclose(got, ref, equal_nan=True, **tol)
+
+
+def pool_bytes_in_use():
+    """Device bytes held by live tensors, once cyclic garbage (e.g. from earlier tests) has been collected:
+    the collector may otherwise free old buffers in the middle of a measurement."""
+    gc.collect()
+    return cp.backend.stats()["pool_bytes_in_use"]
 
 
 @contextlib.contextmanager

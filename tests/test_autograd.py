@@ -11,7 +11,7 @@ from clownpiece import backend
 from clownpiece.autograd import (Function, Context, backward, no_grad, enable_grad, set_grad_enabled,
                                  is_grad_enabled, gradcheck, stack, cat, broadcast, broadcast_tensors, where)
 from clownpiece.autograd.gradcheck import GradcheckError
-from conftest import assert_close, make, to_np, LAYOUTS
+from conftest import assert_close, make, to_np, pool_bytes_in_use, LAYOUTS
 
 F64 = np.float64
 rng = np.random.default_rng(1)
@@ -750,8 +750,8 @@ def test_training_loop_holds_flat_memory():
     for _ in range(20):
         step()
     backend.synchronize()
-    in_use = backend.stats()["pool_bytes_in_use"]
+    in_use = pool_bytes_in_use()
     for _ in range(2000):
         step()
     backend.synchronize()
-    assert backend.stats()["pool_bytes_in_use"] <= in_use
+    assert pool_bytes_in_use() <= in_use

@@ -1,7 +1,6 @@
 """Lazy elementwise fusion (clownpiece/backend/fusion.py): deferred chains compute exactly what the eager
 kernels compute, run before anything reads or overwrites what they depend on, and cost nothing if dropped."""
 import contextlib
-import gc
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import pytest
 import clownpiece as cp
 from clownpiece import backend
 from clownpiece.backend import fusion
+from conftest import pool_bytes_in_use
 
 DTYPES = [np.float32, np.float64]
 
@@ -362,12 +362,10 @@ def test_training_steps_hold_flat_memory_and_short_reader_lists():
 
     for _ in range(20):
         step()
-    gc.collect()
-    in_use = backend.stats()["pool_bytes_in_use"]
+    in_use = pool_bytes_in_use()
     for _ in range(500):
         step()
-    gc.collect()
-    assert backend.stats()["pool_bytes_in_use"] == in_use
+    assert pool_bytes_in_use() == in_use
     assert len(const._storage._readers or ()) <= fusion._PRUNE_AT
 
 
