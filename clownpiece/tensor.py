@@ -334,6 +334,11 @@ class Tensor(TensorBase):
             raise RuntimeError(f"{op}: in-place write to a leaf tensor that requires grad; wrap it in "
                                f"`with no_grad():` (as optimizers do) or detach() it first")
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call `hook(self)` after each backward pass has accumulated into `self.grad` (a leaf only)."""
+        from .autograd.hooks import register_post_accumulate_grad_hook
+        return register_post_accumulate_grad_hook(self, hook)
+
     def backward(self, gradient=None, retain_graph=False):
         from .autograd.autograd import backward
         backward(self, gradient, retain_graph=retain_graph)

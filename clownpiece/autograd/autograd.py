@@ -11,6 +11,7 @@ import weakref
 
 from .. import _grad_mode
 from ..tensor import Tensor, TensorBase
+from .hooks import run_post_accumulate_grad_hooks
 
 
 class Edge:
@@ -87,6 +88,8 @@ class AccumulateGrad(Node):
             var.grad = Tensor._make(g._storage, g._shape, g._strides, g._offset, g.dtype)
         else:
             var.grad = var.grad + g
+        if "_post_accumulate_grad_hooks" in var.__dict__:
+            run_post_accumulate_grad_hooks(var)
         return ()
 
 
