@@ -1,8 +1,8 @@
 """clownpiece: a PyTorch-style deep-learning library whose tensors live in OpenCL buffers."""
 from . import backend
-from .tensor import TensorBase, Tensor, float32, float64
+from .tensor import TensorBase, Tensor, float32, float64  # also attaches the tensor methods (see tensor.py)
 from .backend import synchronize
-from . import autograd  # installs the differentiable Tensor methods
+from . import autograd
 from .autograd import (backward, no_grad, enable_grad, set_grad_enabled, is_grad_enabled, stack, cat, broadcast,
                        broadcast_tensors, where)
 from . import factories, tensor_impl

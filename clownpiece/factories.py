@@ -2,8 +2,8 @@
 from_numpy, manual_seed.
 
 Each factory is written once as a function of the result class (`_zeros(cls, ...)`). The module-level
-functions bind it to Tensor; `install()` also puts the common ones on TensorBase as class methods, so
-`Tensor.zeros(3, 4)` gives a Tensor, `TensorBase.zeros(3, 4)` a TensorBase and
+functions bind it to Tensor; the common ones are also class methods of TensorBase (CLASS_METHODS, attached
+by clownpiece/tensor.py), so `Tensor.zeros(3, 4)` gives a Tensor, `TensorBase.zeros(3, 4)` a TensorBase and
 `tensor_impl.TensorBaseImpl.zeros(...)` a TensorBaseImpl. Fills run as one kernel; `empty` launches none."""
 import functools
 import math
@@ -18,7 +18,7 @@ from .ops import index
 from .ops.elementwise import _groups
 from .ops.random import manual_seed, initial_seed
 from .ops.shape import _shape_arg
-from .tensor import TensorBase, Tensor, _resolve_dtype
+from ._tensor import TensorBase, Tensor, _resolve_dtype
 
 
 # ---- validation and the result object ------------------------------------------------------------------
@@ -213,10 +213,6 @@ tensor, from_numpy = _for_tensor.tensor, _for_tensor.from_numpy
 
 
 # ---- class-method forms on TensorBase (inherited by Tensor and tensor_impl.TensorBaseImpl) ---------------
-_CLASS_METHODS = ("empty", "full", "zeros", "ones", "rand", "randn", "zeros_like", "ones_like", "empty_like",
-                  "rand_like", "randn_like", "full_like")
-
-
 def _stack(cls, tensors, dim=0):
     return index.stack(tensors, dim)
 
@@ -230,14 +226,11 @@ def _broadcast(cls, *tensors):
     return list(index.broadcast_tensors(*tensors))
 
 
-def install():
-    for name in _CLASS_METHODS:
-        setattr(TensorBase, name, classmethod(_FACTORIES[name]))
-    TensorBase.stack = classmethod(_stack)
-    TensorBase.cat = classmethod(_cat)
-    TensorBase.broadcast = classmethod(_broadcast)
-
-
-install()
+# name -> function of the result class: TensorBase.zeros(2, 3) is a TensorBase, Tensor.zeros(2, 3) a Tensor
+# (clownpiece/tensor.py attaches them as class methods)
+CLASS_METHODS = {name: _FACTORIES[name] for name in (
+    "empty", "full", "zeros", "ones", "rand", "randn", "zeros_like", "ones_like", "empty_like", "rand_like",
+    "randn_like", "full_like")}
+CLASS_METHODS.update(stack=_stack, cat=_cat, broadcast=_broadcast)
 
 __all__ = sorted(_FACTORIES) + ["manual_seed", "initial_seed"]

@@ -25,6 +25,8 @@ import zlib
 
 import numpy as np
 
+from ._tensor import Tensor, TensorBase
+
 MAGIC = b"CLWNPCE\0"
 VERSION = 1
 _PREFIX = struct.Struct("<8sIQ")
@@ -38,15 +40,21 @@ class SerializationError(RuntimeError, ValueError):
 
 
 def _tensor_kinds():
-    from .tensor import Tensor, TensorBase
-    from .nn.module import Parameter, Buffer
-    return {"Parameter": Parameter, "Buffer": Buffer, "Tensor": Tensor, "TensorBase": TensorBase}
+    """The tensor classes a file can name: TensorBase, Tensor, and the subclasses of Tensor that clownpiece
+    defines (nn's Parameter and Buffer). They are found through Tensor.__subclasses__(), so saving and
+    loading need only the tensor classes, not clownpiece.nn."""
+    kinds = {"TensorBase": TensorBase, "Tensor": Tensor}
+    pending = Tensor.__subclasses__()
+    while pending:
+        cls = pending.pop()
+        if cls.__module__.startswith("clownpiece.") and cls.__name__ not in kinds:
+            kinds[cls.__name__] = cls
+        pending.extend(cls.__subclasses__())
+    return kinds
 
 
 class _Writer:
     def __init__(self):
-        from .tensor import TensorBase
-        self.tensor_type = TensorBase
         self.entries, self.chunks, self.offset = [], [], 0
         self.index_of = {}  # id(tensor) -> index: a tensor saved twice is loaded as one object
 
@@ -58,7 +66,7 @@ class _Writer:
         if isinstance(obj, numbers.Real):
             v = float(obj)
             return v if math.isfinite(v) else {"float": repr(v)}
-        if isinstance(obj, self.tensor_type):
+        if isinstance(obj, TensorBase):
             return {"tensor": self.add_tensor(obj)}
         if isinstance(obj, (list, tuple)):
             tag = "list" if isinstance(obj, list) else "tuple"
@@ -172,13 +180,14 @@ def _read_tensor(entry, data, i, fail):
         raise fail(f"tensor {i}: bytes [{offset}, {offset + nbytes}) lie outside the {len(data)}-byte data")
     arr = np.frombuffer(data, dtype, math.prod(shape), offset).reshape(shape).astype(dtype.newbyteorder("="))
     native = arr.dtype
-    if kind.__name__ == "Parameter":
-        return kind(kinds["Tensor"](arr, dtype=native), requires_grad=requires_grad)
-    if kind.__name__ == "Buffer":
-        return kind(kinds["Tensor"](arr, dtype=native))
-    if kind.__name__ == "Tensor":
-        return kind(arr, requires_grad=requires_grad, dtype=native)
-    return kind(arr, dtype=native)
+    if kind is TensorBase:
+        return TensorBase(arr, dtype=native)
+    t = Tensor(arr, requires_grad=requires_grad, dtype=native)
+    if kind is Tensor:
+        return t
+    out = kind(t)  # Parameter(t), Buffer(t): a Tensor subclass shares the loaded tensor's storage
+    out.requires_grad = requires_grad
+    return out
 
 
 def _decode(node, tensors, fail):

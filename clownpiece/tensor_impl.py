@@ -15,7 +15,7 @@ from .backend.memory import Storage
 from .factories import factories_for, size_arg
 from .ops import index
 from .ops.shape import ShapeOps, _shape_arg
-from .tensor import TensorBase, _host_array, _resolve_dtype
+from ._tensor import TensorBase, _host_array, _resolve_dtype
 
 
 class TensorBaseImpl(TensorBase):

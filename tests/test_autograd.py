@@ -1,6 +1,7 @@
 """Autograd: every differentiable op against finite differences (float64), composites, the engine's rules
 (accumulation, seeds, retain_graph, errors), grad mode, custom Functions and a flat-memory training loop."""
 import importlib
+import inspect
 import math
 
 import numpy as np
@@ -702,8 +703,13 @@ def test_context_keeps_tensors_only_as_shallow_copies():
 
 # ---- differentiable surface and cost ---------------------------------------------------------------------
 def test_every_table_entry_names_a_tensor_op():
-    from clownpiece.autograd import function
-    assert function._uninstalled == []
+    # every registered method exists as a raw TensorBase op and Tensor records it (autograd.methods.install
+    # also refuses, at import, a name TensorBase lacks)
+    from clownpiece.autograd import methods
+    assert len(methods.RECORDERS) > 80
+    for name in methods.RECORDERS:
+        raw = inspect.getattr_static(cp.TensorBase, name)
+        assert inspect.getattr_static(cp.Tensor, name) is not raw, name
 
 
 def _launches(fn):

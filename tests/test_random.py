@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import clownpiece as cp
-from clownpiece import backend, _grad_mode
+from clownpiece import backend, set_grad_enabled
 from clownpiece.factories import manual_seed, empty, zeros
 from conftest import make, no_launch
 
@@ -223,10 +223,6 @@ def test_inplace_fill_of_a_leaf_that_requires_grad():
     w = cp.Tensor(np.zeros(4), requires_grad=True)
     with pytest.raises(RuntimeError, match="uniform_"):
         w.uniform_()
-    saved = _grad_mode.enabled[0]
-    _grad_mode.enabled[0] = False  # what no_grad() does; initialisers fill parameters this way
-    try:
+    with set_grad_enabled(False):  # what no_grad() does; initialisers fill parameters this way
         w.normal_()
-    finally:
-        _grad_mode.enabled[0] = saved
     assert np.all(w.numpy() != 0)

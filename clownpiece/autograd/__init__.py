@@ -1,5 +1,5 @@
-"""Autograd: grad mode, the Function/Context API with one Function per differentiable op, the backward
-engine and gradcheck.
+"""Autograd: grad mode, the Function/Context API, the built-in ops' gradients (a table per family in
+autograd/functions/), the backward engine and gradcheck.
 
 `clownpiece.autograd.no_grad` is the function (as in the course). The submodule of that name is still
 importable by path: `from clownpiece.autograd.no_grad import is_grad_enabled` or
@@ -8,7 +8,6 @@ from .no_grad import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from .autograd import backward
 from .function import Function, Context, stack, cat, broadcast, broadcast_tensors, where
 from .gradcheck import gradcheck
-from . import nn_functions  # noqa: F401  makes the fused nn ops (conv2d, max_pool2d, ...) recording Tensor methods
 
 __all__ = ["backward", "Function", "Context", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
            "gradcheck", "stack", "cat", "broadcast", "broadcast_tensors", "where"]

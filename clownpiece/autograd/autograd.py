@@ -1,4 +1,5 @@
-"""The backward engine.
+"""The autograd graph and the backward engine: Node, Edge, Function (a recorded op is a Node), Context,
+AccumulateGrad, GraphTask, backward, zero_grads.
 
 The graph is made of Nodes. A Function instance recorded by an op is the Node of the tensors it produced;
 its `next_edges` point, one per positional input, to the Node that produced that input (`Edge(input_nr,
@@ -9,8 +10,8 @@ gradient; contributions to the same (node, slot) are summed. The engine runs wit
 backward formulas never record graphs."""
 import weakref
 
-from .. import _grad_mode
-from ..tensor import Tensor, TensorBase
+from .._grad_mode import no_grad, swap_grad_enabled
+from .._tensor import Tensor, TensorBase
 from .hooks import run_post_accumulate_grad_hooks
 
 
@@ -93,6 +94,176 @@ class AccumulateGrad(Node):
         return ()
 
 
+# ---- recorded ops ----------------------------------------------------------------------------------
+_NO_EDGE = Edge(0, None)
+
+_FREED = ("Trying to backward through the graph a second time (or to read saved tensors after they were "
+          "freed): {name}'s saved tensors were freed by the first backward. Pass retain_graph=True to the "
+          "first backward() to keep them.")
+
+
+class Context:
+    """What forward leaves for backward: tensors through save_for_backward, anything else as attributes.
+    `needs_input_grad[i]` says whether positional input i requires grad."""
+    needs_input_grad = ()  # class-level defaults: _record makes one Context per recorded op
+    _freed = False
+
+    def __init__(self):
+        self.saved_tensors = []
+
+    def save_for_backward(self, *values):
+        """Keep the tensor arguments (others are dropped) as shallow copies: they share storage but not
+        grad_fn, so an output saved by its own Function does not form a reference cycle."""
+        self.saved_tensors = [_shallow(v) for v in values if isinstance(v, TensorBase)]
+
+    def get_saved_tensors(self):
+        if self._freed:
+            raise RuntimeError(_FREED.format(name="this Function"))
+        return self.saved_tensors
+
+    def _free(self):
+        """After a backward without retain_graph: drop what forward kept. A second backward through a node
+        that had kept tensors then raises (its gradient can no longer be computed)."""
+        if self.saved_tensors:
+            self.saved_tensors = []
+            self.saved_values = None  # a gradient-table row's arguments and results (formula.py)
+            self._freed = True
+
+
+def _is_one_of(x, values):
+    """`x` is (by identity) one of `values` (not `in`: tensors compare elementwise)."""
+    for v in values:
+        if v is x:
+            return True
+    return False
+
+
+def zeros(shape, dtype):
+    """A zero-filled Tensor (one fill kernel): the gradient of an output nothing used, or of a view."""
+    return Tensor._empty(shape, dtype)._assign_from(0.0)
+
+
+def _shallow(t):
+    return (Tensor if isinstance(t, Tensor) else type(t))._make(t._storage, t._shape, t._strides, t._offset,
+                                                               t.dtype)
+
+
+class _Apply:
+    """`Fn().apply(...)` records with that instance (the course's form); `Fn.apply(...)` makes a fresh
+    instance per call (PyTorch's form)."""
+
+    def __get__(self, instance, owner):
+        if instance is not None:
+            return instance._record
+        return lambda *args, **kwargs: owner()._record(*args, **kwargs)
+
+
+class Function(Node):
+    """Subclass with static `forward(ctx, *args, **kwargs)` and `backward(ctx, *grad_outputs)`.
+
+    backward gets one gradient per forward output (zeros for outputs that received none, unless the class
+    sets `materialize_grads = False`, in which case they are None) and returns one gradient per positional
+    forward input (None for non-tensors and inputs without a gradient); a bare value is fine for one input."""
+    apply = _Apply()
+    materialize_grads = True
+    _pad_grads = False  # built-in ops: backward returns the leading gradients, the rest are None
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError
+
+    def _record(self, *args, **kwargs):
+        needs = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
+        ctx = Context()
+        ctx.needs_input_grad = needs
+        grad_on = swap_grad_enabled(False)  # forward runs raw ops: nothing inside it records
+        try:
+            out = self.forward(ctx, *args, **kwargs)
+        finally:
+            swap_grad_enabled(grad_on)
+        if not grad_on or True not in needs:
+            return out
+        if "ctx" in self.__dict__:
+            raise RuntimeError(f"{self.name()}: a Function instance is one graph node; apply it once "
+                               f"(use {self.name()}.apply(...) for a fresh one each call)")
+        self.ctx = ctx
+        edges, meta = [], []
+        for a, n in zip(args, needs):
+            if n:
+                edges.append(Edge.gradient_edge(a))
+                meta.append((a._shape, a.dtype))
+            else:
+                edges.append(_NO_EDGE)
+                meta.append(None)
+        self.next_edges = edges
+        self._input_meta = meta
+        self._output_meta = []
+        if isinstance(out, (tuple, list)):
+            outs = [self._mark(o, i, args) for i, o in enumerate(out)]
+            self.num_inputs = len(outs)
+            return tuple(outs) if isinstance(out, tuple) else outs
+        self.num_inputs = 1
+        return self._mark(out, 0, args)
+
+    def _mark(self, out, output_nr, args):
+        """Make `out` the output_nr-th output of this node (and remember its shape for zero grads)."""
+        if not isinstance(out, Tensor):
+            self._output_meta.append(None)
+            return out
+        if out.requires_grad or out.grad_fn is not None or _is_one_of(out, args):
+            out = _shallow(out)  # forward returned an input (e.g. contiguous()): mark a new object
+        out.grad_fn = self
+        out.output_nr = output_nr
+        out.requires_grad = True
+        self._output_meta.append((out._shape, out.dtype))
+        return out
+
+    def run(self, grads, retain_graph):
+        """Engine entry: the gradients of the outputs in, one checked gradient per input out."""
+        ctx = self.ctx
+        if ctx._freed:
+            raise RuntimeError(_FREED.format(name=self.name()))
+        n = len(self.next_edges)
+        missing = 0  # a plain loop: `None in grads` would call Tensor.__eq__
+        for g in grads:
+            if g is None:
+                missing += 1
+        if missing == len(grads):
+            result = (None,) * n
+        else:
+            if missing and self.materialize_grads:
+                grads = [zeros(m[0], m[1]) if g is None and m is not None else g
+                         for g, m in zip(grads, self._output_meta)]
+            result = self.backward(ctx, *grads)
+            result = tuple(result) if isinstance(result, (tuple, list)) else (result,)
+            if len(result) < n and self._pad_grads:
+                result += (None,) * (n - len(result))
+            if len(result) != n:
+                raise RuntimeError(f"{self.name()}.backward returned {len(result)} gradients but forward took "
+                                   f"{n} positional inputs; return one per input (None where there is none)")
+            result = tuple([self._checked(i, g) for i, g in enumerate(result)])
+        if not retain_graph:
+            ctx._free()
+        return result
+
+    def _checked(self, i, g):
+        meta = self._input_meta[i]
+        if g is None or meta is None:
+            return None
+        if not isinstance(g, TensorBase):
+            raise TypeError(f"{self.name()}.backward returned a {type(g).__name__} for input {i}; expected a "
+                            f"tensor or None")
+        shape, dtype = meta
+        if g._shape != shape:
+            raise RuntimeError(f"{self.name()}.backward returned a gradient of shape {g.shape} for input {i} "
+                               f"of shape {list(shape)}")
+        return g if g.dtype == dtype else g.to(dtype)
+
+
 class NodeTask:
     """A node waiting to run: its input buffer and how many incoming edges have not delivered yet."""
     __slots__ = ("node", "inputs", "pending", "base")
@@ -132,30 +303,32 @@ class GraphTask:
         deps = self._count_dependencies()
         tasks = self.tasks = {node: NodeTask(node, n, self) for node, n in deps.items()}
         ready = [NodeTask(root, 0, self) for root in reversed(self.roots)]
-        prev = _grad_mode.enabled[0]
-        _grad_mode.enabled[0] = False
         try:
-            while ready:
-                task = ready.pop()
-                node = task.node
-                grads = node.run(task.inputs, retain_graph)
-                task.inputs = None  # free the incoming gradients as soon as the node has used them
-                for edge, g in zip(node.next_edges, grads):
-                    nxt = edge.node
-                    if nxt is None:
-                        continue
-                    nxt_task = tasks[nxt]
-                    if g is not None:  # contributions to the same (node, slot) are summed
-                        inputs, slot = nxt_task.inputs, edge.input_nr
-                        old = inputs[slot]
-                        inputs[slot] = g if old is None else old + g
-                    nxt_task.pending -= 1
-                    if nxt_task.pending == 0:
-                        del tasks[nxt]
-                        ready.append(nxt_task)
+            with no_grad():
+                self._run(ready, tasks, retain_graph)
         finally:
-            _grad_mode.enabled[0] = prev
             self.tasks = {}
+
+    @staticmethod
+    def _run(ready, tasks, retain_graph):
+        while ready:
+            task = ready.pop()
+            node = task.node
+            grads = node.run(task.inputs, retain_graph)
+            task.inputs = None  # free the incoming gradients as soon as the node has used them
+            for edge, g in zip(node.next_edges, grads):
+                nxt = edge.node
+                if nxt is None:
+                    continue
+                nxt_task = tasks[nxt]
+                if g is not None:  # contributions to the same (node, slot) are summed
+                    inputs, slot = nxt_task.inputs, edge.input_nr
+                    old = inputs[slot]
+                    inputs[slot] = g if old is None else old + g
+                nxt_task.pending -= 1
+                if nxt_task.pending == 0:
+                    del tasks[nxt]
+                    ready.append(nxt_task)
 
 
 def _as_list(x):
@@ -197,3 +370,14 @@ def backward(tensors, grads=None, retain_graph=False):
         raise RuntimeError("backward: none of the tensors requires grad (element 0 of tensors does not "
                            "require grad and does not have a grad_fn)")
     GraphTask(roots).run(retain_graph)
+
+
+def zero_grads(params, set_to_none=True):
+    """Drop each tensor's grad (set_to_none) or zero it in place: Module.zero_grad and Optimizer.zero_grad."""
+    for p in params:
+        if p.grad is None:
+            continue
+        if set_to_none:
+            p.grad = None
+        else:
+            p.grad.zero_()

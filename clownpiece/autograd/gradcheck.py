@@ -4,7 +4,7 @@ This is host-side checking code: it reads outputs back and perturbs input elemen
 one-element views. The function under test runs on the device like any other code."""
 import numpy as np
 
-from ..tensor import Tensor, TensorBase, float64
+from .._tensor import Tensor, TensorBase, float64
 from .autograd import backward
 from .no_grad import no_grad, enable_grad
 

@@ -2,7 +2,7 @@
 AvgPool2D (= AvgPool2d). The kernels are fused ops from ops/nn.py (im2col + one GEMM+bias launch)."""
 import math
 
-from ..tensor import Tensor
+from .._tensor import Tensor
 from .module import Module, Parameter
 from . import functional as F, init
 

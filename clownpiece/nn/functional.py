@@ -1,14 +1,14 @@
 """nn.functional (D6): the stateless forms of the layers, as in PyTorch. Everything composes Tensor ops
-(which record autograd); the fused nn kernels come from clownpiece.autograd.nn_functions."""
+(which record autograd); the fused nn ops record through the entry points of clownpiece/autograd/functions/nn.py."""
 import numbers
 
 import numpy as np
 
-from ..tensor import Tensor, TensorBase
+from .._grad_mode import no_grad
+from .._tensor import Tensor, TensorBase
 from .._layout import ShapeError, IndexOutOfRange
 from ..ops.nn import check_reduction, reduce_loss
-from ..autograd.no_grad import no_grad
-from ..autograd.nn_functions import cross_entropy as _cross_entropy, layer_norm, conv2d, max_pool2d, avg_pool2d
+from ..autograd.functions.nn import avg_pool2d, conv2d, cross_entropy as _cross_entropy, layer_norm, max_pool2d
 
 
 def _tensor(x, op):

@@ -3,7 +3,7 @@ return the tensor. The course's names come first (`calcuate_gain`, `constants_`,
 PyTorch's spellings are aliases."""
 import math
 
-from ..autograd.no_grad import no_grad
+from .._grad_mode import no_grad
 
 _GAINS = {
     "linear": lambda a: 1.0,

@@ -2,7 +2,7 @@
 MultiheadAttention, plus Flatten and Dropout (D7)."""
 import math
 
-from ..tensor import Tensor, TensorBase
+from .._tensor import Tensor, TensorBase
 from .._layout import ShapeError
 from .module import Module, Parameter, Buffer
 from . import functional as F, init

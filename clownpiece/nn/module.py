@@ -4,19 +4,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..tensor import Tensor, TensorBase
-from .. import _grad_mode
-
-
-def zero_grads(params, set_to_none=True):
-    """Drop each parameter's grad (set_to_none) or zero it in place; Module and Optimizer zero_grad."""
-    for p in params:
-        if p.grad is None:
-            continue
-        if set_to_none:
-            p.grad = None
-        else:
-            p.grad.zero_()
+from .._grad_mode import no_grad
+from .._tensor import Tensor, TensorBase
+from ..autograd.autograd import zero_grads
 
 
 class Parameter(Tensor):
@@ -247,13 +237,9 @@ class Module:
             lines = ([f"missing key '{k}'" for k in missing] + [f"unexpected key '{k}'" for k in unexpected]
                      + problems)
             raise RuntimeError(f"load_state_dict for {type(self).__name__} failed:\n  " + "\n  ".join(lines))
-        prev = _grad_mode.enabled[0]
-        _grad_mode.enabled[0] = False  # in-place writes into parameters are not recorded
-        try:
+        with no_grad():  # in-place writes into parameters are not recorded
             for dst, src in pairs:
                 dst.copy_(src)
-        finally:
-            _grad_mode.enabled[0] = prev
         return missing, unexpected
 
     # ---- repr -----------------------------------------------------------------------------------

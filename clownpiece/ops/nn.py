@@ -1,6 +1,6 @@
 """NNOps: fused neural-network raw ops on TensorBase (kernels in cl_kernels/nn.cl): cross-entropy, layer
 norm, 2-D convolution (im2col + the linear raw op), max/avg pooling, and the backward kernels that
-clownpiece.autograd.nn_functions records them with.
+clownpiece/autograd/functions/nn.py records them with.
 
 Convolution is im2col + the `linear` raw op (one fused GEMM+bias launch) + one layout copy to NCHW. A direct
 kernel (one output element per work-item, looping over C*KH*KW) was measured against it on PoCL (2-core CI

@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from ...ops.index import stack
-from ...tensor import TensorBase, Tensor
+from ..._tensor import TensorBase, Tensor
 
 
 class ConflictingOptionsError(ValueError, AssertionError):

@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+from ..._tensor import Tensor
+
 
 class Dataset:
     """Base of map-style datasets: `__getitem__(index)` and `__len__()`. Takes no constructor arguments
@@ -39,7 +41,6 @@ class TensorDataset(Dataset):
         numpy data."""
         if not all(isinstance(t, np.ndarray) and t.dtype.kind in "biuf" for t in self.tensors):
             return None
-        from ...tensor import Tensor
         rows = np.asarray(indices)
         return tuple(Tensor(t[rows], requires_grad=False) for t in self.tensors)
 
@@ -152,8 +153,6 @@ def normalize_transform(mean, std):
 def to_tensor_transform():
     """An ndarray -> a clownpiece Tensor of the SAME shape ([H, W, C] stays HWC, no scaling),
     requires_grad=False."""
-    from ...tensor import Tensor
-
     def to_tensor(x):
         return Tensor(np.asarray(x), requires_grad=False)
     return to_tensor

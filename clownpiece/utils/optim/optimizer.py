@@ -8,9 +8,9 @@ import numbers
 
 import numpy as np
 
-from ...autograd.no_grad import no_grad
-from ...nn.module import zero_grads
-from ...tensor import TensorBase
+from ..._grad_mode import no_grad
+from ..._tensor import TensorBase
+from ...autograd.autograd import zero_grads
 from ..._layout import ShapeError
 
 # `state` is keyed by each parameter's `param_id` (the course's API). Ids come from one process-wide counter:

@@ -1,14 +1,17 @@
-"""Autograd Functions of the fused nn raw ops (clownpiece/ops/nn.py), and the recording entry points that
-nn.functional and the Tensor methods of the same names call.
+"""Gradients of the fused nn ops (clownpiece/ops/nn.py, kernels in cl_kernels/nn.cl): classes, because each
+forward keeps intermediates of its private raw op (row statistics, im2col columns, argmax positions).
 
-Each entry point passes tensor inputs positionally (one gradient slot each, None for an absent optional
-tensor) and hyper-parameters as keywords, so every backward returns a fixed number of gradients."""
-from ..tensor import Tensor, TensorBase
-from ..ops.nn import reduce_loss, check_reduction
-from .function import Function
+The entry functions below are what nn.functional and the Tensor methods of the same names call. They pass
+tensor inputs positionally (one gradient edge each, None for an absent optional tensor) and
+hyper-parameters as keywords, so every backward returns a fixed number of gradients."""
+from ..._tensor import TensorBase
+from ...ops.nn import check_reduction, reduce_loss
+from ..formula import Op
+from ..methods import differentiable, register
 
 
-class CrossEntropy(Function):
+@differentiable()
+class CrossEntropy(Op):
     @staticmethod
     def forward(ctx, logits, target, reduction="mean"):
         loss, lse, x, t = logits._cross_entropy_rows(target)
@@ -25,7 +28,8 @@ class CrossEntropy(Function):
         return dx.view(ctx.shape), None
 
 
-class LayerNorm(Function):
+@differentiable()
+class LayerNorm(Op):
     @staticmethod
     def forward(ctx, x, weight, bias, normalized_shape, eps=1e-5):
         y, mean, rstd, rows, _ = x._layer_norm(normalized_shape, weight, bias, eps)
@@ -43,7 +47,8 @@ class LayerNorm(Function):
         return dx.view(ctx.shape), dw, db
 
 
-class Conv2d(Function):
+@differentiable()
+class Conv2d(Op):
     @staticmethod
     def forward(ctx, x, weight, bias, stride=1, padding=0):
         y, cols, w2d, win = x._conv2d(weight, bias, stride, padding)
@@ -65,7 +70,8 @@ class Conv2d(Function):
         return dx, dw, db
 
 
-class MaxPool2d(Function):
+@differentiable()
+class MaxPool2d(Op):
     @staticmethod
     def forward(ctx, x, kernel_size, stride=None, padding=0):
         y, idx, win = x._max_pool2d(kernel_size, stride, padding)
@@ -79,7 +85,8 @@ class MaxPool2d(Function):
         return TensorBase._max_pool2d_backward(grad, idx, ctx.win)
 
 
-class AvgPool2d(Function):
+@differentiable()
+class AvgPool2d(Op):
     @staticmethod
     def forward(ctx, x, kernel_size, stride=None, padding=0):
         y, win = x._avg_pool2d(kernel_size, stride, padding)
@@ -93,26 +100,25 @@ class AvgPool2d(Function):
 
 def cross_entropy(logits, target, reduction="mean"):
     check_reduction(reduction, "cross_entropy")
-    return CrossEntropy.apply(logits, target, reduction=reduction)
+    return CrossEntropy.record(logits, target, reduction=reduction)
 
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
-    return LayerNorm.apply(x, weight, bias, normalized_shape=normalized_shape, eps=eps)
+    return LayerNorm.record(x, weight, bias, normalized_shape=normalized_shape, eps=eps)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):
-    return Conv2d.apply(x, weight, bias, stride=stride, padding=padding)
+    return Conv2d.record(x, weight, bias, stride=stride, padding=padding)
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0):
-    return MaxPool2d.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
+    return MaxPool2d.record(x, kernel_size=kernel_size, stride=stride, padding=padding)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0):
-    return AvgPool2d.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
+    return AvgPool2d.record(x, kernel_size=kernel_size, stride=stride, padding=padding)
 
 
-# Tensor methods of the same names record too (TensorBase keeps the raw ops)
-for _fn in (cross_entropy, layer_norm, conv2d, max_pool2d, avg_pool2d):
-    setattr(Tensor, _fn.__name__, _fn)
-del _fn
+# the Tensor methods of the same names record through the same entry points (TensorBase keeps the raw ops)
+for _entry in (cross_entropy, layer_norm, conv2d, max_pool2d, avg_pool2d):
+    register(_entry.__name__, _entry)

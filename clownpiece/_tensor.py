@@ -1,0 +1,343 @@
+"""TensorBase (the course's week-1 tensor: a view of a device buffer, every raw op, no autograd) and
+Tensor (TensorBase + autograd recording).
+
+A TensorBase is (storage, shape, strides, offset, dtype); strides and offset count elements. Raw ops are
+grouped by family in clownpiece/ops/ and validate their arguments before launching any kernel."""
+import numbers
+
+import numpy as np
+
+from . import backend
+from ._grad_mode import is_grad_enabled
+from ._layout import (ShapeError, contiguous_strides, is_contiguous, numel as _numel_of,
+                      normalize_dim, contiguous_layout, _CONTIGUOUS)
+from .ops.elementwise import ElementwiseOps
+from .ops.shape import ShapeOps
+from .ops.reduce import ReduceOps
+from .ops.linalg import LinalgOps
+from .ops.index import IndexOps
+from .ops.random import RandomOps
+from .ops.nn import NNOps
+from .ops.optim import OptimOps
+
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+_default_dtype = float32
+
+
+def _resolve_dtype(dtype):
+    if dtype is None:
+        return _default_dtype
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"unsupported dtype {dtype!r}; expected float32 or float64") from None
+    if d not in (float32, float64):
+        raise TypeError(f"unsupported dtype {d}; clownpiece tensors are float32 or float64")
+    if d == float64 and not backend.device().has_fp64:
+        raise TypeError(f"float64 requested but device {backend.device().name} has no fp64 support")
+    return d
+
+
+class TensorBase(ElementwiseOps, ShapeOps, ReduceOps, LinalgOps, IndexOps, RandomOps, NNOps, OptimOps):
+    __slots__ = ("_storage", "_shape", "_strides", "_offset", "dtype", "_numel", "_contig", "__weakref__")
+
+    def __init__(self, data=None, dtype=None):
+        if isinstance(data, TensorBase):  # share the storage and the view
+            self._set_view(data._storage, data._shape, data._strides, data._offset, data.dtype)
+            if dtype is not None and _resolve_dtype(dtype) != data.dtype:
+                src = data.to(dtype)
+                self._set_view(src._storage, src._shape, src._strides, src._offset, src.dtype)
+            return
+        dtype = _resolve_dtype(dtype)
+        if data is None:
+            arr = np.zeros((0,), dtype)
+        else:
+            arr = _host_array(data, dtype)
+        self._set_view(backend.alloc(arr.nbytes), arr.shape, contiguous_strides(arr.shape), 0, dtype)
+        backend.upload(self._storage, arr)
+
+    def _set_view(self, storage, shape, strides, offset, dtype):
+        if type(shape) is not tuple:
+            shape = tuple(shape)
+        if type(strides) is not tuple:
+            strides = tuple(strides)
+        self._storage = storage
+        self._shape = shape
+        self._strides = strides
+        self._offset = offset
+        self.dtype = dtype
+        # views are made on every op with a handful of distinct layouts: look numel and contiguity up
+        key = (shape, strides)
+        layout = _VIEWS.get(key)
+        if layout is None:
+            layout = _view_layout(key)
+        self._numel, self._contig = layout
+
+    # results of raw ops are of this class (Tensor for Tensor and Parameter)
+    @classmethod
+    def _result_cls(cls):
+        return TensorBase
+
+    @classmethod
+    def _make(cls, storage, shape, strides, offset, dtype):
+        obj = object.__new__(_RESULT_CLS.get(cls) or _result_cls_of(cls))
+        obj._set_view(storage, shape, strides, offset, dtype)
+        return obj
+
+    @classmethod
+    def _empty(cls, shape, dtype=None):
+        """A new contiguous tensor (uninitialised). The hot path of every op: no layout arithmetic beyond a
+        cache lookup."""
+        dtype = dtype or _default_dtype
+        if type(shape) is not tuple:
+            shape = tuple(shape)
+        layout = _CONTIGUOUS.get(shape)  # contiguous_layout(shape) without the call when cached
+        if layout is None:
+            layout = contiguous_layout(shape)
+        obj = object.__new__(_RESULT_CLS.get(cls) or _result_cls_of(cls))
+        obj._storage = backend.alloc(layout[2] * dtype.itemsize)
+        obj._shape, obj._strides, obj._numel = layout
+        obj._offset = 0
+        obj.dtype = dtype
+        obj._contig = True
+        return obj
+
+    def _scalar(self, value):
+        """A 0-dim tensor of self's dtype holding `value` (uploads: keep it off hot paths)."""
+        return self._result_cls()(np.asarray(value, self.dtype))
+
+    @staticmethod
+    def _check_dtype(dtype):
+        return _resolve_dtype(dtype)
+
+    # ---- properties ---------------------------------------------------------------------------------
+    @property
+    def shape(self):
+        return list(self._shape)
+
+    def dim(self):
+        return len(self._shape)
+
+    ndim = property(dim)
+
+    def size(self, dim=None):
+        if dim is None:
+            return list(self._shape)
+        return self._shape[normalize_dim(dim, self.dim(), "size")]
+
+    def numel(self):
+        return self._numel
+
+    def is_contiguous(self):
+        return self._contig
+
+    def stride(self, dim=None):
+        return list(self._strides) if dim is None else self._strides[normalize_dim(dim, self.dim(), "stride")]
+
+    def element_size(self):
+        return self.dtype.itemsize
+
+    @property
+    def device(self):
+        return backend.device()
+
+    def __len__(self):
+        if not self._shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self._shape[0]
+
+    def __bool__(self):
+        if self._numel != 1:
+            raise RuntimeError(f"Boolean value of a tensor with {self._numel} elements is ambiguous")
+        return bool(self.item())
+
+    def __iter__(self):
+        if not self._shape:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self.select(0, i) for i in range(self._shape[0]))
+
+    def __float__(self):
+        return self.item()
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        v = self.item()
+        if v != int(v):
+            raise TypeError(f"only integral tensors can be used as an index, got {v}")
+        return int(v)
+
+    # ---- host boundary ------------------------------------------------------------------------------
+    def numpy(self):
+        """A fresh numpy array with the values (waits for the queue)."""
+        src = self if self._contig else self.clone()
+        out = np.empty(self._shape, self.dtype)
+        if self._numel:
+            backend.download(src._storage, out, src._offset * self.dtype.itemsize)
+        return out
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def item(self):
+        if self._numel != 1:
+            raise RuntimeError(f"item(): tensor with {self._numel} elements (shape {self.shape}) cannot be "
+                               f"converted to a Python number; expected exactly one element")
+        out = np.empty((1,), self.dtype)
+        backend.download(self._storage, out, self._offset * self.dtype.itemsize)
+        return float(out[0])
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.numpy()
+        return a if dtype is None else a.astype(dtype)
+
+    _UFUNCS = {"exp": "exp", "log": "log", "sqrt": "sqrt", "sin": "sin", "cos": "cos", "tanh": "tanh",
+               "absolute": "abs", "negative": "neg", "sign": "sign"}
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """np.exp(t) and friends call the tensor's own op (the course's week-1 notebook relies on it)."""
+        name = self._UFUNCS.get(ufunc.__name__)
+        if method == "__call__" and name and len(inputs) == 1 and not kwargs:
+            return getattr(inputs[0], name)()
+        binary = {"add": "__add__", "subtract": "__sub__", "multiply": "__mul__", "true_divide": "__truediv__"}
+        if method == "__call__" and ufunc.__name__ in binary and len(inputs) == 2 and not kwargs:
+            a, b = inputs
+            if isinstance(a, TensorBase):
+                return getattr(a, binary[ufunc.__name__])(b.item() if isinstance(b, np.ndarray) and b.ndim == 0 else b)
+            return getattr(b, "__r" + binary[ufunc.__name__][2:])(a)
+        return NotImplemented
+
+    def __getstate__(self):
+        return {"data": self.numpy(), "requires_grad": getattr(self, "requires_grad", False)}
+
+    def __setstate__(self, state):
+        data = state["data"]
+        TensorBase.__init__(self, data, dtype=data.dtype)
+        if "requires_grad" in state and hasattr(type(self), "requires_grad"):
+            self.requires_grad = state["requires_grad"]
+
+    def __copy__(self):
+        return self._make(self._storage, self._shape, self._strides, self._offset, self.dtype)
+
+    def __deepcopy__(self, memo):
+        return self.clone()
+
+    def __repr__(self):
+        return f"{type(self).__name__}({_format(self)}{self._repr_extra()})"
+
+    def _repr_extra(self):
+        return "" if self.dtype == _default_dtype else f", dtype={self.dtype.name}"
+
+    __str__ = __repr__
+
+    def data_ptr(self):
+        return id(self._storage)
+
+
+_RESULT_CLS = {}  # class -> cls._result_cls(), looked up by _make and _empty on every op
+
+
+def _result_cls_of(cls):
+    rc = _RESULT_CLS[cls] = cls._result_cls()
+    return rc
+
+
+_VIEWS = {}  # (shape, strides) -> (numel, is_contiguous) of a view
+
+
+def _view_layout(key):
+    if len(_VIEWS) > 8192:
+        _VIEWS.clear()
+    # int(): shapes equal as keys may hold numpy ints; a cached numel must not leak that type to others
+    layout = _VIEWS[key] = (int(_numel_of(key[0])), is_contiguous(*key))
+    return layout
+
+
+def _host_array(data, dtype):
+    if isinstance(data, np.ndarray):
+        return np.asarray(data, dtype, order="C")  # ascontiguousarray would turn 0-d into 1-d
+    if isinstance(data, (bool, numbers.Number, np.generic)):
+        return np.asarray(data, dtype)
+    if isinstance(data, (list, tuple)):
+        try:
+            return np.asarray(data, dtype)
+        except (ValueError, TypeError) as e:
+            if any(isinstance(x, TensorBase) for x in data):
+                raise TypeError("building a tensor from a list of tensors: use clownpiece.stack") from None
+            raise ShapeError(f"tensor data must be a rectangular nested list of numbers ({e})") from None
+    raise TypeError(f"cannot build a tensor from {type(data).__name__}")
+
+
+def _format(t):
+    if t._numel > 1000:
+        body = np.array2string(t.numpy(), separator=", ", threshold=1000, precision=4)
+    else:
+        body = repr(t.tolist())
+    return body
+
+
+class Tensor(TensorBase):
+    """TensorBase with autograd: requires_grad, grad, grad_fn. Its differentiable methods and backward() are
+    attached by clownpiece/tensor.py from autograd's table (clownpiece/autograd/methods.py): when grad mode
+    is on and an input requires grad they record through the op's Function, otherwise they run the raw
+    TensorBase op."""
+    __slots__ = ("__dict__",)
+    # class-level defaults: op results (the vast majority of tensors) never pay for setting them
+    requires_grad = False
+    grad = None
+    grad_fn = None
+    output_nr = 0
+
+    def __init__(self, data=None, requires_grad=None, dtype=None):
+        TensorBase.__init__(self, data, dtype)
+        # D4: data tensors default to requires_grad=False (PyTorch), unlike the course's grad-mode default
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self.grad_fn = None
+        self.output_nr = 0
+
+    @classmethod
+    def _result_cls(cls):
+        return Tensor
+
+    def _repr_extra(self):
+        extra = TensorBase._repr_extra(self)
+        if self.grad_fn is not None:
+            extra += f", grad_fn={type(self.grad_fn).__name__}"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return extra
+
+    def is_leaf(self):
+        return self.grad_fn is None
+
+    is_leaf = property(is_leaf)
+
+    def requires_grad_(self, requires_grad=None):
+        if requires_grad is None:
+            requires_grad = is_grad_enabled()
+        if not self.is_leaf and not requires_grad:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor; use detach()")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def detach(self):
+        return self._make(self._storage, self._shape, self._strides, self._offset, self.dtype)
+
+    def detach_(self):
+        self.grad_fn = None
+        self.requires_grad = False
+        return self
+
+    def _check_inplace(self, op):
+        if self.requires_grad and self.is_leaf and is_grad_enabled():
+            raise RuntimeError(f"{op}: in-place write to a leaf tensor that requires grad; wrap it in "
+                               f"`with no_grad():` (as optimizers do) or detach() it first")
+
+    def __getstate__(self):
+        return {"data": self.numpy(), "requires_grad": self.requires_grad}
+
+    def __setstate__(self, state):
+        Tensor.__init__(self, state["data"], state.get("requires_grad", False), dtype=state["data"].dtype)

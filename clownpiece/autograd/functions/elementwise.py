@@ -1,0 +1,110 @@
+"""Gradients of the elementwise ops (clownpiece/ops/elementwise.py, kernels in cl_kernels/elementwise.cl).
+
+One row per op: Function name, the Tensor methods that record through it, and the gradient of each input
+as a formula whose parameter names say what the forward keeps (autograd/formula.py). Fused gradient
+kernels (relu_grad, tanh_grad, ...: the "gradient helpers" in elementwise.cl) make most of them one launch."""
+import math
+import operator
+
+from ..._tensor import TensorBase
+from ...ops import elementwise as _ew
+from ..autograd import zeros
+from ..formula import Row
+from ..methods import recording, register
+
+
+def _zero(grad):
+    """Piecewise-constant ops: the gradient is zero (PyTorch's rule; the course's too)."""
+    return zeros(grad._shape, grad.dtype)
+
+
+def _either(positional, keyword):
+    return keyword if positional is None else positional
+
+
+def _pow(self, exponent):
+    """self ** exponent for a number or tensor exponent, and number ** tensor (recorded by __rpow__)."""
+    return self.pow(exponent) if isinstance(self, TensorBase) else self ** exponent
+
+
+def _pow_grad_base(grad, self, exponent):
+    if isinstance(exponent, TensorBase):
+        return grad * exponent * self.pow(exponent - 1.0)
+    if exponent == 2:
+        return grad * self.affine(2.0)
+    return grad * self.pow(exponent - 1).affine(exponent)
+
+
+def _pow_grad_exponent(grad, self, result):
+    return grad * result * (self.log() if isinstance(self, TensorBase) else math.log(self))
+
+
+def _tie_weight(a, b):
+    """1 where a wins, 0 where b wins, 0.5 on ties: maximum/minimum split a tie's gradient evenly (PyTorch)."""
+    return (a - b).sign().affine(0.5, 0.5)
+
+
+def _arithmetic(op):
+    """The forward of a binary operator: either operand may be a Python number (a reflected method passes
+    the number first)."""
+    def forward(self, other):
+        return op(self, other)
+    forward.__name__ = op.__name__
+    return forward
+
+
+GRADIENTS = [
+    # Function     Tensor methods                   gradient of each input
+    Row("Neg",     "neg __neg__",                   self=lambda grad: -grad),
+    Row("Sign",    "sign",                          self=_zero),
+    Row("Floor",   "floor",                         self=_zero),
+    Row("Round",   "round",                         self=_zero),
+    Row("Abs",     "abs __abs__",                   self=lambda grad, self: grad.sign_mul(self)),  # 0 at 0
+    Row("Sin",     "sin",                           self=lambda grad, self: grad * self.cos()),
+    Row("Cos",     "cos",                           self=lambda grad, self: grad * (-self).sin()),
+    Row("Tanh",    "tanh",                          self=lambda grad, result: grad.tanh_grad(result)),
+    Row("Sigmoid", "sigmoid",                       self=lambda grad, result: grad.sigmoid_grad(result)),
+    Row("Relu",    "relu",                          self=lambda grad, self: grad.relu_grad(self)),
+    Row("Gelu",    "gelu",                          self=lambda grad, self: grad.gelu_grad(self)),
+    Row("LeakyRelu", "leaky_relu",
+        self=lambda grad, self, negative_slope: grad.leaky_relu_grad(self, negative_slope)),
+    # the course's rule: the gradient passes where min < x < max strictly (PyTorch includes the bounds)
+    Row("Clamp",   "clamp clip",
+        self=lambda grad, self, min_val, max_val, min, max: grad.clamp_grad(self, _either(min_val, min),
+                                                                            _either(max_val, max))),
+    Row("Log",     "log",                           self=lambda grad, self: grad / self),
+    Row("Exp",     "exp",                           self=lambda grad, result: grad * result),
+    Row("Sqrt",    "sqrt",                          self=lambda grad, result: (grad / result).affine(0.5)),
+    Row("Affine",  "affine",                        self=lambda grad, scale: grad.affine(scale)),
+    # binary ops broadcast: each gradient is summed back to its input's shape
+    Row("Add",     "add __add__ __radd__",          forward=_arithmetic(operator.add), broadcasts=True,
+        self=lambda grad: grad, other=lambda grad: grad),
+    Row("Sub",     "sub __sub__ __rsub__",          forward=_arithmetic(operator.sub), broadcasts=True,
+        self=lambda grad: grad, other=lambda grad: -grad),
+    Row("Mul",     "mul __mul__ __rmul__",          forward=_arithmetic(operator.mul), broadcasts=True,
+        self=lambda grad, other: grad * other, other=lambda grad, self: grad * self),
+    Row("Div",     "div __truediv__ __rtruediv__",  forward=_arithmetic(operator.truediv), broadcasts=True,
+        self=lambda grad, other: grad / other,
+        other=lambda grad, other, result: -(grad / other) * result),  # d(a/b)/db = -(a/b)/b
+    Row("Pow",     "pow __pow__ __rpow__",          forward=_pow, broadcasts=True,
+        self=_pow_grad_base, exponent=_pow_grad_exponent),
+    Row("Maximum", "maximum",                       broadcasts=True,
+        self=lambda grad, self, other: grad * _tie_weight(self, other),
+        other=lambda grad, self, other: grad * _tie_weight(other, self)),
+    Row("Minimum", "minimum",                       broadcasts=True,
+        self=lambda grad, self, other: grad * _tie_weight(other, self),
+        other=lambda grad, self, other: grad * _tie_weight(self, other)),
+]
+
+# where(condition, a, b): the condition gets no gradient; a and b may be numbers
+Where = Row("Where", forward=_ew.where, broadcasts=True,
+            a=lambda grad, condition: _ew.where(condition, grad, 0.0),
+            b=lambda grad, condition: _ew.where(condition, 0.0, grad))
+register("where", lambda self, condition, other: Where.record(condition, self, other))  # t.where(cond, other)
+
+
+def where(condition, a, b):
+    """Elementwise `a if condition != 0 else b` (a and b tensors or numbers, all broadcast); differentiable."""
+    if recording((condition, a, b)):
+        return Where.record(condition, a, b)
+    return _ew.where(condition, a, b)
