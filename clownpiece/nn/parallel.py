@@ -33,6 +33,7 @@ class _Bucket:
             self.slices.append((start, start + p.numel(), p.shape))
             start += p.numel()
         self.flat = zeros(start, dtype=dtype)
+        self.views = [self.flat[a:b].view(shape) for a, b, shape in self.slices]  # where each grad is copied
         self.host = np.empty(start, dtype)
         self.pending = len(params)
         self.request = None
@@ -142,9 +143,7 @@ class DistributedDataParallel(Module):
                                f"before every parameter got its first; some parameters are unused in the loss")
         self._ready.add(key)
         bucket, i = self._where[key]
-        start, stop, shape = bucket.slices[i]
-        with no_grad():
-            bucket.flat[start:stop].copy_(param.grad.reshape(-1))
+        bucket.views[i].copy_(param.grad)  # backward runs with grad mode off: nothing records
         bucket.pending -= 1
         for b in self._buckets[:self._next_bucket]:  # Open MPI progresses collectives only inside MPI calls
             if b.request is not None:
