@@ -193,8 +193,8 @@ class TensorBase(ElementwiseOps, ShapeOps, ReduceOps, LinalgOps, IndexOps, Rando
         a = self.numpy()
         return a if dtype is None else a.astype(dtype)
 
-    _UFUNCS = {"exp": "exp", "log": "log", "sqrt": "sqrt", "sin": "sin", "cos": "cos", "tanh": "tanh",
-               "absolute": "abs", "negative": "neg", "sign": "sign"}
+    _UFUNCS = {"exp": "exp", "log": "log", "log1p": "log1p", "expm1": "expm1", "sqrt": "sqrt", "sin": "sin",
+               "cos": "cos", "tanh": "tanh", "absolute": "abs", "negative": "neg", "sign": "sign"}
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         """np.exp(t) and friends call the tensor's own op (the course's week-1 notebook relies on it)."""
@@ -292,7 +292,8 @@ class Tensor(TensorBase):
 
     def __init__(self, data=None, requires_grad=None, dtype=None):
         TensorBase.__init__(self, data, dtype)
-        # D4: data tensors default to requires_grad=False (PyTorch), unlike the course's grad-mode default
+        # data tensors default to requires_grad=False (PyTorch), unlike the course's grad-mode default
+        # (docs/api.md, Decisions D4)
         self.requires_grad = bool(requires_grad)
         self.grad = None
         self.grad_fn = None

@@ -4,8 +4,9 @@ broadcast (course code imports all of these from `clownpiece.tensor`; docs/api.m
 This is also the one place where methods are attached to the tensor classes, once, at import:
 - TensorBase gets the class-method factories (`Tensor.zeros(2, 3)`, `TensorBase.stack([...])`), from
   factories.CLASS_METHODS;
-- Tensor gets backward(), register_post_accumulate_grad_hook() and the recording form of every differentiable op, from the registry in
-  autograd/methods.py (each op's Function: a row of a gradient table or a class, autograd/functions/).
+- Tensor gets backward(), register_post_accumulate_grad_hook() and the recording form of every
+  differentiable op, from the registry in autograd/methods.py (each op's Function: a row of a gradient table
+  or a class, autograd/functions/).
 The classes themselves are defined in clownpiece/_tensor.py, the raw ops in clownpiece/ops/."""
 from . import factories
 from ._tensor import Tensor, TensorBase, float32, float64

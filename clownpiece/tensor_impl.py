@@ -1,4 +1,4 @@
-"""The course's week-1 low-level API (ClownpieceTorch's `tensor_impl`, API.md §2.12) over TensorBase.
+"""The course's week-1 low-level API (ClownpieceTorch's `tensor_impl`; docs/api.md, Import paths) over TensorBase.
 
 `TensorBaseImpl` is TensorBase with the week-1 constructor overloads and method quirks (`split(dim, ...)`
 takes the dim first, `.T` swaps dims 0 and 1, `copy.copy` clones); every raw op on it returns a

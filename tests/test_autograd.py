@@ -45,6 +45,8 @@ UNARY = {
     "sigmoid": (lambda x: x.sigmoid(), randn), "relu": (lambda x: x.relu(), away_from_zero),
     "leaky_relu": (lambda x: x.leaky_relu(0.1), away_from_zero), "gelu": (lambda x: x.gelu(), randn),
     "log": (lambda x: x.log(), positive), "exp": (lambda x: x.exp(), randn),
+    "log1p": (lambda x: x.log1p(), lambda *shape: rng.uniform(-0.8, 2.0, shape)),
+    "expm1": (lambda x: x.expm1(), randn),
     "sqrt": (lambda x: x.sqrt(), positive), "sign": (lambda x: x.sign() * 3.0 + x, away_from_zero),
     "clamp": (lambda x: x.clamp(-0.5, 0.5), away_from_zero),
     "clamp_open_low": (lambda x: x.clamp(None, 0.5), away_from_zero),
@@ -66,6 +68,7 @@ def test_unary_gradcheck(name, layout):
 
 def test_unary_on_0dim_and_empty():
     assert gradcheck(lambda x: x.exp() * x.sin(), [leaf(np.array(0.7))])
+    assert gradcheck(lambda x: x.log1p() * x.expm1(), [leaf(np.array(0.7))])
     x = leaf(np.zeros((0, 3)))
     w = leaf(randn(3, 2))
     ((x.tanh() @ w).sum() + w.sum()).backward()
@@ -720,7 +723,7 @@ def _launches(fn):
 
 
 @pytest.mark.parametrize("op,expected", [("relu", 1), ("tanh", 1), ("sigmoid", 1), ("abs", 1), ("exp", 1),
-                                         ("softmax", 1), ("log_softmax", 1)])
+                                         ("log1p", 1), ("expm1", 1), ("softmax", 1), ("log_softmax", 1)])
 def test_backward_formulas_are_single_kernels(op, expected):
     x = cp.Tensor(randn(4, 5), requires_grad=True)
     y = getattr(x, op)()

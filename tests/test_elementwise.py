@@ -23,6 +23,37 @@ def test_unary(name, layout, dtype):
     assert_close(getattr(t, name)(), UNARY[name](ref), dtype, rtol=1e-5 if dtype == np.float32 else 1e-11)
 
 
+LOG1P_EXPM1 = {"log1p": np.log1p, "expm1": np.expm1}
+
+
+@pytest.mark.parametrize("name", sorted(LOG1P_EXPM1))
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_log1p_expm1_keep_every_digit_of_small_inputs(name, layout, dtype):
+    # log1p's domain is x > -1. Near 0, log(1 + x) and exp(x) - 1 lose every digit: the relative check
+    # (atol 0) fails unless the kernels use the log1p/expm1 builtins.
+    data = np.concatenate([rng.uniform(-0.9, 3.0, 8), [1e-9, -3e-8, 2.5e-6, 0.0]]).reshape(3, 4)
+    t, ref = make(data, dtype, layout)
+    got = getattr(t, name)()
+    assert got.shape == [3, 4] and got.dtype == dtype
+    assert_close(got, LOG1P_EXPM1[name](ref), dtype, rtol=2e-6 if dtype == np.float32 else 1e-14, atol=0)
+    assert_close(getattr(np, name)(t), LOG1P_EXPM1[name](ref), dtype, rtol=2e-6 if dtype == np.float32 else 1e-14,
+                 atol=0)  # the numpy ufunc runs the tensor's op
+    assert_close(getattr(cp.nn.functional, name)(t), LOG1P_EXPM1[name](ref), dtype,
+                 rtol=2e-6 if dtype == np.float32 else 1e-14, atol=0)
+
+
+def test_log1p_expm1_edges_0dim_and_empty(dtype):
+    edges = np.array([-1.0, -2.0, 800.0, -800.0, np.inf, -np.inf, np.nan])
+    t = cp.Tensor(edges, dtype=dtype)
+    with np.errstate(all="ignore"):
+        assert_close(t.log1p(), np.log1p(edges), dtype)  # -inf, nan, ...: values, not errors
+        assert_close(t.expm1(), np.expm1(edges), dtype)
+    assert_close(cp.Tensor(0.25, dtype=dtype).log1p(), np.log1p(0.25), dtype)
+    assert cp.Tensor(0.25, dtype=dtype).expm1().shape == []
+    empty = cp.Tensor(np.zeros((0, 3)), dtype=dtype)
+    assert empty.log1p().shape == [0, 3] and empty.expm1().shape == [0, 3]
+
+
 def test_log_sqrt_nan_are_values(dtype):
     t = cp.Tensor([-1.0, 0.0, 4.0], dtype=dtype)
     with np.errstate(all="ignore"):

@@ -72,6 +72,8 @@ CHAINS = {
                      + a.clamp_grad(c, -0.5, 0.5) + a.sign_mul(b) + a.leaky_relu_grad(c, 0.1),
                      lambda a, b, c: np.where(b > 0, a, 0) + a * (1 - c * c) * (a * b * (1 - b))
                      + np.where((c > -0.5) & (c < 0.5), a, 0) + a * np.sign(b) + np.where(c > 0, a, 0.1 * a)),
+    "log1p_expm1": (lambda a, b, c: (a.abs().log1p() - b.expm1()) * c,
+                    lambda a, b, c: (np.log1p(np.abs(a)) - np.expm1(b)) * c),
     "pow_sign_round": (lambda a, b, c: a.pow(3) + b.sign() * c.floor() - a.round() + (-b),
                        lambda a, b, c: a ** 3 + np.sign(b) * np.floor(c) - np.round(a) - b),
 }

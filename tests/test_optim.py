@@ -154,7 +154,7 @@ def test_update_rejects_non_contiguous_params_and_mismatched_grads():
 # ---- Adam / AdamW -------------------------------------------------------------------------------------------
 
 def adam_reference(p, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False):
-    """The update rule written out in float64 (API.md §5.3; AdamW decays p by 1 - lr*wd first)."""
+    """The update rule written out in float64 (docs/api.md, Optimizers; AdamW decays p by 1 - lr*wd first)."""
     p = np.asarray(p, np.float64).copy()
     m = np.zeros_like(p)
     v = np.zeros_like(p)

@@ -1,4 +1,5 @@
-"""clownpiece.nn: modules, layers, losses, initialisers and nn.functional (API.md §4, D6, D7).
+"""clownpiece.nn: modules, layers, losses, initialisers and nn.functional (docs/api.md, nn; the PyTorch aliases
+and the layers beyond the course: docs/api.md, Decisions D6 and D7).
 
 `from clownpiece.nn import *` is used by course code: it must not export a different `Tensor`."""
 from .module import Parameter, Buffer, Module

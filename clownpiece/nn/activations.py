@@ -1,4 +1,4 @@
-"""Parameter-free activation modules (API.md §4.3), thin wrappers over nn.functional."""
+"""Parameter-free activation modules (docs/api.md, nn), thin wrappers over nn.functional."""
 from .module import Module
 from . import functional as F
 

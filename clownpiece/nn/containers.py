@@ -1,4 +1,4 @@
-"""Containers (API.md §4.4): Sequential, ModuleList, ModuleDict."""
+"""Containers (docs/api.md, nn): Sequential, ModuleList, ModuleDict."""
 from collections import OrderedDict
 
 from .module import Module

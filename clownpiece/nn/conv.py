@@ -1,5 +1,6 @@
-"""Convolution and pooling on NCHW inputs (D7): Conv2D (= Conv2d), MaxPool2D (= MaxPool2d),
-AvgPool2D (= AvgPool2d). The kernels are fused ops from ops/nn.py (im2col + one GEMM+bias launch)."""
+"""Convolution and pooling on NCHW inputs (beyond the course: docs/api.md, Decisions D7): Conv2D (= Conv2d),
+MaxPool2D (= MaxPool2d), AvgPool2D (= AvgPool2d). The kernels are fused ops from ops/nn.py (im2col + one
+GEMM+bias launch)."""
 import math
 
 from .._tensor import Tensor

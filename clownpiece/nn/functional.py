@@ -1,5 +1,6 @@
-"""nn.functional (D6): the stateless forms of the layers, as in PyTorch. Everything composes Tensor ops
-(which record autograd); the fused nn ops record through the entry points of clownpiece/autograd/functions/nn.py."""
+"""nn.functional (docs/api.md, Decisions D6): the stateless forms of the layers, as in PyTorch. Everything
+composes Tensor ops (which record autograd); the fused nn ops record through the entry points of
+clownpiece/autograd/functions/nn.py."""
 import numbers
 
 import numpy as np
@@ -52,6 +53,16 @@ def exp(x):
 
 def log(x):
     return _tensor(x, "log").log()
+
+
+def log1p(x):
+    """log(1 + x), accurate for small x."""
+    return _tensor(x, "log1p").log1p()
+
+
+def expm1(x):
+    """exp(x) - 1, accurate for small x."""
+    return _tensor(x, "expm1").expm1()
 
 
 def sqrt(x):
@@ -146,6 +157,7 @@ def _host_targets(target, logits):
     return Tensor(arr.astype(logits.dtype), dtype=logits.dtype)
 
 
-__all__ = ["relu", "sigmoid", "tanh", "gelu", "leaky_relu", "softmax", "log_softmax", "exp", "log", "sqrt", "abs",
+__all__ = ["relu", "sigmoid", "tanh", "gelu", "leaky_relu", "softmax", "log_softmax", "exp", "log", "log1p", "expm1",
+           "sqrt", "abs",
            "linear", "embedding", "flatten", "dropout", "batch_norm", "layer_norm", "conv2d", "max_pool2d",
            "avg_pool2d", "mse_loss", "cross_entropy"]

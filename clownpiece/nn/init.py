@@ -1,4 +1,4 @@
-"""In-place initialisers (API.md §4.6). Random fills run on the device (ops/random.py) under no_grad and
+"""In-place initialisers (docs/api.md, nn). Random fills run on the device (ops/random.py) under no_grad and
 return the tensor. The course's names come first (`calcuate_gain`, `constants_`, table key `idenity`);
 PyTorch's spellings are aliases."""
 import math

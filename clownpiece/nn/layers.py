@@ -1,5 +1,5 @@
-"""Layers with parameters or state (API.md §4.3): Linear, Embedding, LayerNorm, BatchNorm,
-MultiheadAttention, plus Flatten and Dropout (D7)."""
+"""Layers with parameters or state (docs/api.md, nn): Linear, Embedding, LayerNorm, BatchNorm,
+MultiheadAttention, plus Flatten and Dropout (beyond the course: docs/api.md, Decisions, D7)."""
 import math
 
 from .._tensor import Tensor, TensorBase

@@ -1,4 +1,4 @@
-"""Losses (API.md §4.5): 0-dim results for 'mean'/'sum', per-position values for 'none'."""
+"""Losses (docs/api.md, nn): 0-dim results for 'mean'/'sum', per-position values for 'none'."""
 from .module import Module
 from . import functional as F
 from ..ops.nn import check_reduction

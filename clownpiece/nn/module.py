@@ -1,5 +1,5 @@
 """Parameter, Buffer and Module: the registration, traversal, state-dict and repr machinery every layer
-builds on (API.md §4.1-4.2)."""
+builds on (docs/api.md, nn)."""
 from collections import OrderedDict
 
 import numpy as np

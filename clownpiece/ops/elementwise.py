@@ -144,6 +144,8 @@ class ElementwiseOps:
     def tanh(self): return self._unary("tanh")
     def log(self): return self._unary("log")
     def exp(self): return self._unary("exp")
+    def log1p(self): return self._unary("log1p")
+    def expm1(self): return self._unary("expm1")
     def sqrt(self): return self._unary("sqrt")
     def floor(self): return self._unary("floor")
     def round(self): return self._unary("round")

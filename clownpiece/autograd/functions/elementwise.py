@@ -74,6 +74,9 @@ GRADIENTS = [
                                                                             _either(max_val, max))),
     Row("Log",     "log",                           self=lambda grad, self: grad / self),
     Row("Exp",     "exp",                           self=lambda grad, result: grad * result),
+    Row("Log1p",   "log1p",                         self=lambda grad, self: grad / (self + 1.0)),
+    # exp(x), not result + 1: result + 1 loses all of exp(x)'s digits where expm1(x) rounds to -1
+    Row("Expm1",   "expm1",                         self=lambda grad, self: grad * self.exp()),
     Row("Sqrt",    "sqrt",                          self=lambda grad, result: (grad / result).affine(0.5)),
     Row("Affine",  "affine",                        self=lambda grad, scale: grad.affine(scale)),
     # binary ops broadcast: each gradient is summed back to its input's shape

@@ -20,7 +20,7 @@ def _subscript_grad(grad, self_shape, idx):
 
 GRADIENTS = [
     # Function        Tensor methods            gradient of each input
-    Row("Subscriptor", "__getitem__ take_rows", self=lambda grad, self_shape, idx: _subscript_grad(grad, self_shape, idx)),
+    Row("Subscriptor", "__getitem__ take_rows", self=_subscript_grad),
     Row("IndexSelect", "index_select",
         self=lambda grad, self_shape, dim, index: zeros(self_shape, grad.dtype).index_add_(dim, index, grad)),
     Row("Gather",      "gather",

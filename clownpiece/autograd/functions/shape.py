@@ -32,7 +32,8 @@ GRADIENTS = [
     # Function           Tensor methods   gradient of each input
     Row("Clone",         "clone",         self=lambda grad: grad),
     Row("Contiguous",    "contiguous",    self=lambda grad: grad),
-    Row("To",            "to",            self=lambda grad, self_dtype: grad.to(self_dtype)),  # back to the input's dtype
+    # dtype conversions: the gradient goes back in the input's dtype
+    Row("To",            "to",            self=lambda grad, self_dtype: grad.to(self_dtype)),
     Row("Float",         "float",         self=lambda grad, self_dtype: grad.to(self_dtype)),
     Row("Double",        "double",        self=lambda grad, self_dtype: grad.to(self_dtype)),
     Row("Permute",       "permute",

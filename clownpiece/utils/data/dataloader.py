@@ -19,7 +19,8 @@ class ConflictingOptionsError(ValueError, AssertionError):
 def default_collate(samples):
     """Stack a list of samples into a batch: tuples/lists field-wise into a tuple, dicts key-wise;
     clownpiece tensors with clownpiece.stack; numbers and numpy (or array-like) values with numpy, uploaded
-    as one Tensor (requires_grad=False, float32 per D1); strings and other objects are returned as a list."""
+    as one Tensor (requires_grad=False, float32: docs/api.md, dtypes); strings and other objects are returned
+    as a list."""
     first = samples[0]
     if isinstance(first, TensorBase):
         return stack(samples)  # the raw op: the batch never records autograd history
