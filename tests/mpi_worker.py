@@ -1,8 +1,10 @@
 """Run under `mpirun -n 2` by tests/test_distributed.py: each scenario's checks on every rank; rank 0
-writes {scenario: [rank 0's outcome, rank 1's, ...]} (outcome "ok" or the failure) as JSON to argv[1].
+writes {scenario: ["ok" from rank 0, from rank 1, ...]} as JSON to argv[1]. A failing check prints its
+traceback and aborts the job (the other ranks may be waiting for it in a collective).
 
 `python tests/mpi_worker.py abort` instead makes rank 1 raise while the others wait in a collective
 (the job must end within seconds with rank 1's message)."""
+import faulthandler
 import json
 import math
 import sys
@@ -238,12 +240,13 @@ def an_unused_parameter_is_named_at_the_next_forward():
 def run_scenarios(out_path):
     results = {}
     for name, fn in SCENARIOS.items():
+        print(f"rank {RANK}: {name}", file=sys.stderr, flush=True)
         try:
             fn()
-            outcome = "ok"
-        except Exception:
-            outcome = traceback.format_exc()
-        results[name] = dist._require().comm.gather(outcome, root=0)
+        except Exception:  # the other ranks may be waiting in a collective: end the job, don't hang it
+            print(f"rank {RANK}: scenario {name} failed\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+            dist._require().comm.Abort(1)
+        results[name] = dist._require().comm.gather("ok", root=0)
     if RANK == 0:
         with open(out_path, "w") as f:
             json.dump(results, f)
@@ -257,6 +260,7 @@ def abort():
 
 
 if __name__ == "__main__":
+    faulthandler.dump_traceback_later(90, exit=True)  # a hang shows where, before the test's timeout
     dist.init()  # before any tensor is made
     RANK, WORLD = dist.get_rank(), dist.get_world_size()
     if sys.argv[1] == "abort":
