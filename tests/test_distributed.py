@@ -96,6 +96,16 @@ def test_uninitialized_use_says_to_call_init():
     assert dist.is_available()  # CI installs mpi4py
 
 
+def test_each_local_rank_gets_its_device():
+    gpus = ["0:0", "0:1", "1:0"]
+    assert [dist._device_spec("", r, gpus) for r in range(4)] == ["0:0", "0:1", "1:0", "0:0"]  # round-robin
+    assert dist._device_spec("", 1, []) == ""  # no GPU: the usual default (CPU ranks share it)
+    assert dist._device_spec(" cpu ", 1, gpus) == "cpu"  # one value: every rank
+    assert [dist._device_spec("0:1, pocl", r, gpus) for r in range(3)] == ["0:1", "pocl", "0:1"]
+    with pytest.raises(ValueError, match="an empty entry"):
+        dist._device_spec("0:0,,0:1", 0, gpus)
+
+
 def partitions(n, replicas, **kwargs):
     samplers = [DistributedSampler(range(n), replicas, r, **kwargs) for r in range(replicas)]
     return samplers, [list(s) for s in samplers]

@@ -93,16 +93,24 @@ def init(abort_on_exception=True):
         sys.excepthook = _aborting_excepthook(sys.excepthook, world)
 
 
+def _device_spec(setting, local_rank, gpus):
+    """The CLOWNPIECE_DEVICE value for the rank with this local rank: `setting` itself, its local_rank-th
+    entry (round-robin) when it is a comma-separated list, else the local_rank-th GPU (round-robin) of
+    `gpus` ('platform:device' strings); '' leaves the usual default."""
+    setting = setting.strip()
+    if "," in setting:
+        choices = [c.strip() for c in setting.split(",")]
+        if not all(choices):
+            raise ValueError(f"CLOWNPIECE_DEVICE={setting!r}: an empty entry in the per-local-rank list")
+        return choices[local_rank % len(choices)]
+    if not setting and gpus:
+        return gpus[local_rank % len(gpus)]
+    return setting
+
+
 def _choose_device(world):
-    spec = os.environ.get("CLOWNPIECE_DEVICE", "").strip()
-    if "," in spec:
-        choices = [s.strip() for s in spec.split(",")]
-        spec = choices[world.local_rank % len(choices)]
-    elif not spec:
-        gpus = [f for f in backend.list_devices() if "(GPU," in backend.describe(*f)]
-        if gpus:
-            pi, di = gpus[world.local_rank % len(gpus)][:2]
-            spec = f"{pi}:{di}"
+    gpus = [f"{f[0]}:{f[1]}" for f in backend.list_devices() if "(GPU," in backend.describe(*f)]
+    spec = _device_spec(os.environ.get("CLOWNPIECE_DEVICE", ""), world.local_rank, gpus)
     if not spec:
         return
     if backend.stats()["pool_bytes_in_use"]:  # tensors exist: switching devices would strand them
@@ -207,6 +215,8 @@ def all_reduce(tensor, op=ReduceOp.SUM):
     world = _require()
     _check_tensor("all_reduce", tensor)
     name, mpi_op = _mpi_op(world, op)
+    if name == "avg" and tensor.dtype.kind != "f":
+        raise TypeError(f"all_reduce: op 'avg' needs a floating-point tensor, got {tensor.dtype.name}")
     check_same_across_ranks("all_reduce: tensor shape/dtype", _layout(tensor))
     host = _read(tensor)
     world.comm.Allreduce(world.MPI.IN_PLACE, host, op=mpi_op)
