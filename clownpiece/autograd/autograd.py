@@ -192,9 +192,10 @@ class Function(Node):
                                f"(use {self.name()}.apply(...) for a fresh one each call)")
         self.ctx = ctx
         edges, meta = [], []
-        for a, n in zip(args, needs):
+        for a, n in zip(args, needs):  # Edge.gradient_edge(a), inlined: this runs for every recorded op
             if n:
-                edges.append(Edge.gradient_edge(a))
+                fn = a.grad_fn
+                edges.append(Edge(a.output_nr, fn) if fn is not None else Edge(0, AccumulateGrad.of(a)))
                 meta.append((a._shape, a.dtype))
             else:
                 edges.append(_NO_EDGE)
@@ -245,7 +246,16 @@ class Function(Node):
             if len(result) != n:
                 raise RuntimeError(f"{self.name()}.backward returned {len(result)} gradients but forward took "
                                    f"{n} positional inputs; return one per input (None where there is none)")
-            result = tuple([self._checked(i, g) for i, g in enumerate(result)])
+            checked, input_meta = [], self._input_meta
+            for i, g in enumerate(result):
+                meta = input_meta[i]
+                if g is None or meta is None:
+                    checked.append(None)
+                elif isinstance(g, TensorBase) and g._shape == meta[0] and g.dtype == meta[1]:
+                    checked.append(g)  # the usual case, without a call
+                else:
+                    checked.append(self._checked(i, g))
+            result = tuple(checked)
         if not retain_graph:
             ctx._free()
         return result
