@@ -212,6 +212,19 @@ def test_linear_gradcheck(x_shape, with_bias):
         assert gradcheck(lambda x, w: x.linear(w), [x, w])
 
 
+def test_tensors_passed_by_keyword_get_gradients():
+    # an op's tensor inputs may be passed by keyword; they are still inputs of the graph (as in PyTorch)
+    x, w, b = leaf(randn(4, 3)), leaf(randn(2, 3)), leaf(randn(2))
+    v = leaf(np.array(1.5))
+    mask = cp.Tensor((randn(4, 3) > 0).astype(np.float64), dtype=F64)
+    assert gradcheck(lambda x, w, b: x.linear(w, bias=b), [x, w, b])
+    assert gradcheck(lambda x, w: x.linear(weight=w), [x, w])
+    assert gradcheck(lambda x, v: x.masked_fill(mask, value=v) * x, [x, v])
+    data = cp.Tensor(randn(4, 3), dtype=F64)  # does not require grad: only the keyword value does
+    assert gradcheck(lambda v: data.masked_fill(mask=mask, value=v), [v])
+    assert gradcheck(lambda x, y: x.mul(other=y), [x, leaf(randn(4, 3))])
+
+
 # ---- reductions -------------------------------------------------------------------------------------
 REDUCTIONS = {
     "sum_all": lambda x: x.sum(), "sum_dim": lambda x: x.sum(1), "sum_neg_keep": lambda x: x.sum(-1, True),
