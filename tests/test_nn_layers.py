@@ -245,6 +245,13 @@ def test_conv2d_module_grad():
     assert nn.Conv2d(1, 1, 2, bias=False).bias is None
 
 
+@pytest.mark.parametrize("kwargs", [dict(kernel_size="3"), dict(kernel_size=(3, 3, 3)), dict(kernel_size=3, stride=1.5),
+                                    dict(kernel_size=3, padding=True)])
+def test_conv2d_module_refuses_bad_sizes_at_construction(kwargs):
+    with pytest.raises(TypeError, match="Conv2D: .* must be an int or a pair of ints"):
+        nn.Conv2d(1, 2, **kwargs)
+
+
 def test_pool_modules():
     x = rng.standard_normal((1, 2, 4, 6))
     assert nn.MaxPool2d is nn.MaxPool2D and nn.AvgPool2d is nn.AvgPool2D

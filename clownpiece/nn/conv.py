@@ -4,12 +4,9 @@ GEMM+bias launch)."""
 import math
 
 from .._tensor import Tensor
+from ..ops.nn import _pair
 from .module import Module, Parameter
 from . import functional as F, init
-
-
-def _pair(v):
-    return tuple(v) if isinstance(v, (list, tuple)) else (v, v)
 
 
 class Conv2D(Module):
@@ -19,7 +16,8 @@ class Conv2D(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, dtype=None):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
+        self.kernel_size, self.stride, self.padding = (_pair(v, name, "Conv2D") for v, name in (
+            (kernel_size, "kernel_size"), (stride, "stride"), (padding, "padding")))
         dtype = Tensor._check_dtype(dtype)
         bound = 1.0 / math.sqrt(in_channels * self.kernel_size[0] * self.kernel_size[1])
         self.weight = init.uniform_(Parameter(Tensor._empty((out_channels, in_channels) + self.kernel_size, dtype)),

@@ -26,6 +26,22 @@ def _shape_arg(args, op):
     return tuple(int(s) for s in args)
 
 
+def permutation_order(perm, nd):
+    """The order x.permute(*perm) applies to an nd-dim x: output dim i is input dim order[i]. perm is varargs
+    or one sequence and may be partial (the course's rule: the named dims are permuted among their own
+    sorted positions, the others stay); too many, repeated or out-of-range dims raise."""
+    perm = _shape_arg(perm, "permute")
+    if len(perm) > nd:
+        raise RuntimeError(f"permute: {len(perm)} dims given for a {nd}-d tensor")
+    dims = [normalize_dim(p, nd, "permute") for p in perm]
+    if len(set(dims)) != len(dims):
+        raise RuntimeError(f"permute: repeated dim in {list(perm)}")
+    order = list(range(nd))
+    for slot, d in zip(sorted(dims), dims):
+        order[slot] = d
+    return order
+
+
 _inferred = {}  # (shape, numel) -> the checked shape with -1 resolved (models reshape the same way each step)
 
 
@@ -88,17 +104,7 @@ class ShapeOps:
         return out
 
     def permute(self, *perm):
-        perm = _shape_arg(perm, "permute")
-        nd = self.dim()
-        if len(perm) > nd:
-            raise RuntimeError(f"permute: {len(perm)} dims given for a {nd}-d tensor")
-        dims = [normalize_dim(p, nd, "permute") for p in perm]
-        if len(set(dims)) != len(dims):
-            raise RuntimeError(f"permute: repeated dim in {list(perm)}")
-        # course semantics: a partial permutation permutes the named dims among their own sorted slots
-        order = list(range(nd))
-        for slot, d in zip(sorted(dims), dims):
-            order[slot] = d
+        order = permutation_order(perm, self.dim())
         return self._view([self._shape[d] for d in order], [self._strides[d] for d in order])
 
     def transpose(self, dim0=-2, dim1=-1):

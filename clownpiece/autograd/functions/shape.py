@@ -1,23 +1,15 @@
 """Gradients of the view and shape ops (clownpiece/ops/shape.py). Views' gradients are views too (no
 launch) where they can be; taking part of a tensor (narrow, select) writes the gradient into zeros."""
-from ..._layout import normalize_dim
 from ...ops import index as _index_ops
+from ...ops.shape import permutation_order
 from ..autograd import zeros
 from ..formula import Op, Row
 from ..methods import differentiable
 
 
-def _dims_vararg(args):
-    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (list, tuple)) else tuple(args)
-
-
 def _inverse_permutation(perm, ndim):
-    """The permutation that undoes x.permute(*perm), partial permutations included (the course permutes
-    only the named dims, among their own sorted positions)."""
-    dims = [normalize_dim(p, ndim, "permute") for p in _dims_vararg(perm)]
-    order = list(range(ndim))
-    for slot, d in zip(sorted(dims), dims):
-        order[slot] = d
+    """The permutation that undoes x.permute(*perm), partial permutations included."""
+    order = permutation_order(perm, ndim)
     return tuple(sorted(range(ndim), key=order.__getitem__))
 
 
