@@ -1,42 +1,49 @@
-// Elementwise kernels. T is float or double (-DT=...). Every op comes in two forms:
+// Elementwise kernels. T is float or double (-DT=...). Every buffer parameter is followed by its element
+// offset. The op table below (UNARY / BINARY / BINARY_P lines) is also what backend/fusion.py generates
+// fused kernels from. The macros make these kernels (grep for the pattern, not the full name):
+//   UNARY(NAME)    NAME_c, NAME_s             (unary ops; p0, p1 are by-value parameters)
+//   BINARY(NAME)   NAME_c, NAME_s, NAME_cs, NAME_ss
+//   BINARY_P(NAME) NAME_c, NAME_s             (binary gradient helpers with parameters p0, p1)
+// where
 //   NAME_c : all operands contiguous with the output's shape; one element per work-item.
 //   NAME_s : strided operands (broadcast = stride 0). The shape and strides arrive innermost-first as
 //            int8 vectors (up to 8 dims after the host collapsed mergeable dims); out is contiguous.
-// Binary ops also have NAME_cs / NAME_ss with a scalar right operand passed by value.
+//   NAME_cs / NAME_ss : a scalar right operand passed by value.
+// backend/fusion.py names its generated kernels fused_<op>_<op>... after the ops they chain.
 #include "common.h"
 
 #define UNARY(NAME, EXPR)                                                                       \
-__kernel void NAME##_c(__global T* out, __global const T* a, int oa, int n, T p0, T p1) {       \
-    int i = get_global_id(0); if (i >= n) return; T x = a[oa + i]; out[i] = (EXPR); }           \
-__kernel void NAME##_s(__global T* out, __global const T* a, int oa, int n, T p0, T p1, META) {  \
+__kernel void NAME##_c(__global T* out, int oo, __global const T* a, int oa, int n, T p0, T p1) { \
+    int i = get_global_id(0); if (i >= n) return; T x = a[oa + i]; out[oo + i] = (EXPR); }      \
+__kernel void NAME##_s(__global T* out, int oo, __global const T* a, int oa, int n, T p0, T p1, META) { \
     int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = 0, ic = 0;                  \
-    OFFSETS(i, ia, ib, ic); T x = a[ia]; out[i] = (EXPR); }
+    OFFSETS(i, ia, ib, ic); T x = a[ia]; out[oo + i] = (EXPR); }
 
 #define BINARY(NAME, EXPR)                                                                      \
-__kernel void NAME##_c(__global T* out, __global const T* a, int oa, __global const T* b, int ob, \
+__kernel void NAME##_c(__global T* out, int oo, __global const T* a, int oa, __global const T* b, int ob, \
                        int n) {                                                                 \
     int i = get_global_id(0); if (i >= n) return; T x = a[oa + i]; T y = b[ob + i];             \
-    out[i] = (EXPR); }                                                                          \
-__kernel void NAME##_s(__global T* out, __global const T* a, int oa, __global const T* b, int ob, \
+    out[oo + i] = (EXPR); }                                                                     \
+__kernel void NAME##_s(__global T* out, int oo, __global const T* a, int oa, __global const T* b, int ob, \
                        int n, META) {                                                           \
     int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = ob, ic = 0;                 \
-    OFFSETS(i, ia, ib, ic); T x = a[ia]; T y = b[ib]; out[i] = (EXPR); }                        \
-__kernel void NAME##_cs(__global T* out, __global const T* a, int oa, T y, int n) {             \
-    int i = get_global_id(0); if (i >= n) return; T x = a[oa + i]; out[i] = (EXPR); }           \
-__kernel void NAME##_ss(__global T* out, __global const T* a, int oa, T y, int n, META) {       \
+    OFFSETS(i, ia, ib, ic); T x = a[ia]; T y = b[ib]; out[oo + i] = (EXPR); }                   \
+__kernel void NAME##_cs(__global T* out, int oo, __global const T* a, int oa, T y, int n) {     \
+    int i = get_global_id(0); if (i >= n) return; T x = a[oa + i]; out[oo + i] = (EXPR); }      \
+__kernel void NAME##_ss(__global T* out, int oo, __global const T* a, int oa, T y, int n, META) { \
     int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = 0, ic = 0;                  \
-    OFFSETS(i, ia, ib, ic); T x = a[ia]; out[i] = (EXPR); }
+    OFFSETS(i, ia, ib, ic); T x = a[ia]; out[oo + i] = (EXPR); }
 
 // Binary ops with two scalar parameters (gradient helpers): NAME_c / NAME_s only.
 #define BINARY_P(NAME, EXPR)                                                                    \
-__kernel void NAME##_c(__global T* out, __global const T* a, int oa, __global const T* b, int ob, \
+__kernel void NAME##_c(__global T* out, int oo, __global const T* a, int oa, __global const T* b, int ob, \
                        int n, T p0, T p1) {                                                     \
     int i = get_global_id(0); if (i >= n) return; T x = a[oa + i]; T y = b[ob + i];             \
-    out[i] = (EXPR); }                                                                          \
-__kernel void NAME##_s(__global T* out, __global const T* a, int oa, __global const T* b, int ob, \
+    out[oo + i] = (EXPR); }                                                                     \
+__kernel void NAME##_s(__global T* out, int oo, __global const T* a, int oa, __global const T* b, int ob, \
                        int n, T p0, T p1, META) {                                               \
     int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = ob, ic = 0;                 \
-    OFFSETS(i, ia, ib, ic); T x = a[ia]; T y = b[ib]; out[i] = (EXPR); }
+    OFFSETS(i, ia, ib, ic); T x = a[ia]; T y = b[ib]; out[oo + i] = (EXPR); }
 
 UNARY(neg, -x)
 UNARY(abs, fabs(x))
@@ -87,14 +94,10 @@ BINARY_P(leaky_relu_grad, y > ZERO ? x : x * p0)
 BINARY(gelu_grad, x * ((T)0.5 * (ONE + erf(y * (T)0.70710678118654752)) + y * exp((T)-0.5 * y * y) * (T)0.39894228040143268))
 
 // where(cond, a, b): cond != 0 picks a.
-__kernel void where_c(__global T* out, __global const T* c, int oc, __global const T* a, int oa,
-                      __global const T* b, int ob, int n) {
-    int i = get_global_id(0); if (i >= n) return;
-    out[i] = c[oc + i] != ZERO ? a[oa + i] : b[ob + i]; }
-__kernel void where_s(__global T* out, __global const T* c, int oc, __global const T* a, int oa,
+__kernel void where_s(__global T* out, int oo, __global const T* c, int oc, __global const T* a, int oa,
                       __global const T* b, int ob, int n, META) {
     int i = get_global_id(0); if (i >= n) return; int ia = oc, ib = oa, ic = ob;
-    OFFSETS(i, ia, ib, ic); out[i] = c[ia] != ZERO ? a[ib] : b[ic]; }
+    OFFSETS(i, ia, ib, ic); out[oo + i] = c[ia] != ZERO ? a[ib] : b[ic]; }
 
 // Strided write: out (a view) receives a (broadcast view) or a value; sa = out's strides, sb = a's.
 __kernel void assign_c(__global T* out, int oo, __global const T* a, int oa, int n) {
@@ -126,7 +129,7 @@ __kernel void assign_value_s(__global T* out, int oo, T v, int n, META) {
 
 #ifdef SRC_T
 // dtype conversion from a strided SRC_T view into a contiguous T output
-__kernel void cast_s(__global T* out, __global const SRC_T* a, int oa, int n, META) {
+__kernel void cast_s(__global T* out, int oo, __global const SRC_T* a, int oa, int n, META) {
     int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = 0, ic = 0;
-    OFFSETS(i, ia, ib, ic); out[i] = (T)a[ia]; }
+    OFFSETS(i, ia, ib, ic); out[oo + i] = (T)a[ia]; }
 #endif

@@ -14,13 +14,13 @@ inline int row_id(T v, int n) {
 // out[p] = src[p with coordinate `dim` replaced by idx[p]], p running over out's (contiguous) shape.
 // sa: idx strides over out's shape; sb: src strides over out's shape with the gathered dim's stride 0.
 // take_rows, index_select and gather all reduce to this by viewing idx/src with stride-0 dims.
-__kernel void gather_s(__global T* out, __global const T* src, int osrc, __global const T* idx, int oidx,
-                       int n, int dim_size, int dim_stride, META) {
+__kernel void gather_s(__global T* out, int oo, __global const T* src, int osrc, __global const T* idx,
+                       int oidx, int n, int dim_size, int dim_stride, META) {
     int i = get_global_id(0); if (i >= n) return;
     int ii = oidx, is = osrc, unused = 0;
     OFFSETS(i, ii, is, unused);
     int id = row_id(idx[ii], dim_size);
-    out[i] = id < 0 ? (T)NAN : src[is + id * dim_stride];
+    out[oo + i] = id < 0 ? (T)NAN : src[is + id * dim_stride];
 }
 
 // Scatters, deterministic without atomics: one work-item per destination owns it and visits the sources
@@ -79,21 +79,22 @@ __kernel void scatter_rows_value_s(__global T* dst, int odst, __global const T* 
 }
 
 // out = mask != 0 ? value : x over out's (contiguous) shape; sa: x strides, sb: mask strides (broadcast).
-__kernel void masked_fill_s(__global T* out, __global const T* x, int ox, __global const T* mask, int om,
-                            T value, int n, META) {
+__kernel void masked_fill_s(__global T* out, int oo, __global const T* x, int ox, __global const T* mask,
+                            int om, T value, int n, META) {
     int i = get_global_id(0); if (i >= n) return;
     int ix = ox, im = om, unused = 0;
     OFFSETS(i, ix, im, unused);
-    out[i] = mask[im] != (T)0 ? value : x[ix];
+    out[oo + i] = mask[im] != (T)0 ? value : x[ix];
 }
 
 // out[p, c] = (idx[p] == c) for c < num_classes; a row whose id is not in [0, num_classes) is NaN.
 // META describes idx's shape and strides (sa).
-__kernel void one_hot_s(__global T* out, __global const T* idx, int oidx, int n, int num_classes, META) {
+__kernel void one_hot_s(__global T* out, int oo, __global const T* idx, int oidx, int n, int num_classes,
+                        META) {
     int i = get_global_id(0); if (i >= n) return;
     int c = i % num_classes; int ii = oidx, u1 = 0, u2 = 0;
     OFFSETS(i / num_classes, ii, u1, u2);
     T v = idx[ii];
     int ok = v > (T)-0.5 && v < (T)num_classes - (T)0.5;
-    out[i] = ok ? (T)((int)rint(v) == c) : (T)NAN;
+    out[oo + i] = ok ? (T)((int)rint(v) == c) : (T)NAN;
 }

@@ -4,9 +4,14 @@
 // innermost-first in int8 vectors (shape sh, strides sa for A and sb for B), as in common.h.
 // bias (optional, has_bias != 0) is added per column: bias[obias + j*sbias].
 //
-// Four strategies, chosen on the host by size and device type:
+// Every buffer parameter is followed by its element offset (out's is `oo`).
+//
+// Four strategies, chosen on the host (ops/matmul.py) by size and by what the device reports (dedicated
+// local memory or not, work-group and local-memory limits):
 //   mm_direct       GPU, small problems: one work-item per output, neighbours on neighbouring columns.
-//   mm_block<R>x<W> CPU, small problems: one work-item per block of R rows x W columns, one launch.
+//   mm_block<R>x<W> CPU, small problems: one work-item per block of R rows x W columns, one launch
+//                   (BLOCK(R, W) below makes mm_block1x4, mm_block1x8, mm_block4x4, mm_block4x8,
+//                   mm_block8x4 and mm_block8x8).
 //   pack_mr/pack_nr + mm_packed
 //                   CPU: A and B are copied into MR-row / NR-column micro-panels (k-major, zero padded) and
 //                   each work-item computes an MR x NR block over the whole K in private vector accumulators.
@@ -29,7 +34,7 @@
 
 // GPU: one work-item per output; neighbouring work-items take neighbouring columns, so B reads coalesce
 // when B is row-major. Grid: batch * M * N work-items.
-__kernel void mm_direct(__global T* out,
+__kernel void mm_direct(__global T* out, int oo,
                         __global const T* a, int oa, int sam, int sak,
                         __global const T* b, int ob, int sbk, int sbn,
                         BIAS_ARGS, int M, int N, int K, int total, BATCH_META) {
@@ -41,13 +46,14 @@ __kernel void mm_direct(__global T* out,
     ADD_BATCH_OFFSETS(bt, ia, ib)
     T acc = ZERO;
     for (int k = 0; k < K; ++k) acc = a[ia + k * sak] * b[ib + k * sbk] + acc;
-    out[g] = acc + (has_bias ? bias[obias + j * sbias] : ZERO);
+    out[oo + g] = acc + (has_bias ? bias[obias + j * sbias] : ZERO);
 }
 
 // CPU: small products (in the seed model K = 4..49 and N = 4 or 49) spend their time on per-work-item
 // setup and on the latency of a single accumulator chain, not on memory. Each work-item computes R rows x
-// W adjacent columns: the W-wide strip of B is loaded once per k for all R rows (one unaligned vector load
-// when B's columns are contiguous and the strip is whole, else a gather), and the R accumulators are
+// W adjacent columns: the W-wide strip of B is loaded once per k for all R rows (one vloadW, which takes
+// any element-aligned address, when B's columns are contiguous and the strip is whole, else a gather), and
+// the R accumulators are
 // independent FMA chains. Accumulators are vector variables with rows unrolled by macro, not private
 // arrays, which PoCL keeps in memory. Rows and columns past the edge re-read the last row or column (no
 // branches in the k loop) and are not stored.
@@ -69,14 +75,16 @@ __kernel void mm_direct(__global T* out,
     if (i0 + r < M) {                                                                           \
         __global T* o = out + ((size_t)bt * M + i0 + r) * N + j0;                               \
         VEC(T, W) v = acc##r + bias_v;                                                          \
-        if (n_left >= W) *(__global UNALIGNED(W)*)o = v;                                        \
+        if (n_left >= W) VSTORE(W)(v, 0, o);                                                    \
         else STORE##W(o, v, n_left);                                                            \
     }
 
-// W adjacent elements at any element offset (the vector types themselves require W-element alignment).
-typedef VEC(T, 4) __attribute__((aligned(sizeof(T)))) T4_unaligned;
-typedef VEC(T, 8) __attribute__((aligned(sizeof(T)))) T8_unaligned;
-#define UNALIGNED(W) T##W##_unaligned
+// W adjacent elements at any element offset: vloadW/vstoreW (core OpenCL C; a cast to a vector pointer
+// would require W-element alignment).
+#define VLOAD_(W) vload##W
+#define VLOAD(W) VLOAD_(W)
+#define VSTORE_(W) vstore##W
+#define VSTORE(W) VSTORE_(W)
 #define K_LOOP(R, W, LOAD_B)                                                                    \
     for (int k = 0; k < K; ++k) {                                                               \
         VEC(T, W) bv = LOAD_B;                                                                  \
@@ -86,7 +94,7 @@ typedef VEC(T, 8) __attribute__((aligned(sizeof(T)))) T8_unaligned;
     }
 
 #define BLOCK(R, W)                                                                             \
-__kernel void mm_block##R##x##W(__global T* out,                                                \
+__kernel void mm_block##R##x##W(__global T* out, int oo,                                        \
                                 __global const T* a, int oa, int sam, int sak,                  \
                                 __global const T* b, int ob, int sbk, int sbn,                  \
                                 BIAS_ARGS, int M, int N, int K, int blocks, BATCH_META) {       \
@@ -95,14 +103,15 @@ __kernel void mm_block##R##x##W(__global T* out,                                
     int row_blocks = (M + R - 1) / R;                                                           \
     int bt = g / row_blocks, i0 = (g - bt * row_blocks) * R, j0 = get_global_id(1) * W;         \
     int ia = oa, ib = ob;                                                                       \
+    out += oo;                                                                                  \
     ADD_BATCH_OFFSETS(bt, ia, ib)                                                               \
-    VEC(int, W) cols = min(j0 + IOTA##W, N - 1);                                                \
+    VEC(int, W) cols = min(j0 + IOTA##W, (VEC(int, W))(N - 1));                                 \
     ROWS##R(ROW_INIT, W)                                                                        \
     __global const T* pa = a + ia;                                                              \
     __global const T* pb = b + ib;                                                              \
     VEC(int, W) cols_b = cols * sbn;                                                            \
     if (sbn == 1 && j0 + W <= N) {                                                              \
-        K_LOOP(R, W, *(__global const UNALIGNED(W)*)(pb + j0))                                  \
+        K_LOOP(R, W, VLOAD(W)(0, pb + j0))                                                      \
     } else {                                                                                    \
         K_LOOP(R, W, GATHER##W(pb, cols_b))                                                     \
     }                                                                                           \
@@ -130,12 +139,13 @@ BLOCK(8, 8)
 // Grid: (ceil(K / KC) rounded up to 64, panels, batch).
 #define KC 8
 #define PACK(NAME, W)                                                                           \
-__kernel void NAME(__global T* dst, __global const T* x, int ox, int s_w, int s_k,               \
-                   int extent, int K, int nd, int8 sh, int8 sx) {                                \
+__kernel void NAME(__global T* dst, int od, __global const T* x, int ox, int s_w, int s_k,       \
+                   int extent, int K, int panels, int nd, int8 sh, int8 sx) {                    \
     int k0 = get_global_id(0) * KC, p = get_global_id(1), bt = get_global_id(2);                \
-    if (k0 >= K) return;                                                                        \
+    if (k0 >= K || p >= panels) return;                                                         \
+    dst += od;                                                                                  \
     int k1 = min(k0 + KC, K), w0 = p * W, wn = min(W, extent - w0);                             \
-    __global T* d = dst + (((size_t)bt * get_global_size(1) + p) * K + k0) * W;                 \
+    __global T* d = dst + (((size_t)bt * panels + p) * K + k0) * W;                             \
     __global const T* src = x + ox + (bt ? strided_offset(bt, nd, sh, sx) : 0) + w0 * s_w;        \
     for (int k = k0; k < k1; ++k, d += W) {                                                     \
         if (wn == W) {                                                                          \
@@ -154,9 +164,10 @@ typedef VEC(T, NR) TV;
 
 // Work-group g (64 work-items) covers an 8x8 square of MR x NR blocks so that the 8 A panels and 8 B
 // panels it reads stay in cache while each is reused 8 times. Grid: (tiles_m * tiles_n * 64, batch).
-__kernel void mm_packed(__global T* out, __global const T* ap, __global const T* bp, BIAS_ARGS,
-                        int M, int N, int K, int mb, int nb, int tiles_n) {
+__kernel void mm_packed(__global T* out, int oo, __global const T* ap, int oap, __global const T* bp, int obp,
+                        BIAS_ARGS, int M, int N, int K, int mb, int nb, int tiles_n) {
     int g = get_group_id(0), l = get_local_id(0), bt = get_global_id(1);
+    out += oo; ap += oap; bp += obp;
     int bi = (g / tiles_n) * 8 + l / 8;
     int bj = (g % tiles_n) * 8 + l % 8;
     if (bi >= mb || bj >= nb) return;
@@ -166,7 +177,7 @@ __kernel void mm_packed(__global T* out, __global const T* ap, __global const T*
     #pragma unroll
     for (int r = 0; r < MR; ++r) acc[r] = (TV)0;
     for (int k = 0; k < K; ++k) {
-        TV bv = *(__global const TV*)pb;  // aligned: buffers start 128-byte aligned (CL spec)
+        TV bv = VLOAD(NR)(0, pb);
         #pragma unroll
         for (int r = 0; r < MR; ++r) acc[r] = pa[r] * bv + acc[r];
         pa += MR;
@@ -193,7 +204,7 @@ __kernel void mm_packed(__global T* out, __global const T* ap, __global const T*
 // K staged 16 at a time. Grid: (ceil(N/32)*8, ceil(M/32)*8, batch).
 #define TS 32
 #define TK 16
-__kernel void mm_tiled(__global T* out,
+__kernel void mm_tiled(__global T* out, int oo,
                        __global const T* a, int oa, int sam, int sak,
                        __global const T* b, int ob, int sbk, int sbn,
                        BIAS_ARGS, int M, int N, int K, BATCH_META) {
@@ -231,7 +242,7 @@ __kernel void mm_tiled(__global T* out,
         if (i >= M) continue;
         for (int c = 0; c < 4; ++c) {
             int j = j0 + lx + 8 * c;
-            if (j < N) out[((size_t)bt * M + i) * N + j] = acc[r][c] + (has_bias ? bias[obias + j * sbias] : (T)0);
+            if (j < N) out[oo + ((size_t)bt * M + i) * N + j] = acc[r][c] + (has_bias ? bias[obias + j * sbias] : (T)0);
         }
     }
 }

@@ -1,7 +1,8 @@
 // Fused neural-network kernels: cross-entropy, layer norm, im2col/col2im for convolution, pooling.
 // T is float or double. Row kernels take one row per work-item (rows are short: classes, features);
 // everything else is one work-item per output element. Inputs of the row kernels are contiguous (the host
-// makes them so); image kernels read a strided NCHW input through its four strides.
+// makes them so); image kernels read a strided NCHW input through its four strides. Every buffer parameter
+// is followed by its element offset; kernels move the pointers they index from 0 first.
 #include "common.h"
 
 #define NEG_INF ((T)(-INFINITY))
@@ -10,9 +11,10 @@
 // loss[i] = logsumexp(x[i]) - x[i, t[i]], the row max subtracted first so +-1e4 logits stay finite.
 // lse[i] is kept for the backward. A target that is not an integer in [0, c) gives a NaN loss: checking
 // device data on the host would need a sync.
-__kernel void cross_entropy_fwd(__global T* loss, __global T* lse, __global const T* x, int ox,
-                                __global const T* t, int ot, int n, int c) {
+__kernel void cross_entropy_fwd(__global T* loss, int oloss, __global T* lse, int olse, __global const T* x,
+                                int ox, __global const T* t, int ot, int n, int c) {
     int i = get_global_id(0); if (i >= n) return;
+    loss += oloss; lse += olse;
     __global const T* row = x + ox + i * c;
     T m = NEG_INF;
     for (int j = 0; j < c; ++j) { T v = row[j]; m = v > m ? v : m; }
@@ -26,10 +28,11 @@ __kernel void cross_entropy_fwd(__global T* loss, __global T* lse, __global cons
 }
 
 // dx[i, j] = (softmax(x[i])[j] - (j == t[i])) * g[i * gs] * scale; gs = 0 for a reduced loss.
-__kernel void cross_entropy_bwd(__global T* dx, __global const T* x, int ox, __global const T* lse,
-                                __global const T* t, int ot, __global const T* g, int og, int gs, T scale,
-                                int n, int c) {
+__kernel void cross_entropy_bwd(__global T* dx, int odx, __global const T* x, int ox, __global const T* lse,
+                                int olse, __global const T* t, int ot, __global const T* g, int og, int gs,
+                                T scale, int n, int c) {
     int k = get_global_id(0); if (k >= n * c) return;
+    dx += odx; lse += olse;
     int i = k / c, j = k - i * c;
     T p = exp(x[ox + k] - lse[i]);
     dx[k] = (p - (T)((T)j == t[ot + i])) * g[og + i * gs] * scale;
@@ -37,10 +40,11 @@ __kernel void cross_entropy_bwd(__global T* dx, __global const T* x, int ox, __g
 
 // ---- layer norm over rows of x [n, f]: y = (x - mean) * rstd * w + b, biased variance -----------------
 // mean and rstd per row are kept for the backward. affine = 0: w and b are not read.
-__kernel void layer_norm_fwd(__global T* y, __global T* mean_out, __global T* rstd_out, __global const T* x,
-                             int ox, __global const T* w, int ow, __global const T* b, int ob, int affine,
-                             T eps, int n, int f) {
+__kernel void layer_norm_fwd(__global T* y, int oy, __global T* mean_out, int om, __global T* rstd_out,
+                             int orstd, __global const T* x, int ox, __global const T* w, int ow,
+                             __global const T* b, int ob, int affine, T eps, int n, int f) {
     int i = get_global_id(0); if (i >= n) return;
+    y += oy; mean_out += om; rstd_out += orstd;
     __global const T* row = x + ox + i * f;
     T s = ZERO;
     for (int j = 0; j < f; ++j) s += row[j];
@@ -58,10 +62,11 @@ __kernel void layer_norm_fwd(__global T* y, __global T* mean_out, __global T* rs
 }
 
 // dx = rstd * (gw - mean(gw) - xhat * mean(gw * xhat)) with gw = g * w (or g), one row per work-item.
-__kernel void layer_norm_bwd_input(__global T* dx, __global const T* g, __global const T* x, int ox,
-                                   __global const T* mean, __global const T* rstd, __global const T* w,
-                                   int ow, int affine, int n, int f) {
+__kernel void layer_norm_bwd_input(__global T* dx, int odx, __global const T* g, int og, __global const T* x,
+                                   int ox, __global const T* mean, int om, __global const T* rstd, int orstd,
+                                   __global const T* w, int ow, int affine, int n, int f) {
     int i = get_global_id(0); if (i >= n) return;
+    dx += odx; g += og; mean += om; rstd += orstd;
     __global const T* gr = g + i * f;
     __global const T* xr = x + ox + i * f;
     T mu = mean[i], r = rstd[i];
@@ -81,9 +86,11 @@ __kernel void layer_norm_bwd_input(__global T* dx, __global const T* g, __global
 }
 
 // dw[j] = sum_i g[i, j] * xhat[i, j], db[j] = sum_i g[i, j]; one feature per work-item.
-__kernel void layer_norm_bwd_affine(__global T* dw, __global T* db, __global const T* g, __global const T* x,
-                                    int ox, __global const T* mean, __global const T* rstd, int n, int f) {
+__kernel void layer_norm_bwd_affine(__global T* dw, int odw, __global T* db, int odb, __global const T* g,
+                                    int og, __global const T* x, int ox, __global const T* mean, int om,
+                                    __global const T* rstd, int orstd, int n, int f) {
     int j = get_global_id(0); if (j >= f) return;
+    dw += odw; db += odb; g += og; mean += om; rstd += orstd;
     T sw = ZERO, sb = ZERO;
     for (int i = 0; i < n; ++i) {
         T gv = g[i * f + j];
@@ -101,8 +108,9 @@ __kernel void layer_norm_bwd_affine(__global T* dw, __global T* db, __global con
                  int KH, int KW, int OH, int OW, int sh, int sw, int ph, int pw
 
 // cols[(n*OH + oh)*OW + ow, (c*KH + kh)*KW + kw] = x[n, c, oh*sh - ph + kh, ow*sw - pw + kw] (0 outside).
-__kernel void im2col(__global T* cols, IMG_ARGS, int total) {
+__kernel void im2col(__global T* cols, int ocols, IMG_ARGS, int total) {
     int k = get_global_id(0); if (k >= total) return;
+    cols += ocols;
     int ckk = C * KH * KW;
     int r = k / ckk, q = k - r * ckk;
     int ow = r % OW; r /= OW;
@@ -119,9 +127,10 @@ __kernel void im2col(__global T* cols, IMG_ARGS, int total) {
     int hi = ((p) + (pad)) / (S) + 1; hi = hi < (O) ? hi : (O);
 
 // dx[n, c, h, w] = sum of the cols entries that im2col copied from it (a gather: no atomics needed).
-__kernel void col2im(__global T* dx, __global const T* cols, int C, int H, int W, int KH, int KW, int OH,
-                     int OW, int sh, int sw, int ph, int pw, int total) {
+__kernel void col2im(__global T* dx, int odx, __global const T* cols, int ocols, int C, int H, int W, int KH,
+                     int KW, int OH, int OW, int sh, int sw, int ph, int pw, int total) {
     int k = get_global_id(0); if (k >= total) return;
+    dx += odx; cols += ocols;
     int w = k % W; int r = k / W;
     int h = r % H; r /= H;
     int c = r % C; int n = r / C;
@@ -142,8 +151,9 @@ __kernel void col2im(__global T* dx, __global const T* cols, int C, int H, int W
 // ---- pooling ------------------------------------------------------------------------------------------
 // Output y [N, C, OH, OW] contiguous, one element per work-item. Max pooling also writes the flat index
 // h*W + w of the chosen input in its plane (as T), NaN wins like in PyTorch; padding never wins.
-__kernel void max_pool2d_fwd(__global T* y, __global T* idx, IMG_ARGS, int total) {
+__kernel void max_pool2d_fwd(__global T* y, int oy, __global T* idx, int oi, IMG_ARGS, int total) {
     int k = get_global_id(0); if (k >= total) return;
+    y += oy; idx += oi;
     int ow = k % OW; int r = k / OW;
     int oh = r % OH; r /= OH;
     int c = r % C; int n = r / C;
@@ -164,9 +174,11 @@ __kernel void max_pool2d_fwd(__global T* y, __global T* idx, IMG_ARGS, int total
 }
 
 // dx[n, c, h, w] = sum of g over the windows covering (h, w) that chose it; g and idx contiguous.
-__kernel void max_pool2d_bwd(__global T* dx, __global const T* g, __global const T* idx, int C, int H, int W,
-                             int KH, int KW, int OH, int OW, int sh, int sw, int ph, int pw, int total) {
+__kernel void max_pool2d_bwd(__global T* dx, int odx, __global const T* g, int og, __global const T* idx,
+                             int oi, int C, int H, int W, int KH, int KW, int OH, int OW, int sh, int sw,
+                             int ph, int pw, int total) {
     int k = get_global_id(0); if (k >= total) return;
+    dx += odx; g += og; idx += oi;
     int w = k % W; int r = k / W;
     int h = r % H; r /= H;
     int plane = r * OH * OW;  // r = n*C + c
@@ -182,8 +194,9 @@ __kernel void max_pool2d_bwd(__global T* dx, __global const T* g, __global const
 }
 
 // Average pooling counts the zero padding in the divisor (PyTorch's count_include_pad=True).
-__kernel void avg_pool2d_fwd(__global T* y, IMG_ARGS, int total) {
+__kernel void avg_pool2d_fwd(__global T* y, int oy, IMG_ARGS, int total) {
     int k = get_global_id(0); if (k >= total) return;
+    y += oy;
     int ow = k % OW; int r = k / OW;
     int oh = r % OH; r /= OH;
     int c = r % C; int n = r / C;
@@ -199,9 +212,10 @@ __kernel void avg_pool2d_fwd(__global T* y, IMG_ARGS, int total) {
     y[k] = s / (T)(KH * KW);
 }
 
-__kernel void avg_pool2d_bwd(__global T* dx, __global const T* g, int C, int H, int W, int KH, int KW,
-                             int OH, int OW, int sh, int sw, int ph, int pw, int total) {
+__kernel void avg_pool2d_bwd(__global T* dx, int odx, __global const T* g, int og, int C, int H, int W,
+                             int KH, int KW, int OH, int OW, int sh, int sw, int ph, int pw, int total) {
     int k = get_global_id(0); if (k >= total) return;
+    dx += odx; g += og;
     int w = k % W; int r = k / W;
     int h = r % H; r /= H;
     int plane = r * OH * OW;

@@ -50,18 +50,18 @@ __kernel void threshold_fill(RNG_ARGS, T p, T value) {
 }
 
 // ---- index fills for arange / range / linspace / eye (contiguous outputs) ----
-__kernel void arange_fill(__global T* out, int n, T start, T step) {
+__kernel void arange_fill(__global T* out, int oo, int n, T start, T step) {
     int i = get_global_id(0); if (i >= n) return;
-    out[i] = start + (T)i * step;
+    out[oo + i] = start + (T)i * step;
 }
 
 // As PyTorch: the first half counts up from start, the second half down from end, so both ends are exact.
-__kernel void linspace_fill(__global T* out, int n, T start, T end, T step) {
+__kernel void linspace_fill(__global T* out, int oo, int n, T start, T end, T step) {
     int i = get_global_id(0); if (i >= n) return;
-    out[i] = i < n / 2 ? start + (T)i * step : end - (T)(n - 1 - i) * step;
+    out[oo + i] = i < n / 2 ? start + (T)i * step : end - (T)(n - 1 - i) * step;
 }
 
-__kernel void eye_fill(__global T* out, int n, int cols) {
+__kernel void eye_fill(__global T* out, int oo, int n, int cols) {
     int i = get_global_id(0); if (i >= n) return;
-    out[i] = i / cols == i % cols ? ONE : ZERO;
+    out[oo + i] = i / cols == i % cols ? ONE : ZERO;
 }

@@ -10,6 +10,8 @@
 // Partials are p-major so that neighbouring work-items read neighbouring outputs' elements.
 //
 // Row kernels (softmax family) take one work-item per row along a single dim with its stride.
+// Every buffer parameter is followed by its element offset; kernels that index their outputs from 0 move
+// the pointer first (`out += oo`).
 #include "common.h"
 
 #define IMIN(a, b) ((a) < (b) ? (a) : (b))
@@ -50,17 +52,20 @@
 // ---- sum / mean: out = sum / denom -----------------------------------------------------------------
 #define SUM_STEP(x, j) SUM_ADD(s, x)
 
-__kernel void sum_r(__global T* out, __global const T* a, int oa, int nout, int nred, int chunk, int nchunk,
-                    T denom, KMETA, RMETA) {
+__kernel void sum_r(__global T* out, int oo, __global const T* a, int oa, int nout, int nred, int chunk,
+                    int nchunk, T denom, KMETA, RMETA) {
     REDUCE_PROLOGUE
+    out += oo;
     SUM_DECL(s)
     FOR_REDUCED(j0, j1, SUM_STEP)
     SUM_END(s)
     out[gid] = nchunk == 1 ? s / denom : s;
 }
 
-__kernel void sum_partials(__global T* out, __global const T* part, int nout, int nchunk, T denom) {
+__kernel void sum_partials(__global T* out, int oo, __global const T* part, int op, int nout, int nchunk,
+                           T denom) {
     int o = get_global_id(0); if (o >= nout) return;
+    out += oo; part += op;
     SUM_DECL(s)
     for (int p = 0; p < nchunk; ++p) SUM_ADD(s, part[p * nout + o])
     SUM_END(s)
@@ -74,23 +79,26 @@ __kernel void sum_partials(__global T* out, __global const T* part, int nout, in
 #define MIN_STEP(x, j) if (v == v && (x < v || x != x)) { v = x; vi = j; }
 
 #define EXTREMUM(NAME, STEP, INIT)                                                                \
-__kernel void NAME##_r(__global T* vals, __global T* idx, __global const T* a, int oa, int nout,  \
-                       int nred, int chunk, int nchunk, int want_idx, KMETA, RMETA) {             \
+__kernel void NAME##_r(__global T* vals, int ov, __global T* idx, int oi, __global const T* a, int oa, \
+                       int nout, int nred, int chunk, int nchunk, int want_idx, KMETA, RMETA) {   \
     REDUCE_PROLOGUE                                                                               \
+    vals += ov; idx += oi;                                                                        \
     T v = INIT; int vi = j0;                                                                      \
     FOR_REDUCED(j0, j1, STEP)                                                                     \
     vals[gid] = v; if (want_idx) idx[gid] = (T)vi;                                                \
 }                                                                                                 \
-__kernel void NAME##_partials(__global T* vals, __global T* idx, __global const T* pv,            \
-                              __global const T* pi, int nout, int nchunk, int want_idx) {         \
+__kernel void NAME##_partials(__global T* vals, int ov, __global T* idx, int oi, __global const T* pv, \
+                              int opv, __global const T* pi, int opi, int nout, int nchunk,      \
+                              int want_idx) {                                                     \
     int o = get_global_id(0); if (o >= nout) return;                                              \
+    vals += ov; idx += oi; pv += opv; pi += opi;                                                  \
     T v = pv[o]; T vi = pi[o];                                                                    \
     for (int p = 1; p < nchunk; ++p) { T x = pv[p * nout + o]; T j = pi[p * nout + o]; STEP(x, j) } \
     vals[o] = v; if (want_idx) idx[o] = vi;                                                       \
 }
 
-EXTREMUM(max, MAX_STEP, -INFINITY)
-EXTREMUM(min, MIN_STEP, INFINITY)
+EXTREMUM(max, MAX_STEP, -INFINITY)  // max_r, max_partials
+EXTREMUM(min, MIN_STEP, INFINITY)   // min_r, min_partials
 
 // ---- var / std: two passes (mean, then centred squares) per chunk; chunks merge with Chan's formula --
 // out = M2 / (n - ddof), square-rooted when take_sqrt. Partials: mean in out, M2 in m2.
@@ -102,9 +110,10 @@ inline T var_finish(T m2, T n, T ddof, int take_sqrt) {
     return take_sqrt ? sqrt(v) : v;
 }
 
-__kernel void var_r(__global T* out, __global T* m2, __global const T* a, int oa, int nout, int nred,
-                    int chunk, int nchunk, T ddof, int take_sqrt, KMETA, RMETA) {
+__kernel void var_r(__global T* out, int oo, __global T* m2, int om, __global const T* a, int oa, int nout,
+                    int nred, int chunk, int nchunk, T ddof, int take_sqrt, KMETA, RMETA) {
     REDUCE_PROLOGUE
+    out += oo; m2 += om;
     T n = (T)(j1 - j0);
     SUM_DECL(s)
     FOR_REDUCED(j0, j1, MEAN_STEP)
@@ -119,9 +128,11 @@ __kernel void var_r(__global T* out, __global T* m2, __global const T* a, int oa
     else { out[gid] = mean; m2[gid] = sq; }
 }
 
-__kernel void var_partials(__global T* out, __global const T* pmean, __global const T* pm2, int nout,
-                           int nchunk, int chunk, int nred, T ddof, int take_sqrt) {
+__kernel void var_partials(__global T* out, int oo, __global const T* pmean, int opm,
+                           __global const T* pm2, int opm2, int nout, int nchunk, int chunk, int nred, T ddof,
+                           int take_sqrt) {
     int o = get_global_id(0); if (o >= nout) return;
+    out += oo; pmean += opm; pm2 += opm2;
     T n = ZERO, mean = ZERO, sq = ZERO;
     for (int p = 0; p < nchunk; ++p) {
         T nb = (T)IMIN(chunk, nred - p * chunk);
@@ -151,9 +162,9 @@ __kernel void var_partials(__global T* out, __global const T* pmean, __global co
     for (int t = 0; t < len; ++t) SUM_ADD(s, exp(A[IA + t * SA] - m)) SUM_END(s)
 
 // mode 0: softmax, 1: log_softmax. Output rows start at ib and step by so.
-__kernel void softmax_rows(__global T* out, __global const T* a, int oa, int nrows, int len, int sra,
+__kernel void softmax_rows(__global T* out, int ob, __global const T* a, int oa, int nrows, int len, int sra,
                            int so, int mode, META) {
-    int ob = 0, oc = 0;
+    int oc = 0;
     ROW_PROLOGUE
     ROW_MAX(m, a, ia, sra)
     if (mode == 0) {  // one exp per element: store exp(x - m), then scale (a sum of positive terms)
@@ -205,7 +216,9 @@ __kernel void softmax_rows(__global T* out, __global const T* a, int oa, int nro
 #define GY_AT(t) (g[t] * yv[t])
 #define EXP_SHIFTED(t) exp(x[t] - m)
 
-__kernel void softmax_rows_c(__global T* out, __global const T* a, int oa, int nrows, int len, int mode) {
+__kernel void softmax_rows_c(__global T* out, int oo, __global const T* a, int oa, int nrows, int len,
+                             int mode) {
+    out += oo;
     ROWS_C_PROLOGUE
     __global const T* x = a + oa + r * len;
     ROW_MAX_C(m, X_AT)
@@ -220,8 +233,9 @@ __kernel void softmax_rows_c(__global T* out, __global const T* a, int oa, int n
     }
 }
 
-__kernel void logsumexp_rows_c(__global T* out, __global const T* a, int oa, int nrows, int len) {
+__kernel void logsumexp_rows_c(__global T* out, int oo, __global const T* a, int oa, int nrows, int len) {
     int r = get_global_id(0); if (r >= nrows) return;
+    out += oo;
     __global const T* x = a + oa + r * len;
     ROW_MAX_C(m0, X_AT)
     T m = (m0 - m0 == ZERO) ? m0 : ZERO;  // as logsumexp_rows
@@ -230,8 +244,9 @@ __kernel void logsumexp_rows_c(__global T* out, __global const T* a, int oa, int
 }
 
 // As softmax_grad_rows (mode 0: softmax, 1: log_softmax) for contiguous g, y.
-__kernel void softmax_grad_rows_c(__global T* out, __global const T* ga, int og, __global const T* ya, int oy,
-                                  int nrows, int len, int mode) {
+__kernel void softmax_grad_rows_c(__global T* out, int oo, __global const T* ga, int og, __global const T* ya,
+                                  int oy, int nrows, int len, int mode) {
+    out += oo;
     ROWS_C_PROLOGUE
     __global const T* g = ga + og + r * len;
     __global const T* yv = ya + oy + r * len;
@@ -245,10 +260,11 @@ __kernel void softmax_grad_rows_c(__global T* out, __global const T* ga, int og,
 }
 
 // out[r] = log(sum(exp(row))); an infinite max shifts by 0 so that all -inf rows give -inf.
-__kernel void logsumexp_rows(__global T* out, __global const T* a, int oa, int nrows, int len, int sra,
+__kernel void logsumexp_rows(__global T* out, int oo, __global const T* a, int oa, int nrows, int len, int sra,
                              META) {
     int ob = 0, oc = 0;
     ROW_PROLOGUE
+    out += oo;
     ROW_MAX(m0, a, ia, sra)
     T m = (m0 - m0 == ZERO) ? m0 : ZERO;
     ROW_SUMEXP(s, m, a, ia, sra)
@@ -258,9 +274,8 @@ __kernel void logsumexp_rows(__global T* out, __global const T* a, int oa, int n
 // Backward of the softmax family; g is the incoming gradient, y the forward output.
 // mode 0 (softmax):     out = y * (g - sum(g * y))
 // mode 1 (log_softmax): out = g - exp(y) * sum(g)
-__kernel void softmax_grad_rows(__global T* out, __global const T* g, int oa, __global const T* y, int ob,
-                                int nrows, int len, int srg, int sry, int so, int mode, META) {
-    int oc = 0;
+__kernel void softmax_grad_rows(__global T* out, int oc, __global const T* g, int oa, __global const T* y,
+                                int ob, int nrows, int len, int srg, int sry, int so, int mode, META) {
     ROW_PROLOGUE
     T s = ZERO;
     if (mode == 0) {

@@ -14,7 +14,7 @@ from ._layout import (ShapeError, contiguous_strides, is_contiguous, numel as _n
 from .ops.elementwise import ElementwiseOps
 from .ops.shape import ShapeOps
 from .ops.reduce import ReduceOps
-from .ops.linalg import LinalgOps
+from .ops.matmul import MatmulOps
 from .ops.index import IndexOps
 from .ops.random import RandomOps
 from .ops.nn import NNOps
@@ -39,7 +39,7 @@ def _resolve_dtype(dtype):
     return d
 
 
-class TensorBase(ElementwiseOps, ShapeOps, ReduceOps, LinalgOps, IndexOps, RandomOps, NNOps, OptimOps):
+class TensorBase(ElementwiseOps, ShapeOps, ReduceOps, MatmulOps, IndexOps, RandomOps, NNOps, OptimOps):
     __slots__ = ("_storage", "_shape", "_strides", "_offset", "dtype", "_numel", "_contig", "__weakref__")
 
     def __init__(self, data=None, dtype=None):

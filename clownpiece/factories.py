@@ -15,7 +15,6 @@ import numpy as np
 from . import backend
 from ._layout import ShapeError
 from .ops import index
-from .ops.elementwise import _groups
 from .ops.random import manual_seed, initial_seed
 from .ops.shape import _shape_arg
 from ._tensor import TensorBase, Tensor, _resolve_dtype
@@ -58,10 +57,7 @@ def _done(t, requires_grad):
 
 def _launch_contiguous(out, name, *args):
     """Run a random.cl index kernel over the fresh contiguous tensor `out`."""
-    n = out._numel
-    if n:
-        backend.launch(backend.kernel("random", name, out.dtype), _groups(n), 64, out._storage.buf,
-                       np.int32(n), *args)
+    backend.launch(backend.kernel("random", name, out.dtype), out._numel, out, out._numel, *args)
     return out
 
 
@@ -163,7 +159,7 @@ def _eye(cls, n, m=None, *, dtype=None, requires_grad=False):
     m = n if m is None else m
     shape = size_arg((n, m), "eye")
     out = _new(cls, shape, dtype, requires_grad, "eye")
-    return _done(_launch_contiguous(out, "eye_fill", np.int32(max(m, 1))), requires_grad)
+    return _done(_launch_contiguous(out, "eye_fill", max(m, 1)), requires_grad)
 
 
 # ---- from host data --------------------------------------------------------------------------------------

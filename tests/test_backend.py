@@ -102,7 +102,7 @@ def test_ops_on_device_data_read_nothing_back():
 
 def test_sync_env_runs_each_kernel_to_completion():
     code = ("import clownpiece as cp, numpy as np; a = cp.Tensor(np.arange(4.0)); "
-            "print((a * 2 + 1).tolist(), cp.backend._SYNC_EACH)")
+            "print((a * 2 + 1).tolist(), cp.backend.runtime._SYNC_EACH)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env=dict(os.environ, CLOWNPIECE_SYNC="1"))
     assert out.returncode == 0, out.stderr

@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 import clownpiece as cp
 from clownpiece import backend
 from clownpiece._layout import ShapeError
-from clownpiece.ops import linalg
+from clownpiece.ops import matmul as linalg_ops
 from conftest import assert_close, make, no_launch, LAYOUTS
 
 rng = np.random.default_rng(0)
@@ -91,7 +91,7 @@ def test_odd_sizes(dtype):
 
 
 def test_packed_path_size(dtype):
-    assert linalg._choose_path(400, 257, 330, True) == "packed"
+    assert linalg_ops._choose_path(400, 257, 330, backend.device()) == "packed"
     for layout_a, layout_b in [("contiguous", "contiguous"), ("transposed", "sliced")]:
         a, a_np, b, b_np = pair((400, 330), (330, 257), dtype, layout_a, layout_b)
         check(a @ b, a_np @ b_np, dtype)
@@ -102,8 +102,8 @@ def test_packed_path_size(dtype):
 @pytest.mark.parametrize("path", ["block", "direct", "packed", "tiled"])
 def test_every_kernel_strategy(path, dtype, monkeypatch):
     """Force each strategy (the GPU kernels run on PoCL too) over edges, batches and strides."""
-    monkeypatch.setattr(linalg, "_choose_path", lambda *args: path)
-    monkeypatch.setattr(linalg, "_plans", {})  # launch plans cached with the real choice
+    monkeypatch.setattr(linalg_ops, "_choose_path", lambda *args: path)
+    monkeypatch.setattr(linalg_ops, "_plans", {})  # launch plans cached with the real choice
     for (sa, sb), (la, lb) in itertools.product(
             [((1, 1), (1, 1)), ((9, 5), (5, 3)), ((33, 17), (17, 40)), ((2, 1, 19, 7), (3, 7, 35)),
              ((6,), (6,)), ((4, 2, 6), (6,)), ((0, 4), (4, 3)), ((3, 0), (0, 5))],
@@ -120,8 +120,8 @@ def test_every_kernel_strategy(path, dtype, monkeypatch):
 def test_cpu_block_kernel_edges(m, dtype, monkeypatch):
     """The CPU block kernel's blocks (1, 4 or 8 rows x 4 or 8 columns) with partial edge blocks; B's
     columns contiguous (vector loads at unaligned offsets), strided or partial; batches and a bias."""
-    monkeypatch.setattr(linalg, "_choose_path", lambda *args: "block")
-    monkeypatch.setattr(linalg, "_plans", {})
+    monkeypatch.setattr(linalg_ops, "_choose_path", lambda *args: "block")
+    monkeypatch.setattr(linalg_ops, "_plans", {})
     for n, la, lb in itertools.product((1, 4, 5, 8, 13, 16), ("contiguous", "transposed"), ("sliced", "transposed")):
         a, a_np, b, b_np = pair((m, 6), (6, n), dtype, la, lb)
         check(a @ b, a_np @ b_np, dtype)
@@ -182,7 +182,7 @@ def test_linear_strided_weight_and_expanded_bias(dtype):
     big, big_np = make(rng.normal(size=(400, 330)), dtype)  # the packed path, bias added at the store
     wb, wb_np = make(rng.normal(size=(257, 330)), dtype, "sliced")
     bias, bias_np = make(rng.normal(size=(257,)), dtype)
-    assert linalg._choose_path(400, 257, 330, True) == "packed"
+    assert linalg_ops._choose_path(400, 257, 330, backend.device()) == "packed"
     check(big.linear(wb, bias), big_np @ wb_np.T + bias_np, dtype)
 
 

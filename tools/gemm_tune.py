@@ -7,7 +7,7 @@ import numpy as np
 
 import clownpiece as cp
 from clownpiece import backend
-from clownpiece.ops import linalg
+from clownpiece.ops import matmul
 
 
 def timings(fn, reps=7):
@@ -47,9 +47,9 @@ def run(sizes=(256, 512, 1024), dtype=np.float32):
 if __name__ == "__main__":
     args = sys.argv[1:]
     dtype = np.dtype(np.float64 if "f64" in args else np.float32)
-    blocks = [tuple(int(x) for x in s.split("x")) for s in args if "x" in s] or [linalg._BLOCKS[dtype]]
+    blocks = [tuple(int(x) for x in s.split("x")) for s in args if "x" in s] or [matmul._BLOCKS[dtype]]
     for mr, nr in blocks:
-        linalg._BLOCKS[dtype] = (mr, nr)
-        linalg._plans.clear()
+        matmul._BLOCKS[dtype] = (mr, nr)
+        matmul._plans.clear()
         print(f"MR={mr} NR={nr}")
         run(dtype=dtype)

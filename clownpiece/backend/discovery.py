@@ -1,5 +1,8 @@
-"""Device discovery and selection (CLOWNPIECE_DEVICE), one context and one in-order queue."""
+"""Device discovery and selection (CLOWNPIECE_DEVICE), one context and one in-order queue per device, and the
+device properties that strategies are chosen from (CLOWNPIECE_LIMITS lowers them to simulate a smaller
+device)."""
 import os
+import re
 
 import pyopencl as cl
 
@@ -67,19 +70,76 @@ def choose(spec=None):
                       f"Use a name substring (e.g. 'cpu', 'pocl', 'nvidia') or a 'platform:device' index.")
 
 
-class Device:
-    """The selected device with its context and single in-order queue."""
+# ---- limits -----------------------------------------------------------------------------------------------
+# The properties strategies depend on. CLOWNPIECE_LIMITS="max_work_group_size=64,fp64=0,..." lowers them, so
+# that tests (and users) can see what a smaller device would do; sizes take K/M/G suffixes (powers of 1024).
+LIMITS = {
+    "max_work_group_size": "work-items per work-group",
+    "max_mem_alloc_size": "bytes in one buffer",
+    "global_mem_size": "device memory in bytes (the pool raises MemoryError beyond it)",
+    "local_mem_size": "local memory per work-group in bytes",
+    "compute_units": "compute units",
+    "fp64": "0 or 1: whether float64 is available",
+}
+_SIZE = re.compile(r"^\s*(\d+)\s*([kKmMgG]?)\s*$")
 
-    def __init__(self, spec=None):
+
+def parse_limits(text):
+    """{name: int} from "name=value,name=value"; raises DeviceError naming the valid names and forms."""
+    out = {}
+    valid = "; ".join(f"{k} ({v})" for k, v in LIMITS.items())
+    for item in filter(None, (s.strip() for s in (text or "").split(","))):
+        name, eq, value = item.partition("=")
+        name = name.strip()
+        if name not in LIMITS or not eq:
+            raise DeviceError(f"CLOWNPIECE_LIMITS: {item!r} is not name=value with a known name. Valid: {valid}")
+        m = _SIZE.match(value)
+        if not m or (name == "fp64" and value.strip() not in ("0", "1")):
+            raise DeviceError(f"CLOWNPIECE_LIMITS: {name}={value.strip()!r} is not a valid value; expected "
+                              f"{'0 or 1' if name == 'fp64' else 'a positive integer, optionally with K, M or G'}")
+        n = int(m.group(1)) * 1024 ** " kmg".index(m.group(2).lower() or " ")
+        if n <= 0 and name != "fp64":
+            raise DeviceError(f"CLOWNPIECE_LIMITS: {name} must be positive, got {value.strip()!r}")
+        out[name] = n
+    return out
+
+
+class Device:
+    """The selected device with its context, its single in-order queue and its (possibly lowered) limits."""
+
+    def __init__(self, spec=None, limits=None):
         self.platform_index, self.device_index, self.platform, self.device = choose(spec)
-        self.context = cl.Context([self.device])
+        d = self.device
+        real = dict(max_work_group_size=d.max_work_group_size, max_mem_alloc_size=d.max_mem_alloc_size,
+                    global_mem_size=d.global_mem_size, local_mem_size=d.local_mem_size,
+                    compute_units=d.max_compute_units, fp64=int(bool(d.double_fp_config)))
+        wanted = parse_limits(os.environ.get("CLOWNPIECE_LIMITS", "") if limits is None else limits)
+        for name, value in wanted.items():
+            if value > real[name]:
+                raise DeviceError(f"CLOWNPIECE_LIMITS: {name}={value} exceeds what {d.name.strip()} has "
+                                  f"({real[name]}); limits can only be lowered")
+        lim = {**real, **wanted}
+        self.limited = sorted(wanted)
+        self.max_work_group_size = lim["max_work_group_size"]
+        self.max_mem_alloc_size = lim["max_mem_alloc_size"]
+        self.global_mem_size = lim["global_mem_size"]
+        self.local_mem_size = lim["local_mem_size"]
+        self.compute_units = lim["compute_units"]
+        self.has_fp64 = bool(lim["fp64"])
+        # dedicated local memory (GPUs) makes staging tiles through it pay; CPUs emulate it in global memory
+        self.local_mem_dedicated = d.local_mem_type == cl.device_local_mem_type.LOCAL
+        self.name = d.name.strip()
+        self.context = cl.Context([d])
         # CLOWNPIECE_PROFILE=1: record device timestamps (tools/bench.py --profile reads them)
         profiling = os.environ.get("CLOWNPIECE_PROFILE", "") not in ("", "0")
         props = cl.command_queue_properties.PROFILING_ENABLE if profiling else 0
-        self.queue = cl.CommandQueue(self.context, self.device, properties=props)
-        self.is_cpu = bool(self.device.type & cl.device_type.CPU)
-        self.has_fp64 = bool(self.device.double_fp_config)
-        self.name = self.device.name.strip()
+        self.queue = cl.CommandQueue(self.context, d, properties=props)
 
     def __repr__(self):
-        return describe(self.platform_index, self.device_index, self.platform, self.device)
+        text = describe(self.platform_index, self.device_index, self.platform, self.device)
+        if self.limited:
+            text += " limited to " + ", ".join(f"{k}={getattr(self, _ATTR.get(k, k))}" for k in self.limited)
+        return text
+
+
+_ATTR = {"fp64": "has_fp64"}

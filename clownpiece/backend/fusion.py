@@ -24,8 +24,7 @@ import weakref
 
 import numpy as np
 
-from . import programs as _programs, stats as _stats
-from .. import backend
+from . import memory, programs as _programs, runtime, stats as _stats
 
 enabled = os.environ.get("CLOWNPIECE_FUSE", "1") != "0"
 
@@ -150,6 +149,9 @@ def flush(storage):
                 _run(reader)
 
 
+memory.set_flush_hook(flush)
+
+
 def assign(dst, src):
     """dst.copy_(src) for contiguous same-shape dst and src where src is pending over its whole storage:
     evaluate src's expression straight into dst (one launch, no temporary). Afterwards src stays pending as a
@@ -172,7 +174,7 @@ def assign(dst, src):
             reader = ref()
             if reader is not None and reader is not s and reader._expr is not None:
                 _run(reader)
-    _launch(e, d._buf, dst._offset)
+    _launch(e, d, dst._offset)
     reads = ((d, dst._offset),)
     s._expr = Expr(("copy", _READ), reads, (), e.dtype, e.n, 1)
     _add_reader(s, reads)
@@ -183,58 +185,50 @@ def assign(dst, src):
 def _run(storage):
     e = storage._expr
     storage._expr = None
-    _launch(e, storage._buf, 0)
+    try:
+        _launch(e, storage, 0)
+    except BaseException:
+        storage._expr = e  # still pending: a failed launch must not leave stale contents looking computed
+        raise
 
 
-def _launch(e, out_buf, out_offset):
-    args = [out_buf, out_offset]
+def _launch(e, out, out_offset):
+    # raw buffers, not Storage.buf: that would run out's pending readers before out is computed
+    args = [runtime.raw_buffer(out), out_offset]
     for st, off in e.reads:
         if st._expr is not None:  # a partial view of a pending storage is read from its buffer
             _run(st)
-        args.append(st._buf)
+        args.append(runtime.raw_buffer(st))
         args.append(off)
     n = e.n
-    if e.nodes == 1 and (not out_offset or e.sig[0] == "copy"):  # a lone op: the eager kernel, no new build
+    if e.nodes == 1:  # a lone op: the eager kernel, no new build
         name, args = _eager_form(e.sig, args, e.numbers, n)
-        backend.launch(backend.kernel("elementwise", name, e.dtype), (n + 63) & ~63, 64, *args)
+        runtime.launch(runtime.kernel("elementwise", name, e.dtype), n, *args)
         return
     key = (e.sig, e.dtype.char)
-    knl = _kernels.get(key)
-    if knl is None or _kernels_programs is not backend._programs:
+    knl = runtime.program_cache().kernels.get(key)
+    if knl is None:
         knl = _kernel(key, len(e.reads), len(e.numbers))
-    backend.launch(knl, (n + 63) & ~63, 64, *args, *e.numbers, n)
+    runtime.launch(knl, n, *args, *e.numbers, n)
 
 
 def _eager_form(sig, args, numbers, n):
-    """elementwise.cl's kernel and arguments for a one-op signature; args = [out, out offset, reads...]. Only
-    assign_c takes an output offset."""
+    """elementwise.cl's kernel and arguments for a one-op signature; args = [out, out offset, reads...]."""
     op, form = sig[0], sig[1:]
-    out, oo, reads = args[0], args[1], args[2:]
     if op == "copy":
-        return "assign_c", [out, oo, *reads, n]
+        return "assign_c", [*args, n]
     if form == (_READ,):
-        return op + "_c", [out, *reads, n, 0, 0]
-    if form == (_READ, _NUMBER, _NUMBER):
-        return op + "_c", [out, *reads, n, *numbers]
+        return op + "_c", [*args, n, 0, 0]
     if form == (_READ, _NUMBER):
-        return op + "_cs", [out, *reads, numbers[0], n]
-    return op + "_c", [out, *reads, n, *numbers]  # two reads, with or without BINARY_P's parameters
+        return op + "_cs", [*args, numbers[0], n]
+    return op + "_c", [*args, n, *numbers]  # two reads, or one read with UNARY's or BINARY_P's parameters
 
 
 # ---- code generation ------------------------------------------------------------------------------
-_kernels = {}  # (signature, dtype char) -> cl.Kernel for the current device's programs
-_kernels_programs = None
-
-
 def _kernel(key, n_reads, n_numbers):
-    global _kernels_programs
-    if _kernels_programs is not backend._programs:
-        _kernels.clear()
-        _kernels_programs = backend._programs
     sig, dtype_char = key
     name, src = source(sig, n_reads, n_numbers)
-    knl = _kernels[key] = backend._programs.generated_kernel(src, name, dtype_char)
-    return knl
+    return runtime.program_cache().generated_kernel(key, src, name, dtype_char)
 
 
 def source(sig, n_reads, n_numbers):

@@ -1,11 +1,19 @@
 """A per-device buffer pool. Sizes are rounded to a few buckets per power of two; a freed buffer waits in
 its bucket for the next allocation of that size. Reusing a buffer is safe without waiting: every command
-goes to one in-order queue, so work that reads the old contents runs before work that writes the new."""
+goes to one in-order queue, so work that reads the old contents runs before work that writes the new.
+
+The pool respects the device's limits: one buffer at most `max_mem_alloc_size` bytes, and (when
+CLOWNPIECE_LIMITS sets `global_mem_size`) no more than that in all. Running out frees the cached buffers and
+tries once more before raising DeviceMemoryError."""
 import pyopencl as cl
 
 from . import stats as _stats
 
 _MIN_BYTES = 256
+
+
+class DeviceMemoryError(MemoryError):
+    pass
 
 
 def _bucket(nbytes):
@@ -27,30 +35,74 @@ def bucket(nbytes):
     return size
 
 
+def _mib(n):
+    return f"{n / 2**20:.1f} MiB"
+
+
+# errors an allocation (or the first use of a lazily allocated buffer) raises when the device is full
+OUT_OF_MEMORY = (cl.status_code.MEM_OBJECT_ALLOCATION_FAILURE, cl.status_code.OUT_OF_RESOURCES,
+                 cl.status_code.OUT_OF_HOST_MEMORY)
+
+
 class Pool:
-    def __init__(self, context):
-        self.context = context
+    def __init__(self, device):
+        self.device = device
+        self.context = device.context
         self.free = {}
+        self.in_use = self.cached = 0  # bytes, this pool's own (stats' counters add up every pool)
+        # a simulated memory size is enforced here; a real one by the driver's allocation errors
+        self.capacity = device.global_mem_size if "global_mem_size" in device.limited else None
 
     def alloc(self, nbytes):
         size = bucket(nbytes)
-        c = _stats.counters
         free = self.free.get(size)
         if free:
             buf = free.pop()
-            c["pool_bytes_cached"] -= size
+            self.cached -= size
+            _stats.counters["pool_bytes_cached"] -= size
         else:
+            if size > self.device.max_mem_alloc_size:
+                if nbytes > self.device.max_mem_alloc_size:
+                    raise DeviceMemoryError(
+                        f"cannot allocate {nbytes} bytes ({_mib(nbytes)}) in one buffer: device "
+                        f"{self.device.name} allows at most {self.device.max_mem_alloc_size} bytes "
+                        f"({_mib(self.device.max_mem_alloc_size)}) per allocation (max_mem_alloc_size)")
+                size = nbytes  # the bucket's rounding would cross the limit: take the exact size
+            buf = self._new_buffer(size)
+        self.in_use += size
+        _stats.counters["pool_bytes_in_use"] += size
+        return buf, size
+
+    def _new_buffer(self, size):
+        for attempt in (0, 1):
+            if self.capacity is not None and self.in_use + self.cached + size > self.capacity:
+                if attempt == 0:
+                    self.empty_cache()
+                    continue
+                break
             try:
                 buf = cl.Buffer(self.context, cl.mem_flags.READ_WRITE, size)
-            except cl.Error:
-                self.empty_cache()
-                buf = cl.Buffer(self.context, cl.mem_flags.READ_WRITE, size)
-            c["allocations"] += 1
-        c["pool_bytes_in_use"] += size
-        return buf, size
+                _stats.counters["allocations"] += 1
+                return buf
+            except cl.Error as e:
+                if e.code not in OUT_OF_MEMORY:
+                    raise
+                if attempt == 0:
+                    self.empty_cache()
+        raise self.out_of_memory(size)
+
+    def out_of_memory(self, size):
+        limit = self.capacity if self.capacity is not None else self.device.global_mem_size
+        return DeviceMemoryError(
+            f"out of device memory on {self.device.name}: allocating {size} bytes ({_mib(size)}) with "
+            f"{self.in_use} bytes ({_mib(self.in_use)}) in use by live tensors, device memory "
+            f"{limit} bytes ({_mib(limit)}); cached buffers were freed and the allocation retried. Free "
+            f"tensors (del, smaller batches) or use a device with more memory")
 
     def release(self, buf, size):
         self.free.setdefault(size, []).append(buf)
+        self.in_use -= size
+        self.cached += size
         c = _stats.counters
         c["pool_bytes_in_use"] -= size
         c["pool_bytes_cached"] += size
@@ -59,8 +111,19 @@ class Pool:
         for bufs in self.free.values():
             for b in bufs:
                 _stats.counters["pool_bytes_cached"] -= b.size
+                self.cached -= b.size
                 b.release()
         self.free.clear()
+
+
+# Set by backend/fusion.py: runs a storage's pending expression and its pending readers (see Storage.buf).
+# A hook rather than an import keeps this module below fusion.
+_flush_pending = None
+
+
+def set_flush_hook(fn):
+    global _flush_pending
+    _flush_pending = fn
 
 
 class Storage:
@@ -81,7 +144,7 @@ class Storage:
     @property
     def buf(self):
         if self._expr is not None or self._readers:
-            fusion.flush(self)
+            _flush_pending(self)
         return self._buf
 
     def __del__(self):
@@ -89,6 +152,3 @@ class Storage:
             self.pool.release(self._buf, self.size)
         except Exception:  # interpreter shutdown, or a failed allocation
             pass
-
-
-from . import fusion  # noqa: E402  (fusion reads Storage._buf; imported last to keep the cycle harmless)

@@ -64,14 +64,41 @@ def type_defines(dtype):
     raise TypeError(f"unsupported dtype {dtype}")
 
 
+def _check_fp64(device, options, what):
+    """A device without fp64 must never be handed a program that enables it (its compiler would refuse)."""
+    if not device.has_fp64 and "-DUSE_FP64=1" in options:
+        raise TypeError(f"{what} needs float64, which device {device.name} does not support "
+                        f"(no cl_khr_fp64); use float32 tensors")
+
+
+class Kernel:
+    """A built cl.Kernel with what launches need to know of it: its name (for profiles and the kernel-coverage
+    log), the family it came from, and the largest work-group the device runs it with."""
+    __slots__ = ("cl", "name", "family", "max_local", "local")
+
+    def __init__(self, knl, family, device):
+        self.cl = knl
+        self.name = knl.function_name
+        self.family = family
+        # the device's limit (possibly lowered by CLOWNPIECE_LIMITS) and the kernel's own (register pressure)
+        self.max_local = min(device.max_work_group_size,
+                             knl.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, device.device))
+        # 1-D launches: 64 work-items a group (a multiple of every GPU's SIMD width), fewer where not allowed
+        self.local = 1 << (min(64, self.max_local).bit_length() - 1)
+        knl.set_scalar_arg_dtypes(_scalar_arg_dtypes(knl))
+
+    def __repr__(self):
+        return f"<kernel {self.name} from {self.family}>"
+
+
 class Programs:
-    """Per-context cache: (family, dtype, defines) -> built program; (that key, name) -> cl.Kernel; (generated
-    source, dtype) -> cl.Kernel."""
+    """The one program and kernel cache of a device: (family, dtype, defines) -> built program, and
+    (family, name, dtype, defines) or a generated kernel's key -> Kernel."""
 
     def __init__(self, device):
         self.device = device
         self._programs = {}
-        self._kernels = {}
+        self.kernels = {}
 
     def program(self, family, dtype, defines=()):
         key = (family, np.dtype(dtype).str, defines)
@@ -81,25 +108,30 @@ class Programs:
         return prg
 
     def kernel(self, family, name, dtype, defines=()):
-        key = (family, name, np.dtype(dtype).char, defines)
-        k = self._kernels.get(key)
+        key = (family, name, dtype, defines)
+        k = self.kernels.get(key)
         if k is None:
-            k = self._kernels[key] = _ready(cl.Kernel(self.program(family, dtype, defines), name))
+            try:
+                knl = cl.Kernel(self.program(family, dtype, defines), name)
+            except cl.LogicError:
+                raise KernelBuildError(f"cl_kernels/{family}.cl has no kernel named {name!r} (dtype "
+                                       f"{np.dtype(dtype).name}, defines {list(defines)})") from None
+            k = self.kernels[key] = Kernel(knl, family, self.device)
         return k
 
-    def generated_kernel(self, source, name, dtype):
+    def generated_kernel(self, key, source, name, dtype):
         """Kernel `name` of generated OpenCL C `source` (its `#include "common.h"` pasted like a family's),
-        built once per (source text, dtype)."""
-        key = (source, np.dtype(dtype).char)
-        k = self._kernels.get(key)
+        cached under `key`."""
+        k = self.kernels.get(key)
         if k is None:
             text = paste_includes(source, os.path.dirname(kernel_path("elementwise")), "generated.cl")
             prg = self._build(text, dtype, (), f"generated kernel {name}:\n{source}\n")
-            k = self._kernels[key] = _ready(cl.Kernel(prg, name))
+            k = self.kernels[key] = Kernel(cl.Kernel(prg, name), "generated", self.device)
         return k
 
     def _build(self, src, dtype, defines, what):
         options = type_defines(dtype) + [f"-D{d}" for d in defines] + ["-cl-std=CL1.2", "-cl-kernel-arg-info"]
+        _check_fp64(self.device, options, what)
         cached = _binary_path(self.device, src, options)
         prg = _load_binary(self.device, cached, options)
         if prg is None:
@@ -163,11 +195,6 @@ def _save_binary(prg, path):
         os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
     except (OSError, cl.Error):
         pass  # a read-only home only loses the speed-up
-
-
-def _ready(k):
-    k.set_scalar_arg_dtypes(_scalar_arg_dtypes(k))
-    return k
 
 
 _SCALARS = {"int": np.int32, "uint": np.uint32, "float": np.float32, "double": np.float64,

@@ -16,10 +16,6 @@ def _is_real(v):
     return type(v) is float or type(v) is int or isinstance(v, numbers.Real)
 
 
-def _groups(n):
-    return (n + 63) & ~63
-
-
 class ElementwiseOps:
     __slots__ = ()
 
@@ -28,19 +24,15 @@ class ElementwiseOps:
         out = self._empty(self._shape, self.dtype)
         n = out._numel
         if n:
-            t = self.dtype.type
             if self._contig:
                 if fusion.enabled:
+                    t = self.dtype.type
                     return fusion.defer(out, name, (self, t(p0), t(p1)) if name in fusion.UNARY_WITH_PARAMS
                                         else (self,))
-                backend.launch(backend.kernel("elementwise", name + "_c", self.dtype), _groups(n), 64,
-                               out._storage.buf, self._storage.buf, np.int32(self._offset), np.int32(n),
-                               t(p0), t(p1))
+                backend.launch(backend.kernel("elementwise", name + "_c", self.dtype), n, out, self, n, p0, p1)
             else:
-                meta = kernel_meta(self._shape, self._strides)
-                backend.launch(backend.kernel("elementwise", name + "_s", self.dtype), _groups(n), 64,
-                               out._storage.buf, self._storage.buf, np.int32(self._offset), np.int32(n),
-                               t(p0), t(p1), *meta)
+                backend.launch(backend.kernel("elementwise", name + "_s", self.dtype), n, out, self, n, p0, p1,
+                               *kernel_meta(self._shape, self._strides))
         return out
 
     def _binary(self, other, name, *params):
@@ -50,41 +42,36 @@ class ElementwiseOps:
             a, b = self, other
             if a.dtype != b.dtype:
                 a, b = _promote(a, b)
-            if params:
-                params = (a.dtype.type(params[0]), a.dtype.type(params[1]))
             if a._shape == b._shape and a._contig and b._contig:
                 out = a._empty(a._shape, a.dtype)
-                if out._numel:
+                n = out._numel
+                if n:
                     if fusion.enabled:
+                        if params:
+                            params = (a.dtype.type(params[0]), a.dtype.type(params[1]))
                         return fusion.defer(out, name, (a, b, *params))
-                    backend.launch(backend.kernel("elementwise", name + "_c", a.dtype), _groups(out._numel),
-                                   64, out._storage.buf, a._storage.buf, np.int32(a._offset),
-                                   b._storage.buf, np.int32(b._offset), np.int32(out._numel), *params)
+                    backend.launch(backend.kernel("elementwise", name + "_c", a.dtype), n, out, a, b, n, *params)
                 return out
             shape = broadcast_shapes(a._shape, b._shape, op=name)
             out = a._empty(shape, a.dtype)
-            if out._numel:
+            n = out._numel
+            if n:
                 meta = kernel_meta(shape, broadcast_strides(a._shape, a._strides, shape),
                                    broadcast_strides(b._shape, b._strides, shape))
-                backend.launch(backend.kernel("elementwise", name + "_s", a.dtype), _groups(out._numel), 64,
-                               out._storage.buf, a._storage.buf, np.int32(a._offset), b._storage.buf,
-                               np.int32(b._offset), np.int32(out._numel), *params, *meta)
+                backend.launch(backend.kernel("elementwise", name + "_s", a.dtype), n, out, a, b, n, *params,
+                               *meta)
             return out
         if _is_real(other) or isinstance(other, numbers.Number) and not isinstance(other, complex):
             out = self._empty(self._shape, self.dtype)
             n = out._numel
             if n:
-                y = self.dtype.type(other)
                 if self._contig:
                     if fusion.enabled and not params:
-                        return fusion.defer(out, name, (self, y))
-                    backend.launch(backend.kernel("elementwise", name + "_cs", self.dtype), _groups(n), 64,
-                                   out._storage.buf, self._storage.buf, np.int32(self._offset), y, np.int32(n))
+                        return fusion.defer(out, name, (self, self.dtype.type(other)))
+                    backend.launch(backend.kernel("elementwise", name + "_cs", self.dtype), n, out, self, other, n)
                 else:
-                    meta = kernel_meta(self._shape, self._strides)
-                    backend.launch(backend.kernel("elementwise", name + "_ss", self.dtype), _groups(n), 64,
-                                   out._storage.buf, self._storage.buf, np.int32(self._offset), y,
-                                   np.int32(n), *meta)
+                    backend.launch(backend.kernel("elementwise", name + "_ss", self.dtype), n, out, self, other, n,
+                                   *kernel_meta(self._shape, self._strides))
             return out
         return NotImplemented
 
@@ -209,9 +196,7 @@ def where(condition, a, b):
     n = out._numel
     if n:
         meta = kernel_meta(shape, *(broadcast_strides(t._shape, t._strides, shape) for t in (cond, a, b)))
-        backend.launch(backend.kernel("elementwise", "where_s", dtype), _groups(n), 64, out._storage.buf,
-                       cond._storage.buf, np.int32(cond._offset), a._storage.buf, np.int32(a._offset),
-                       b._storage.buf, np.int32(b._offset), np.int32(n), *meta)
+        backend.launch(backend.kernel("elementwise", "where_s", dtype), n, out, cond, a, b, n, *meta)
     return out
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from .. import backend
 from .._layout import ShapeError, IndexOutOfRange, broadcast_shapes, broadcast_strides, kernel_meta, \
     normalize_dim, numel
-from .elementwise import _groups, where
+from .elementwise import where
 from .shape import ShapeOps
 
 
@@ -179,9 +179,8 @@ class IndexOps:
         n = out._numel
         if n:
             meta = kernel_meta(out._shape, idx_strides, src_strides)
-            backend.launch(backend.kernel("index", "gather_s", self.dtype), _groups(n), 64, out._storage.buf,
-                           self._storage.buf, np.int32(self._offset), ids._storage.buf, np.int32(ids._offset),
-                           np.int32(n), np.int32(self._shape[dim]), np.int32(self._strides[dim]), *meta)
+            backend.launch(backend.kernel("index", "gather_s", self.dtype), n, out, self, ids, n,
+                           self._shape[dim], self._strides[dim], *meta)
         return out
 
     def _dim_arg(self, dim, op):
@@ -275,12 +274,8 @@ class IndexOps:
         meta = kernel_meta(_drop(index._shape, d), _drop(self._strides, d), _drop(src_strides, d),
                            _drop(index._strides, d))
         name = ("scatter_rows" if rows else "scatter") + ("_s" if src_is_tensor else "_value_s")
-        src_args = (src._storage.buf, np.int32(src._offset)) if src_is_tensor else (self.dtype.type(src),)
-        backend.launch(backend.kernel("index", name, self.dtype), _groups(n), 64, self._storage.buf,
-                       np.int32(self._offset), index._storage.buf, np.int32(index._offset), *src_args,
-                       np.int32(n), np.int32(dim_size), np.int32(inner), np.int32(k),
-                       np.int32(self._strides[d]), np.int32(src_strides[d]), np.int32(index._strides[d]),
-                       np.int32(accumulate), *meta)
+        backend.launch(backend.kernel("index", name, self.dtype), n, self, index, src, n, dim_size, inner, k,
+                       self._strides[d], src_strides[d], index._strides[d], int(accumulate), *meta)
         return self
 
     # ---- masks and one-hot ------------------------------------------------------------------------
@@ -298,9 +293,8 @@ class IndexOps:
         if n:
             meta = kernel_meta(self._shape, self._strides, broadcast_strides(mask._shape, mask._strides,
                                                                              self._shape))
-            backend.launch(backend.kernel("index", "masked_fill_s", self.dtype), _groups(n), 64,
-                           out._storage.buf, self._storage.buf, np.int32(self._offset), mask._storage.buf,
-                           np.int32(mask._offset), self.dtype.type(value), np.int32(n), *meta)
+            backend.launch(backend.kernel("index", "masked_fill_s", self.dtype), n, out, self, mask, value, n,
+                           *meta)
         return out
 
     def masked_fill_(self, mask, value):
@@ -315,10 +309,8 @@ class IndexOps:
         out = self._empty(self._shape + (int(num_classes),), self.dtype)
         n = out._numel
         if n:
-            meta = kernel_meta(self._shape, self._strides)
-            backend.launch(backend.kernel("index", "one_hot_s", self.dtype), _groups(n), 64, out._storage.buf,
-                           self._storage.buf, np.int32(self._offset), np.int32(n), np.int32(num_classes),
-                           *meta)
+            backend.launch(backend.kernel("index", "one_hot_s", self.dtype), n, out, self, n, num_classes,
+                           *kernel_meta(self._shape, self._strides))
         return out
 
 

@@ -11,7 +11,6 @@ import numpy as np
 
 from .. import backend
 from .._layout import ShapeError, numel
-from .elementwise import _groups
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -19,9 +18,7 @@ _REDUCTIONS = ("mean", "sum", "none")
 def _per_element(name, out, *args):
     """Run nn.cl's `name` with one work-item per element of the fresh contiguous `out`: the kernel takes out,
     then `args`, then the element count."""
-    if out._numel:
-        backend.launch(backend.kernel("nn", name, out.dtype), _groups(out._numel), 64, out._storage.buf, *args,
-                       np.int32(out._numel))
+    backend.launch(backend.kernel("nn", name, out.dtype), out._numel, out, *args, out._numel)
     return out
 
 
@@ -59,19 +56,14 @@ class _Window:
 
     def image_args(self, x):
         """The IMG_ARGS of nn.cl for a (possibly strided) input view x."""
-        i32 = np.int32
-        return (x._storage.buf, i32(x._offset), *(i32(s) for s in x._strides), i32(self.c), i32(self.h),
-                i32(self.w), *self.plane_args())
+        return (x, *x._strides, self.c, self.h, self.w, *self.plane_args())
 
     def plane_args(self):
-        i32 = np.int32
-        return (i32(self.kh), i32(self.kw), i32(self.oh), i32(self.ow), i32(self.sh), i32(self.sw),
-                i32(self.ph), i32(self.pw))
+        return (self.kh, self.kw, self.oh, self.ow, self.sh, self.sw, self.ph, self.pw)
 
     def grad_args(self):
         """The geometry arguments of the gather-style backward kernels (col2im, pool backward)."""
-        i32 = np.int32
-        return (i32(self.c), i32(self.h), i32(self.w), *self.plane_args())
+        return (self.c, self.h, self.w, *self.plane_args())
 
     @property
     def in_shape(self):
@@ -132,9 +124,7 @@ class NNOps:
         loss = self._empty(target._shape, self.dtype)
         lse = self._empty((n,), self.dtype)
         if n:
-            backend.launch(backend.kernel("nn", "cross_entropy_fwd", self.dtype), _groups(n), 64,
-                           loss._storage.buf, lse._storage.buf, x._storage.buf, np.int32(x._offset),
-                           t._storage.buf, np.int32(t._offset), np.int32(n), np.int32(c))
+            backend.launch(backend.kernel("nn", "cross_entropy_fwd", self.dtype), n, loss, lse, x, t, n, c)
         return loss, lse, x, t
 
     @staticmethod
@@ -145,10 +135,8 @@ class NNOps:
         dx = x._empty((n, c), x.dtype)
         if n * c:
             g = grad.contiguous()
-            backend.launch(backend.kernel("nn", "cross_entropy_bwd", x.dtype), _groups(n * c), 64,
-                           dx._storage.buf, x._storage.buf, np.int32(x._offset), lse._storage.buf,
-                           t._storage.buf, np.int32(t._offset), g._storage.buf, np.int32(g._offset),
-                           np.int32(0 if g._numel == 1 else 1), x.dtype.type(scale), np.int32(n), np.int32(c))
+            backend.launch(backend.kernel("nn", "cross_entropy_bwd", x.dtype), n * c, dx, x, lse, t, g,
+                           0 if g._numel == 1 else 1, scale, n, c)
         return dx
 
     # ---- layer norm -------------------------------------------------------------------------------
@@ -192,10 +180,8 @@ class NNOps:
         mean, rstd = self._empty((n,), self.dtype), self._empty((n,), self.dtype)
         if n:
             w, b = (weight, bias) if affine else (x, x)  # not read when affine = 0
-            backend.launch(backend.kernel("nn", "layer_norm_fwd", self.dtype), _groups(n), 64,
-                           y._storage.buf, mean._storage.buf, rstd._storage.buf, x._storage.buf,
-                           np.int32(x._offset), w._storage.buf, np.int32(w._offset), b._storage.buf,
-                           np.int32(b._offset), np.int32(affine), self.dtype.type(eps), np.int32(n), np.int32(f))
+            backend.launch(backend.kernel("nn", "layer_norm_fwd", self.dtype), n, y, mean, rstd, x, w, b,
+                           int(affine), eps, n, f)
         return y.view(self._shape), mean, rstd, x, f
 
     @staticmethod
@@ -204,19 +190,14 @@ class NNOps:
         n, f = x._shape
         g = _rows(grad, f)
         dx = x._empty((n, f), x.dtype)
-        i32 = np.int32
         if n:
-            w = weight.contiguous() if weight is not None else x
-            backend.launch(backend.kernel("nn", "layer_norm_bwd_input", x.dtype), _groups(n), 64,
-                           dx._storage.buf, g._storage.buf, x._storage.buf, i32(x._offset), mean._storage.buf,
-                           rstd._storage.buf, w._storage.buf, i32(w._offset), i32(weight is not None), i32(n),
-                           i32(f))
+            w = weight.contiguous() if weight is not None else x  # not read without weight
+            backend.launch(backend.kernel("nn", "layer_norm_bwd_input", x.dtype), n, dx, g, x, mean, rstd, w,
+                           int(weight is not None), n, f)
         if not need_affine_grads:
             return dx, None, None
         dw, db = x._empty((f,), x.dtype), x._empty((f,), x.dtype)
-        backend.launch(backend.kernel("nn", "layer_norm_bwd_affine", x.dtype), _groups(f), 64, dw._storage.buf,
-                       db._storage.buf, g._storage.buf, x._storage.buf, i32(x._offset), mean._storage.buf,
-                       rstd._storage.buf, i32(n), i32(f))
+        backend.launch(backend.kernel("nn", "layer_norm_bwd_affine", x.dtype), f, dw, db, g, x, mean, rstd, n, f)
         return dx, dw, db
 
     # ---- convolution ------------------------------------------------------------------------------
@@ -252,7 +233,8 @@ class NNOps:
 
     @staticmethod
     def _col2im(dcols, win):
-        return _per_element("col2im", dcols._empty(win.in_shape, dcols.dtype), dcols._storage.buf, *win.grad_args())
+        return _per_element("col2im", dcols._empty(win.in_shape, dcols.dtype), dcols.contiguous(),
+                            *win.grad_args())
 
     # ---- pooling ----------------------------------------------------------------------------------
     def max_pool2d(self, kernel_size, stride=None, padding=0):
@@ -264,14 +246,13 @@ class NNOps:
         """(y, idx, window): idx holds the flat h*W + w position each output took, as a float tensor."""
         win = _Window(self, kernel_size, stride, padding, "max_pool2d", pooling=True)
         y, idx = self._empty(win.out_shape, self.dtype), self._empty(win.out_shape, self.dtype)
-        _per_element("max_pool2d_fwd", y, idx._storage.buf, *win.image_args(self))
+        _per_element("max_pool2d_fwd", y, idx, *win.image_args(self))
         return y, idx, win
 
     @staticmethod
     def _max_pool2d_backward(grad, idx, win):
         g = grad.contiguous()
-        return _per_element("max_pool2d_bwd", g._empty(win.in_shape, g.dtype), g._storage.buf, idx._storage.buf,
-                            *win.grad_args())
+        return _per_element("max_pool2d_bwd", g._empty(win.in_shape, g.dtype), g, idx, *win.grad_args())
 
     def avg_pool2d(self, kernel_size, stride=None, padding=0):
         """Mean over kernel_size windows of self [N, C, H, W]; zero padding counts in the divisor."""
@@ -284,4 +265,4 @@ class NNOps:
     @staticmethod
     def _avg_pool2d_backward(grad, win):
         g = grad.contiguous()
-        return _per_element("avg_pool2d_bwd", g._empty(win.in_shape, g.dtype), g._storage.buf, *win.grad_args())
+        return _per_element("avg_pool2d_bwd", g._empty(win.in_shape, g.dtype), g, *win.grad_args())

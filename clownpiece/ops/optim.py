@@ -3,11 +3,8 @@
 Each method updates `self` (a contiguous parameter) and its state buffers in place with exactly one
 launch, bypassing autograd: optimizers call them under no_grad with hyper-parameters as Python numbers,
 so a step never reads device memory back."""
-import numpy as np
-
 from .. import backend
 from .._layout import ShapeError
-from .elementwise import _groups
 
 
 class OptimOps:
@@ -30,38 +27,32 @@ class OptimOps:
         return grad.contiguous()
 
     def _launch_step(self, name, grad, state, *hyper):
-        """Run optim.cl's `name` over the parameter: (p, po, g, go, *state buffers, n, *hyper)."""
-        n = self._numel
-        if n:
-            backend.launch(backend.kernel("optim", name, self.dtype), _groups(n), 64, self._storage.buf,
-                           np.int32(self._offset), grad._storage.buf, np.int32(grad._offset),
-                           *(s._storage.buf for s in state), np.int32(n), *hyper)
+        """Run optim.cl's `name` over the parameter: (p, g, *state buffers, n, *hyper)."""
+        backend.launch(backend.kernel("optim", name, self.dtype), self._numel, self, grad, *state, self._numel,
+                       *hyper)
         return self
 
     def _sgd_update_(self, grad, lr, damping=0.0, weight_decay=0.0):
         """p -= lr * (1 - damping) * (grad + weight_decay * p)."""
         grad = self._check_update("sgd", grad)
-        t = self.dtype.type
-        return self._launch_step("sgd_step", grad, (), t(lr), t(1.0 - damping), t(weight_decay))
+        return self._launch_step("sgd_step", grad, (), lr, 1.0 - damping, weight_decay)
 
     def _sgd_momentum_update_(self, grad, buf, first, lr, momentum, damping=0.0, weight_decay=0.0,
                               nesterov=False):
         """buf = momentum * buf + (1 - damping) * d (buf read as zero when `first`), d = grad + wd * p;
         p -= lr * (nesterov ? d + momentum * buf : buf)."""
         grad = self._check_update("sgd", grad, buf)
-        t = self.dtype.type
-        return self._launch_step("sgd_momentum_step", grad, (buf,), t(lr), t(momentum), t(1.0 - damping),
-                                 t(weight_decay), np.int32(bool(nesterov)), np.int32(bool(first)))
+        return self._launch_step("sgd_momentum_step", grad, (buf,), lr, momentum, 1.0 - damping, weight_decay,
+                                 int(bool(nesterov)), int(bool(first)))
 
     def _adam_update_(self, grad, exp_avg, exp_avg_sq, step, lr, betas, eps, weight_decay=0.0,
                       decoupled=False):
         """One Adam step number `step` (1-based); AdamW when `decoupled`. exp_avg/exp_avg_sq are read as
         zero on step 1."""
         grad = self._check_update("adam", grad, exp_avg, exp_avg_sq)
-        t = self.dtype.type
         beta1, beta2 = betas
         # bias corrections on the host, in double precision, from the Python step count
         bc1, bc2 = 1.0 - beta1 ** step, 1.0 - beta2 ** step
         coupled, decay = (0.0, 1.0 - lr * weight_decay) if decoupled else (weight_decay, 1.0)
-        return self._launch_step("adam_step", grad, (exp_avg, exp_avg_sq), t(lr), t(beta1), t(beta2), t(eps),
-                                 t(bc1), t(bc2), t(coupled), t(decay), np.int32(step == 1))
+        return self._launch_step("adam_step", grad, (exp_avg, exp_avg_sq), lr, beta1, beta2, eps, bc1, bc2,
+                                 coupled, decay, int(step == 1))

@@ -8,7 +8,6 @@ import numbers
 import numpy as np
 
 from .. import backend
-from .elementwise import _groups
 
 _DEFAULT_SEED = 67280421310721  # PyTorch's default, so an unseeded process is still reproducible
 _MASK64 = (1 << 64) - 1
@@ -31,7 +30,7 @@ def _take_counters(n):
     """Key words and the first counter of a fresh range of n counters."""
     seed, base = _state["seed"], _state["counter"]
     _state["counter"] = (base + n) & _MASK64
-    return np.uint32(seed & 0xFFFFFFFF), np.uint32(seed >> 32), np.uint64(base)
+    return seed & 0xFFFFFFFF, seed >> 32, base
 
 
 def _check_probability(p, op):
@@ -51,9 +50,7 @@ class RandomOps:
             return self
         # a strided target gets a contiguous temporary, then one strided copy into the view
         dst = self if self._contig else self._empty(self._shape, self.dtype)
-        t = self.dtype.type
-        backend.launch(backend.kernel("random", name, self.dtype), _groups(n), 64, dst._storage.buf,
-                       np.int32(dst._offset), np.int32(n), *_take_counters(n), t(a), t(b))
+        backend.launch(backend.kernel("random", name, self.dtype), n, dst, n, *_take_counters(n), a, b)
         if dst is not self:
             self._assign_from(dst)
         return self

@@ -11,7 +11,6 @@ import numpy as np
 
 from .. import backend
 from .._layout import ShapeError, normalize_dim, normalize_dims, kernel_meta, contiguous_strides, numel
-from .elementwise import _groups
 from .shape import _shape_arg
 
 _MIN_CHUNK = 256       # elements per work-item before splitting a reduction is worth a second launch
@@ -23,7 +22,6 @@ _ONE_STAGE_MAX = 1 << 16  # below this many elements in all, a second launch cos
 # output's nred elements over work-items (nchunk == 1: one stage).
 _Plan = collections.namedtuple("_Plan", "nout nred kmeta rmeta chunk nchunk")
 _plans = {}
-_target_items = []
 
 
 def _plan(x, dims, ordered):
@@ -52,9 +50,8 @@ def _split(nout, nred, far):
     short chunks let the work-items of a group share the rows they read (a CPU cache/TLB effect)."""
     if nout * nred <= _ONE_STAGE_MAX:
         return max(nred, 1), 1
-    if not _target_items:
-        _target_items.append(max(256, backend.device().device.max_compute_units * _ITEMS_PER_UNIT))
-    wanted = -(-_target_items[0] // max(nout, 1))
+    target_items = max(256, backend.device().compute_units * _ITEMS_PER_UNIT)
+    wanted = -(-target_items // max(nout, 1))
     if far:
         wanted = max(wanted, -(-nred // _MIN_CHUNK))
     nchunk = min(wanted, nred // _MIN_CHUNK)
@@ -94,9 +91,8 @@ def _single_dim(x, dim, op):
 
 
 def _reduce_args(x, plan):
-    """The arguments every *_r kernel takes after its outputs: input, offset and the split."""
-    return (x._storage.buf, np.int32(x._offset), np.int32(plan.nout), np.int32(plan.nred), np.int32(plan.chunk),
-            np.int32(plan.nchunk))
+    """The arguments every *_r kernel takes after its outputs: the input and the split."""
+    return x, plan.nout, plan.nred, plan.chunk, plan.nchunk
 
 
 def _sum(x, dims, out_shape, mean=False, op="sum"):
@@ -112,12 +108,12 @@ def _sum(x, dims, out_shape, mean=False, op="sum"):
     denom = x.dtype.type(plan.nred if mean else 1)
     knl = backend.kernel("reduce", "sum_r", x.dtype)
     if plan.nchunk == 1:
-        backend.launch(knl, _groups(plan.nout), 64, out._storage.buf, *args, denom, *plan.kmeta, *plan.rmeta)
+        backend.launch(knl, plan.nout, out, *args, denom, *plan.kmeta, *plan.rmeta)
         return out
     part = backend.alloc(plan.nout * plan.nchunk * x.dtype.itemsize)
-    backend.launch(knl, _groups(plan.nout * plan.nchunk), 64, part.buf, *args, denom, *plan.kmeta, *plan.rmeta)
-    backend.launch(backend.kernel("reduce", "sum_partials", x.dtype), _groups(plan.nout), 64, out._storage.buf,
-                   part.buf, np.int32(plan.nout), np.int32(plan.nchunk), denom)
+    backend.launch(knl, plan.nout * plan.nchunk, part, 0, *args, denom, *plan.kmeta, *plan.rmeta)
+    backend.launch(backend.kernel("reduce", "sum_partials", x.dtype), plan.nout, out, part, 0, plan.nout,
+                   plan.nchunk, denom)
     return out
 
 
@@ -130,20 +126,18 @@ def _extremum(x, kind, dims, out_shape, want_idx, op):
     if plan.nout == 0:
         return vals, idx
     args = _reduce_args(x, plan)
-    flag = np.int32(want_idx)
-    idx_buf = (idx if want_idx else vals)._storage.buf  # not written when flag is 0
+    flag = int(want_idx)
+    idx_out = idx if want_idx else vals  # not written when flag is 0
     knl = backend.kernel("reduce", kind + "_r", x.dtype)
     if plan.nchunk == 1:
-        backend.launch(knl, _groups(plan.nout), 64, vals._storage.buf, idx_buf, *args, flag, *plan.kmeta,
-                       *plan.rmeta)
+        backend.launch(knl, plan.nout, vals, idx_out, *args, flag, *plan.kmeta, *plan.rmeta)
         return vals, idx
     nbytes = plan.nout * plan.nchunk * x.dtype.itemsize
     pv, pi = backend.alloc(nbytes), backend.alloc(nbytes)
     # partials always carry indices: the combine step needs them to report the winning chunk's position
-    backend.launch(knl, _groups(plan.nout * plan.nchunk), 64, pv.buf, pi.buf, *args, np.int32(1), *plan.kmeta,
-                   *plan.rmeta)
-    backend.launch(backend.kernel("reduce", kind + "_partials", x.dtype), _groups(plan.nout), 64,
-                   vals._storage.buf, idx_buf, pv.buf, pi.buf, np.int32(plan.nout), np.int32(plan.nchunk), flag)
+    backend.launch(knl, plan.nout * plan.nchunk, pv, 0, pi, 0, *args, 1, *plan.kmeta, *plan.rmeta)
+    backend.launch(backend.kernel("reduce", kind + "_partials", x.dtype), plan.nout, vals, idx_out, pv, 0, pi, 0,
+                   plan.nout, plan.nchunk, flag)
     return vals, idx
 
 
@@ -154,19 +148,17 @@ def _var(x, dims, out_shape, unbiased, take_sqrt, op):
     if plan.nout == 0:
         return out
     args = _reduce_args(x, plan)
-    ddof, sqrt_flag = x.dtype.type(1 if unbiased else 0), np.int32(take_sqrt)
+    ddof, sqrt_flag = 1 if unbiased else 0, int(take_sqrt)
     knl = backend.kernel("reduce", "var_r", x.dtype)
-    if plan.nchunk == 1:
-        backend.launch(knl, _groups(plan.nout), 64, out._storage.buf, out._storage.buf, *args, ddof, sqrt_flag,
-                       *plan.kmeta, *plan.rmeta)
+    if plan.nchunk == 1:  # m2 (only written with several chunks) points at out
+        backend.launch(knl, plan.nout, out, out, *args, ddof, sqrt_flag, *plan.kmeta, *plan.rmeta)
         return out
     nbytes = plan.nout * plan.nchunk * x.dtype.itemsize
     pmean, pm2 = backend.alloc(nbytes), backend.alloc(nbytes)
-    backend.launch(knl, _groups(plan.nout * plan.nchunk), 64, pmean.buf, pm2.buf, *args, ddof, sqrt_flag,
-                   *plan.kmeta, *plan.rmeta)
-    backend.launch(backend.kernel("reduce", "var_partials", x.dtype), _groups(plan.nout), 64, out._storage.buf,
-                   pmean.buf, pm2.buf, np.int32(plan.nout), np.int32(plan.nchunk), np.int32(plan.chunk),
-                   np.int32(plan.nred), ddof, sqrt_flag)
+    backend.launch(knl, plan.nout * plan.nchunk, pmean, 0, pm2, 0, *args, ddof, sqrt_flag, *plan.kmeta,
+                   *plan.rmeta)
+    backend.launch(backend.kernel("reduce", "var_partials", x.dtype), plan.nout, out, pmean, 0, pm2, 0,
+                   plan.nout, plan.nchunk, plan.chunk, plan.nred, ddof, sqrt_flag)
     return out
 
 
@@ -199,14 +191,11 @@ def _softmax(x, dim, mode, op):
     out = x._empty(x._shape, x.dtype)
     rows = _contiguous_rows(d, x)
     if rows:
-        backend.launch(backend.kernel("reduce", "softmax_rows_c", x.dtype), _groups(rows[0]), 64,
-                       out._storage.buf, x._storage.buf, np.int32(x._offset), np.int32(rows[0]), np.int32(rows[1]),
-                       np.int32(mode))
+        backend.launch(backend.kernel("reduce", "softmax_rows_c", x.dtype), rows[0], out, x, rows[0], rows[1], mode)
     elif out._numel:
         nrows, length, (sa, so), meta = _rows(x, d)
-        backend.launch(backend.kernel("reduce", "softmax_rows", x.dtype), _groups(nrows), 64, out._storage.buf,
-                       x._storage.buf, np.int32(x._offset), np.int32(nrows), np.int32(length), np.int32(sa),
-                       np.int32(so), np.int32(mode), *meta)
+        backend.launch(backend.kernel("reduce", "softmax_rows", x.dtype), nrows, out, x, nrows, length, sa, so,
+                       mode, *meta)
     return out
 
 
@@ -221,15 +210,12 @@ def _softmax_grad(g, y, dim, mode, op):
     out = g._empty(g._shape, g.dtype)
     rows = _contiguous_rows(d, g, y)
     if rows:
-        backend.launch(backend.kernel("reduce", "softmax_grad_rows_c", g.dtype), _groups(rows[0]), 64,
-                       out._storage.buf, g._storage.buf, np.int32(g._offset), y._storage.buf, np.int32(y._offset),
-                       np.int32(rows[0]), np.int32(rows[1]), np.int32(mode))
+        backend.launch(backend.kernel("reduce", "softmax_grad_rows_c", g.dtype), rows[0], out, g, y, rows[0],
+                       rows[1], mode)
     elif out._numel:
         nrows, length, (sg, sy, so), meta = _rows(g, d, y)
-        backend.launch(backend.kernel("reduce", "softmax_grad_rows", g.dtype), _groups(nrows), 64,
-                       out._storage.buf, g._storage.buf, np.int32(g._offset), y._storage.buf, np.int32(y._offset),
-                       np.int32(nrows), np.int32(length), np.int32(sg), np.int32(sy), np.int32(so),
-                       np.int32(mode), *meta)
+        backend.launch(backend.kernel("reduce", "softmax_grad_rows", g.dtype), nrows, out, g, y, nrows, length,
+                       sg, sy, so, mode, *meta)
     return out
 
 
@@ -307,14 +293,12 @@ class ReduceOps:
         out = self._empty(_out_shape(self._shape, d, _keep(keepdims, keepdim)), self.dtype)
         rows = _contiguous_rows(d[0] if d else 0, self)
         if rows:
-            backend.launch(backend.kernel("reduce", "logsumexp_rows_c", self.dtype), _groups(rows[0]), 64,
-                           out._storage.buf, self._storage.buf, np.int32(self._offset), np.int32(rows[0]),
-                           np.int32(rows[1]))
+            backend.launch(backend.kernel("reduce", "logsumexp_rows_c", self.dtype), rows[0], out, self, rows[0],
+                           rows[1])
         elif out._numel:
             nrows, length, (sa, _), meta = _rows(self, d[0] if d else 0)
-            backend.launch(backend.kernel("reduce", "logsumexp_rows", self.dtype), _groups(nrows), 64,
-                           out._storage.buf, self._storage.buf, np.int32(self._offset), np.int32(nrows),
-                           np.int32(length), np.int32(sa), *meta)
+            backend.launch(backend.kernel("reduce", "logsumexp_rows", self.dtype), nrows, out, self, nrows, length,
+                           sa, *meta)
         return out
 
     # ---- gradient helpers for autograd (self is the incoming gradient) ---------------------------------

@@ -221,9 +221,8 @@ class ShapeOps:
         if n == 0:
             return self
         if not isinstance(src, ShapeOps) and isinstance(src, numbers.Number):  # tensors skip the ABC check
-            meta = kernel_meta(self._shape, self._strides)
-            backend.launch(backend.kernel("elementwise", "assign_value_s", self.dtype), (n + 63) & ~63, 64,
-                           self._storage.buf, np.int32(self._offset), self.dtype.type(src), np.int32(n), *meta)
+            backend.launch(backend.kernel("elementwise", "assign_value_s", self.dtype), n, self, src, n,
+                           *kernel_meta(self._shape, self._strides))
             return self
         if src.dtype != self.dtype:
             src = src.to(self.dtype)
@@ -233,15 +232,11 @@ class ShapeOps:
         if self._contig and src._contig:
             if src._storage._expr is not None and backend.fusion.assign(self, src):
                 return self  # a pending src was evaluated straight into self
-            backend.launch(backend.kernel("elementwise", "assign_c", self.dtype), (n + 63) & ~63, 64,
-                           self._storage.buf, np.int32(self._offset), src._storage.buf, np.int32(src._offset),
-                           np.int32(n))
+            backend.launch(backend.kernel("elementwise", "assign_c", self.dtype), n, self, src, n)
             return self
         meta = kernel_meta(self._shape, self._strides, src._strides)
-        items = -(-n // _ASSIGN_RUN)
-        backend.launch(backend.kernel("elementwise", "assign_s", self.dtype), (items + 63) & ~63, 64,
-                       self._storage.buf, np.int32(self._offset), src._storage.buf, np.int32(src._offset),
-                       np.int32(n), np.int32(_ASSIGN_RUN), *meta)
+        backend.launch(backend.kernel("elementwise", "assign_s", self.dtype), -(-n // _ASSIGN_RUN), self, src, n,
+                       _ASSIGN_RUN, *meta)
         return self
 
     def copy_(self, src):
@@ -279,11 +274,9 @@ class ShapeOps:
         out = self._empty(self._shape, dtype)
         n = out._numel
         if n:
-            meta = kernel_meta(self._shape, self._strides)
-            src_t = "double" if self.dtype == np.float64 else "float"
+            src_t = "double" if self.dtype == np.float64 else "float"  # one side is double: enable fp64
             knl = backend.kernel("elementwise", "cast_s", dtype, (f"SRC_T={src_t}", "USE_FP64=1"))
-            backend.launch(knl, (n + 63) & ~63, 64, out._storage.buf, self._storage.buf,
-                           np.int32(self._offset), np.int32(n), *meta)
+            backend.launch(knl, n, out, self, n, *kernel_meta(self._shape, self._strides))
         return out
 
     def float(self):

@@ -1,4 +1,4 @@
-"""Gradients of the matrix products (the LinalgOps raw ops, kernels in cl_kernels/matmul.cl)."""
+"""Gradients of the matrix products (the MatmulOps raw ops, kernels in cl_kernels/matmul.cl)."""
 from ..formula import Op, Row, _reduce_to
 from ..methods import differentiable
 

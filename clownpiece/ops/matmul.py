@@ -1,11 +1,14 @@
-"""LinalgOps: matmul (with torch.matmul's rank rules and batch broadcasting) and the fused linear op.
+"""MatmulOps: matmul (with torch.matmul's rank rules and batch broadcasting) and the fused linear op.
 Kernels: cl_kernels/matmul.cl.
 
 Operands are never copied into a contiguous layout: every kernel takes a row stride, a column stride and an
-offset per operand, plus per-batch strides (0 where a batch dim is broadcast). Four strategies, one per
-device type and size: for small products "block" (CPU: one work-item per block of up to 8 x 8 outputs, one
-launch) or "direct" (GPU: one work-item per output, one launch); for large ones "packed" (CPU: panels +
-register-blocked micro-kernel, three launches) or "tiled" (GPU: local-memory tiles, one launch)."""
+offset per operand, plus per-batch strides (0 where a batch dim is broadcast). Four strategies, chosen by
+size and by what the device reports: devices whose local memory is dedicated (GPUs) stage tiles through it
+("tiled", one launch) or, for small products, give each work-item one output ("direct"); devices that emulate
+local memory in cached global memory (CPUs) use register blocks ("block": one work-item per block of up to
+8 x 8 outputs, one launch) or, for large products, packed panels and a register-blocked micro-kernel
+("packed", three launches). Strategies with fixed 64-work-item groups or local tiles are only chosen where
+the device allows them."""
 import numpy as np
 
 from .. import backend
@@ -23,12 +26,8 @@ _TILED_MIN_MACS = 32 ** 3
 _PACK_KC = 8  # k values one packing work-item copies (KC in matmul.cl)
 
 
-def _round_up(n, m):
-    return (n + m - 1) // m * m
-
-
 def _require_tensor(other, op):
-    if not isinstance(other, LinalgOps):
+    if not isinstance(other, MatmulOps):
         raise TypeError(f"{op}: expected a tensor operand, got {type(other).__name__} "
                         f"(use * for scaling by a number)")
 
@@ -54,12 +53,22 @@ def _merged_stride(shape, strides):
     return 0 if inner_stride is None else inner_stride
 
 
-def _choose_path(m, n, k, is_cpu):
-    """'block' or 'packed' (CPU), 'direct' or 'tiled' (GPU) for [m, k] @ [k, n] (per batch element)."""
+_GROUP = 64  # work-items per group of mm_packed (an 8 x 8 square of blocks) and mm_tiled (8 x 8 threads)
+
+
+def _tile_bytes(dtype):
+    return 2 * 16 * 33 * dtype.itemsize  # mm_tiled's two local tiles, TK x (TS + 1) each
+
+
+def _choose_path(m, n, k, device, dtype=np.dtype(np.float32)):
+    """'block' or 'packed' (local memory emulated in global memory: CPUs), 'direct' or 'tiled' (dedicated
+    local memory: GPUs) for [m, k] @ [k, n] (per batch element)."""
     macs = m * n * k
-    if is_cpu:
-        return "packed" if macs >= _PACKED_MIN_MACS and m >= 8 and n >= 8 else "block"
-    return "tiled" if macs >= _TILED_MIN_MACS else "direct"
+    wide_groups = device.max_work_group_size >= _GROUP
+    if not device.local_mem_dedicated:
+        return "packed" if macs >= _PACKED_MIN_MACS and m >= 8 and n >= 8 and wide_groups else "block"
+    tiles_fit = wide_groups and device.local_mem_size >= _tile_bytes(dtype)
+    return "tiled" if macs >= _TILED_MIN_MACS and tiles_fit else "direct"
 
 
 def _block_shape(m, n, dtype):
@@ -72,7 +81,6 @@ def _block_shape(m, n, dtype):
     return (4 if m >= 4 else 1), cols
 
 
-_I0 = np.int32(0)
 _plans = {}
 
 
@@ -91,15 +99,14 @@ def _gemm(out, a, a_shape, a_strides, b, b_shape, b_strides, batch, bias):
             _plans.clear()
         plan = _plans[key] = _make_plan(*key)
     if bias is None:
-        bias_args = (out._storage.buf, _I0, _I0, _I0)
+        plan(out, a, b, out, 0, 0)  # bias not read: has_bias = 0
     else:
-        bias_args = (bias._storage.buf, np.int32(bias._offset), np.int32(bias._strides[0]), np.int32(1))
-    plan(out._storage.buf, a._storage.buf, np.int32(a._offset), b._storage.buf, np.int32(b._offset), bias_args)
+        plan(out, a, b, bias, bias._strides[0], 1)
 
 
 def _make_plan(a_shape, a_strides, b_shape, b_strides, batch, dtype, device):
-    """The launches for one layout, as a function of the buffers and offsets: everything that depends only
-    on shapes and strides (strategy, kernels, grid, scalar arguments) is worked out once here."""
+    """The launches for one layout, as a function of the tensors: everything that depends only on shapes and
+    strides (strategy, kernels, grid, scalar arguments) is worked out once here."""
     m, k = a_shape[-2:]
     n = b_shape[-1]
     sam, sak = a_strides[-2:]
@@ -115,49 +122,45 @@ def _make_plan(a_shape, a_strides, b_shape, b_strides, batch, dtype, device):
     meta = kernel_meta(batch, a_bst, b_bst)[:4]
     mr, nr = _BLOCKS[dtype]
     defines = (f"MR={mr}", f"NR={nr}")
-    a_st, b_st = (np.int32(sam), np.int32(sak)), (np.int32(sbk), np.int32(sbn))
-    dims = (np.int32(m), np.int32(n), np.int32(k))
-    path = _choose_path(m, n, k, device.is_cpu)
+    path = _choose_path(m, n, k, device, dtype)
 
     if path == "block":
         rows, cols = _block_shape(m, n, dtype)
         blocks = nbatch * -(-m // rows)
         knl = backend.kernel("matmul", f"mm_block{rows}x{cols}", dtype, defines)
-        gsize, tail = (_round_up(blocks, 64), -(-n // cols)), dims + (np.int32(blocks),) + meta
+        grid, tail = (blocks, -(-n // cols)), (m, n, k, blocks) + meta
 
-        def run(out, a, oa, b, ob, bias_args):
-            backend.launch_nd(knl, gsize, (64, 1), out, a, oa, *a_st, b, ob, *b_st, *bias_args, *tail)
+        def run(out, a, b, bias, sbias, has_bias):
+            backend.launch(knl, grid, out, a, sam, sak, b, sbk, sbn, bias, sbias, has_bias, *tail)
     elif path == "direct":
         total = nbatch * m * n
         knl = backend.kernel("matmul", "mm_direct", dtype, defines)
-        gsize, tail = _round_up(total, 64), dims + (np.int32(total),) + meta
+        tail = (m, n, k, total) + meta
 
-        def run(out, a, oa, b, ob, bias_args):
-            backend.launch(knl, gsize, 64, out, a, oa, *a_st, b, ob, *b_st, *bias_args, *tail)
+        def run(out, a, b, bias, sbias, has_bias):
+            backend.launch(knl, total, out, a, sam, sak, b, sbk, sbn, bias, sbias, has_bias, *tail)
     elif path == "tiled":
         knl = backend.kernel("matmul", "mm_tiled", dtype, defines)
-        gsize, tail = (_round_up(n, 32) // 4, _round_up(m, 32) // 4, nbatch), dims + meta
+        grid, tail = (-(-n // 32) * 8, -(-m // 32) * 8, nbatch), (m, n, k) + meta
 
-        def run(out, a, oa, b, ob, bias_args):
-            backend.launch_nd(knl, gsize, (8, 8, 1), out, a, oa, *a_st, b, ob, *b_st, *bias_args, *tail)
+        def run(out, a, b, bias, sbias, has_bias):
+            backend.launch(knl, grid, out, a, sam, sak, b, sbk, sbn, bias, sbias, has_bias, *tail,
+                           local=(8, 8, 1))
     else:
         mb, nb = -(-m // mr), -(-n // nr)
         tiles_n = -(-nb // 8)
-        k_groups = _round_up(-(-k // _PACK_KC), 64)
+        k_groups = -(-k // _PACK_KC)
         pack_a, pack_b, micro = (backend.kernel("matmul", name, dtype, defines)
                                  for name in ("pack_mr", "pack_nr", "mm_packed"))
         nd, sh, sa, sb = meta
-        a_tail = (np.int32(sam), np.int32(sak), np.int32(m), np.int32(k), nd, sh, sa)
-        b_tail = (np.int32(sbn), np.int32(sbk), np.int32(n), np.int32(k), nd, sh, sb)
-        micro_tail = dims + (np.int32(mb), np.int32(nb), np.int32(tiles_n))
         a_bytes, b_bytes = nbatch * mb * mr * k * dtype.itemsize, nbatch * nb * nr * k * dtype.itemsize
 
-        def run(out, a, oa, b, ob, bias_args):
+        def run(out, a, b, bias, sbias, has_bias):
             a_panels, b_panels = backend.alloc(a_bytes), backend.alloc(b_bytes)
-            backend.launch_nd(pack_a, (k_groups, mb, nbatch), (64, 1, 1), a_panels.buf, a, oa, *a_tail)
-            backend.launch_nd(pack_b, (k_groups, nb, nbatch), (64, 1, 1), b_panels.buf, b, ob, *b_tail)
-            backend.launch_nd(micro, (-(-mb // 8) * tiles_n * 64, nbatch), (64, 1), out, a_panels.buf,
-                              b_panels.buf, *bias_args, *micro_tail)
+            backend.launch(pack_a, (k_groups, mb, nbatch), a_panels, 0, a, sam, sak, m, k, mb, nd, sh, sa)
+            backend.launch(pack_b, (k_groups, nb, nbatch), b_panels, 0, b, sbn, sbk, n, k, nb, nd, sh, sb)
+            backend.launch(micro, (-(-mb // 8) * tiles_n * _GROUP, nbatch), out, a_panels, 0, b_panels, 0, bias,
+                           sbias, has_bias, m, n, k, mb, nb, tiles_n, local=(_GROUP, 1))
     return run
 
 
@@ -196,7 +199,7 @@ def _matmul(a, b):
     return out
 
 
-class LinalgOps:
+class MatmulOps:
     __slots__ = ()
 
     # every entry point goes through matmul, so autograd only has to record that one op

@@ -1,0 +1,255 @@
+"""The current device and the one place kernels are launched from.
+
+`launch(kernel, grid, *args)` owns what every launch needs: the grid rounded up to whole work-groups, a local
+size the device allows, arguments unpacked (a tensor view passes its buffer and element offset, a Storage its
+buffer, numbers pass as they are and pyopencl packs them by the kernel's declared parameter types), the check
+that every buffer lives on this device, out-of-memory recovery, and the launch counters. Everything goes to
+one in-order queue, and nothing here waits for it except `download` and `synchronize`."""
+import atexit
+import collections
+import os
+
+import numpy as np
+import pyopencl as cl
+
+from . import stats as _stats
+from .discovery import Device
+from .memory import OUT_OF_MEMORY, Pool, Storage
+from .programs import Programs
+
+_SYNC_EACH = os.environ.get("CLOWNPIECE_SYNC", "") not in ("", "0")
+
+_dev = _programs = _pool = _queue = None
+_pending = collections.deque()  # uploads in flight: their events keep the host arrays alive
+counters = _stats.counters
+
+
+class DeviceMismatchError(RuntimeError):
+    pass
+
+
+class LaunchError(RuntimeError):
+    pass
+
+
+def device():
+    """The current Device (created on first use from $CLOWNPIECE_DEVICE and $CLOWNPIECE_LIMITS)."""
+    if _dev is None:
+        _select(Device())
+    return _dev
+
+
+def _select(dev):
+    global _dev, _programs, _pool, _queue
+    _dev, _programs, _pool, _queue = dev, Programs(dev), Pool(dev), dev.queue
+
+
+def set_device(spec, limits=None):
+    """Make another device current: new tensors live there and ops run there. Tensors made on the previous
+    device raise DeviceMismatchError when an op uses them (copy them with .numpy() first)."""
+    synchronize()
+    _select(Device(spec, limits))
+    return _dev
+
+
+def program_cache():
+    """The current device's Programs (its one program and kernel cache)."""
+    if _programs is None:
+        device()
+    return _programs
+
+
+def kernel(family, name, dtype, defines=()):
+    """Kernel `name` of cl_kernels/<family>.cl built for `dtype` with `-D` `defines` (built once, then cached)."""
+    k = (_programs or program_cache()).kernels.get((family, name, dtype, defines))
+    return k if k is not None else _programs.kernel(family, name, dtype, defines)
+
+
+def alloc(nbytes):
+    if _pool is None:
+        device()
+    return Storage(_pool, nbytes)
+
+
+# ---- launches -------------------------------------------------------------------------------------------
+_kinds = {}  # argument type -> 1 tensor view, 2 Storage, 0 anything else (a number or a cl.LocalMemory)
+
+
+def _kind(cls):
+    kind = 2 if issubclass(cls, Storage) else 1 if hasattr(cls, "_storage") and hasattr(cls, "_offset") else 0
+    _kinds[cls] = kind
+    return kind
+
+
+def _buffer(st):
+    if st.pool is not _pool:
+        raise DeviceMismatchError(f"a tensor on device {st.pool.device.name} was used on device {_dev.name}, "
+                                  f"the current one (after backend.set_device); copy it over with "
+                                  f"clownpiece.tensor(t.numpy())")
+    return st.buf
+
+
+def raw_buffer(st):
+    """st's buffer as it is, without running pending expressions (backend/fusion.py settles those itself)."""
+    if st.pool is not _pool:
+        _buffer(st)  # raises
+    return st._buf
+
+
+def _unpack(args):
+    packed = []
+    for a in args:
+        kind = _kinds.get(type(a))
+        if kind is None:
+            kind = _kind(type(a))
+        if kind == 1:
+            st = a._storage
+            packed.append(st.buf if st.pool is _pool else _buffer(st))
+            packed.append(a._offset)
+        elif kind == 2:
+            packed.append(a.buf if a.pool is _pool else _buffer(a))
+        else:
+            packed.append(a)
+    return packed
+
+
+def launch(k, grid, *args, local=None):
+    """Enqueue Kernel `k` over `grid` work-items (an int, or a tuple for a 2-D/3-D range), each dim rounded up
+    to a whole number of work-groups of `local` (default: the kernel's 1-D size, with 1 in the other dims).
+    Kernels check `get_global_id(d) < extent` themselves. An empty grid launches nothing."""
+    packed = _unpack(args)
+    if type(grid) is int:
+        if grid <= 0:
+            return
+        if local is None:
+            size = k.local
+        else:
+            size = local
+            _check_local(k, (size,))
+        gsize, lsize = (-(-grid // size) * size,), (size,)
+    else:
+        if 0 in grid:
+            return
+        if local is None:
+            lsize = (k.local,) + (1,) * (len(grid) - 1)
+        else:
+            lsize = local
+            _check_local(k, lsize)
+        gsize = tuple(-(-g // size) * size for g, size in zip(grid, lsize))
+    try:
+        evt = k.cl(_queue, gsize, lsize, *packed)
+    except cl.Error as e:
+        if e.code not in OUT_OF_MEMORY:
+            raise
+        evt = _retry_out_of_memory(k, gsize, lsize, packed)
+    counters["launches"] += 1
+    if _observing:
+        _after_launch(k, evt)
+
+
+_checked_locals = set()
+
+
+def _check_local(k, lsize):
+    key = (k, lsize)
+    if key in _checked_locals:
+        return
+    n = 1
+    for size in lsize:
+        n *= size
+    if n > k.max_local:
+        raise LaunchError(f"kernel {k.name}: work-group of {n} work-items {list(lsize)} exceeds the "
+                          f"{k.max_local} that device {_dev.name} allows for it (max_work_group_size); the "
+                          f"caller must choose a smaller strategy")
+    _checked_locals.add(key)
+
+
+def _retry_out_of_memory(k, gsize, lsize, packed):
+    """Drivers that allocate lazily report a full device at the first launch that touches a new buffer."""
+    _queue.finish()
+    _pool.empty_cache()
+    try:
+        return k.cl(_queue, gsize, lsize, *packed)
+    except cl.Error as e:
+        if e.code not in OUT_OF_MEMORY:
+            raise
+        raise _pool.out_of_memory(0) from None
+
+
+# ---- watching launches: CLOWNPIECE_SYNC, count_kernels, the kernel log --------------------------------
+_per_kernel = None  # [(kernel name, event)] while count_kernels(True) is on
+_kernel_log = os.environ.get("CLOWNPIECE_KERNEL_LOG")  # file that collects the names of kernels launched
+_launched = set()
+_observing = _SYNC_EACH or bool(_kernel_log)
+
+
+def _after_launch(k, evt):
+    if _per_kernel is not None:
+        _per_kernel.append((k.name, evt))
+    if _kernel_log:
+        _launched.add((k.family, k.name))
+    if _SYNC_EACH:
+        _queue.finish()
+
+
+def _write_kernel_log():
+    if _launched:
+        with open(_kernel_log, "a") as f:
+            f.writelines(f"{family} {name}\n" for family, name in sorted(_launched))
+
+
+if _kernel_log:
+    atexit.register(_write_kernel_log)
+
+
+def count_kernels(on=True):
+    """Start (on=True) or stop recording launches per kernel; stopping returns {name: (launches, device
+    seconds)}, device seconds from event timestamps when the queue profiles (CLOWNPIECE_PROFILE=1), else 0."""
+    global _per_kernel, _observing
+    events, _per_kernel = _per_kernel, ([] if on else None)
+    _observing = _SYNC_EACH or bool(_kernel_log) or on
+    out = {}
+    if events:
+        synchronize()
+        profiled = bool(_queue.properties & cl.command_queue_properties.PROFILING_ENABLE)
+        for name, evt in events:
+            n, t = out.get(name, (0, 0.0))
+            out[name] = (n + 1, t + ((evt.profile.end - evt.profile.start) * 1e-9 if profiled else 0.0))
+    return out
+
+
+# ---- transfers ------------------------------------------------------------------------------------------
+def upload(storage, host, byte_offset=0):
+    """Copy a contiguous numpy array into `storage` without waiting."""
+    if host.nbytes == 0:
+        return
+    host = np.ascontiguousarray(host)
+    evt = cl.enqueue_copy(_queue, _buffer(storage), host, dst_offset=byte_offset, is_blocking=False)
+    _pending.append(evt)
+    while len(_pending) > 16 and _pending[0].command_execution_status == cl.command_execution_status.COMPLETE:
+        _pending.popleft()
+    counters["h2d_count"] += 1
+    counters["h2d_bytes"] += host.nbytes
+    if _SYNC_EACH:
+        _queue.finish()
+
+
+def download(storage, host, byte_offset=0):
+    """Read device memory into the contiguous numpy array `host`; waits for the queue."""
+    if host.nbytes:
+        cl.enqueue_copy(_queue, host, _buffer(storage), src_offset=byte_offset, is_blocking=True)
+        counters["d2h_count"] += 1
+        counters["d2h_bytes"] += host.nbytes
+    return host
+
+
+def synchronize():
+    if _queue is not None:
+        _queue.finish()
+    _pending.clear()
+
+
+def empty_cache():
+    if _pool is not None:
+        synchronize()
+        _pool.empty_cache()
