@@ -1,6 +1,7 @@
 """Shared test helpers: both dtypes, numpy float64 references, and non-contiguous layouts of the same data."""
 import contextlib
 import gc
+import os
 
 import numpy as np
 import pytest
@@ -78,3 +79,23 @@ def make(arr, dtype=np.float32, layout="contiguous", cls=cp.Tensor):
 
 
 LAYOUTS = ["contiguous", "transposed", "sliced"]
+
+
+# ---- the strict run (.ci/oclgrind): each test's oclgrind reports fail that test ---------------------------
+# Under `oclgrind --log FILE`, with CLOWNPIECE_OCLGRIND_LOG=FILE, a test after which the simulator reported an
+# invalid access, an uninitialised value, a data race or divergence gets an error naming what it reported.
+_OCLGRIND_LOG = os.environ.get("CLOWNPIECE_OCLGRIND_LOG")
+_oclgrind_seen = [0]
+
+
+@pytest.fixture(autouse=bool(_OCLGRIND_LOG))
+def _oclgrind_reports():
+    yield
+    cp.synchronize()
+    size = os.path.getsize(_OCLGRIND_LOG) if os.path.exists(_OCLGRIND_LOG) else 0
+    if size > _oclgrind_seen[0]:
+        with open(_OCLGRIND_LOG, errors="replace") as f:
+            f.seek(_oclgrind_seen[0])
+            report = f.read()
+        _oclgrind_seen[0] = size
+        pytest.fail(f"oclgrind reported errors during this test:\n{report[:4000]}", pytrace=False)

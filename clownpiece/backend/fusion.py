@@ -88,6 +88,7 @@ def defer(out, op, operands):
     """Make `out` (a fresh contiguous tensor) pending on `op` over `operands`: tensors contiguous with
     out's shape and dtype, or numbers already converted to out's dtype. Returns out."""
     n = out._numel
+    pool = out._storage.pool
     sig = [op]
     reads = numbers = ()
     nodes = 1
@@ -99,6 +100,8 @@ def defer(out, op, operands):
             numbers += (t,)
             continue
         st = t._storage
+        if st.pool is not pool:
+            runtime.raw_buffer(st)  # raises DeviceMismatchError
         e = st._expr
         if (e is not None and not t._offset and e.n == n and nodes + e.nodes <= MAX_NODES
                 and len(reads) + len(e.reads) + later <= MAX_INPUTS):
@@ -119,8 +122,15 @@ def defer(out, op, operands):
 _NUMBER_TYPES = (np.float32, np.float64)
 
 
+_all_pending = []  # weak references to every storage made pending (pruned like reader lists), for flush_all
+
+
 def _add_reader(storage, reads):
     ref = weakref.ref(storage)
+    k = len(_all_pending)
+    if k >= _PRUNE_AT and not k & (k - 1):
+        _all_pending[:] = [r for r in _all_pending if _pending(r())]
+    _all_pending.append(ref)
     for st, _ in reads:
         readers = st._readers
         if readers is None:
@@ -134,6 +144,16 @@ def _add_reader(storage, reads):
 
 def _pending(storage):
     return storage is not None and storage._expr is not None
+
+
+def flush_all():
+    """Run every pending expression (before the current device changes)."""
+    refs = _all_pending[:]
+    _all_pending.clear()
+    for ref in refs:
+        storage = ref()
+        if storage is not None and storage._expr is not None:
+            _run(storage)
 
 
 def flush(storage):
@@ -150,6 +170,7 @@ def flush(storage):
 
 
 memory.set_flush_hook(flush)
+runtime.set_flush_all_hook(flush_all)
 
 
 def assign(dst, src):

@@ -68,12 +68,12 @@ class Pool:
                         f"{self.device.name} allows at most {self.device.max_mem_alloc_size} bytes "
                         f"({_mib(self.device.max_mem_alloc_size)}) per allocation (max_mem_alloc_size)")
                 size = nbytes  # the bucket's rounding would cross the limit: take the exact size
-            buf = self._new_buffer(size)
+            buf = self._new_buffer(size, nbytes)
         self.in_use += size
         _stats.counters["pool_bytes_in_use"] += size
         return buf, size
 
-    def _new_buffer(self, size):
+    def _new_buffer(self, size, nbytes):
         for attempt in (0, 1):
             if self.capacity is not None and self.in_use + self.cached + size > self.capacity:
                 if attempt == 0:
@@ -89,12 +89,15 @@ class Pool:
                     raise
                 if attempt == 0:
                     self.empty_cache()
-        raise self.out_of_memory(size)
+        raise self.out_of_memory(nbytes)
 
-    def out_of_memory(self, size):
+    def out_of_memory(self, nbytes=None):
+        """The error for a full device: `nbytes` asked for, or None when a launch (with lazily allocated
+        buffers) failed."""
         limit = self.capacity if self.capacity is not None else self.device.global_mem_size
+        what = f"allocating {nbytes} bytes ({_mib(nbytes)})" if nbytes is not None else "launching a kernel"
         return DeviceMemoryError(
-            f"out of device memory on {self.device.name}: allocating {size} bytes ({_mib(size)}) with "
+            f"out of device memory on {self.device.name}: {what} with "
             f"{self.in_use} bytes ({_mib(self.in_use)}) in use by live tensors, device memory "
             f"{limit} bytes ({_mib(limit)}); cached buffers were freed and the allocation retried. Free "
             f"tensors (del, smaller batches) or use a device with more memory")

@@ -99,6 +99,7 @@ class Programs:
         self.device = device
         self._programs = {}
         self.kernels = {}
+        self.builds = []  # (what, options) of every program built or loaded, in order
 
     def program(self, family, dtype, defines=()):
         key = (family, np.dtype(dtype).str, defines)
@@ -144,6 +145,7 @@ class Programs:
                                        f"{self.device.name}:\n{e}") from None
             _save_binary(prg, cached)
         _stats.counters["builds"] += 1
+        self.builds.append((what, options))
         return prg
 
 

@@ -39,17 +39,34 @@ def device():
     return _dev
 
 
+_caches = {}  # Device -> (Programs, Pool): each device keeps its kernels and buffers while others are current
+
+
 def _select(dev):
     global _dev, _programs, _pool, _queue
-    _dev, _programs, _pool, _queue = dev, Programs(dev), Pool(dev), dev.queue
+    if dev not in _caches:
+        _caches[dev] = (Programs(dev), Pool(dev))
+    _dev, (_programs, _pool), _queue = dev, _caches[dev], dev.queue
 
 
-def set_device(spec, limits=None):
-    """Make another device current: new tensors live there and ops run there. Tensors made on the previous
-    device raise DeviceMismatchError when an op uses them (copy them with .numpy() first)."""
-    synchronize()
-    _select(Device(spec, limits))
+def set_device(spec=None, limits=None):
+    """Make a device current: new tensors live there and ops run there. `spec` is a Device (e.g. a previous
+    `device()`, to switch back) or a CLOWNPIECE_DEVICE-style string (None: the default choice); `limits` a
+    CLOWNPIECE_LIMITS-style string. Tensors of another device can still be read (`numpy()`), but an op
+    that uses them raises DeviceMismatchError. Returns the new current Device."""
+    if _dev is not None:
+        _fusion_flush_all()  # deferred results run on the device they were made for
+        synchronize()
+    _select(spec if isinstance(spec, Device) else Device(spec, limits))
     return _dev
+
+
+_fusion_flush_all = None  # set by backend/fusion.py (which imports this module)
+
+
+def set_flush_all_hook(fn):
+    global _fusion_flush_all
+    _fusion_flush_all = fn
 
 
 def program_cache():
@@ -173,7 +190,7 @@ def _retry_out_of_memory(k, gsize, lsize, packed):
     except cl.Error as e:
         if e.code not in OUT_OF_MEMORY:
             raise
-        raise _pool.out_of_memory(0) from None
+        raise _pool.out_of_memory() from None
 
 
 # ---- watching launches: CLOWNPIECE_SYNC, count_kernels, the kernel log --------------------------------
@@ -224,7 +241,8 @@ def upload(storage, host, byte_offset=0):
     if host.nbytes == 0:
         return
     host = np.ascontiguousarray(host)
-    evt = cl.enqueue_copy(_queue, _buffer(storage), host, dst_offset=byte_offset, is_blocking=False)
+    evt = cl.enqueue_copy(storage.pool.device.queue, storage.buf, host, dst_offset=byte_offset,
+                          is_blocking=False)
     _pending.append(evt)
     while len(_pending) > 16 and _pending[0].command_execution_status == cl.command_execution_status.COMPLETE:
         _pending.popleft()
@@ -235,9 +253,9 @@ def upload(storage, host, byte_offset=0):
 
 
 def download(storage, host, byte_offset=0):
-    """Read device memory into the contiguous numpy array `host`; waits for the queue."""
+    """Read device memory (of any device) into the contiguous numpy array `host`; waits for its queue."""
     if host.nbytes:
-        cl.enqueue_copy(_queue, host, _buffer(storage), src_offset=byte_offset, is_blocking=True)
+        cl.enqueue_copy(storage.pool.device.queue, host, storage.buf, src_offset=byte_offset, is_blocking=True)
         counters["d2h_count"] += 1
         counters["d2h_bytes"] += host.nbytes
     return host
