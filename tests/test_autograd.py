@@ -161,6 +161,15 @@ def test_maximum_splits_ties_evenly():
     assert_close(b.grad, [1, 0.5, 0])
 
 
+def test_maximum_minimum_with_a_number():
+    # used to fail in backward (the number was not among the saved tensors)
+    x = leaf(away_from_zero(3, 4))
+    assert gradcheck(lambda x: x.maximum(0.1) * x.minimum(-0.1), [x])
+    y = cp.Tensor([1.0, 0.5, -2.0], dtype=F64, requires_grad=True)
+    y.maximum(0.5).sum().backward()
+    assert_close(y.grad, [1, 0.5, 0])  # the tie at 0.5 splits evenly
+
+
 @pytest.mark.parametrize("shapes", [((3, 4), (3, 4), (3, 4)), ((3, 1), (4,), ()), ((4,), (3, 4), (3, 1))],
                          ids=str)
 def test_where_gradcheck(shapes):
