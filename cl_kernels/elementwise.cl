@@ -3,6 +3,8 @@
 // fused kernels from. The macros make these kernels (grep for the pattern, not the full name):
 //   UNARY(NAME)    NAME_c, NAME_s             (unary ops; p0, p1 are by-value parameters)
 //   BINARY(NAME)   NAME_c, NAME_s, NAME_cs, NAME_ss
+//   BINARY_T(NAME) NAME_c, NAME_s             (two tensor operands only: pow, gradient helpers)
+//   BINARY_R(NAME) NAME_cs, NAME_ss           (reflected operators: a number on the left, `2 - t`)
 //   BINARY_P(NAME) NAME_c, NAME_s             (binary gradient helpers with parameters p0, p1)
 // where
 //   NAME_c : all operands contiguous with the output's shape; one element per work-item.
@@ -19,7 +21,7 @@ __kernel void NAME##_s(__global T* out, int oo, __global const T* a, int oa, int
     int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = 0, ic = 0;                  \
     OFFSETS(i, ia, ib, ic); T x = a[ia]; out[oo + i] = (EXPR); }
 
-#define BINARY(NAME, EXPR)                                                                      \
+#define BINARY_T(NAME, EXPR)                                                                    \
 __kernel void NAME##_c(__global T* out, int oo, __global const T* a, int oa, __global const T* b, int ob, \
                        int n) {                                                                 \
     int i = get_global_id(0); if (i >= n) return; T x = a[oa + i]; T y = b[ob + i];             \
@@ -27,12 +29,16 @@ __kernel void NAME##_c(__global T* out, int oo, __global const T* a, int oa, __g
 __kernel void NAME##_s(__global T* out, int oo, __global const T* a, int oa, __global const T* b, int ob, \
                        int n, META) {                                                           \
     int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = ob, ic = 0;                 \
-    OFFSETS(i, ia, ib, ic); T x = a[ia]; T y = b[ib]; out[oo + i] = (EXPR); }                   \
+    OFFSETS(i, ia, ib, ic); T x = a[ia]; T y = b[ib]; out[oo + i] = (EXPR); }
+
+#define BINARY_R(NAME, EXPR)                                                                    \
 __kernel void NAME##_cs(__global T* out, int oo, __global const T* a, int oa, T y, int n) {     \
     int i = get_global_id(0); if (i >= n) return; T x = a[oa + i]; out[oo + i] = (EXPR); }      \
 __kernel void NAME##_ss(__global T* out, int oo, __global const T* a, int oa, T y, int n, META) { \
     int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = 0, ic = 0;                  \
     OFFSETS(i, ia, ib, ic); T x = a[ia]; out[oo + i] = (EXPR); }
+
+#define BINARY(NAME, EXPR) BINARY_T(NAME, EXPR) BINARY_R(NAME, EXPR)
 
 // Binary ops with two scalar parameters (gradient helpers): NAME_c / NAME_s only.
 #define BINARY_P(NAME, EXPR)                                                                    \
@@ -65,17 +71,15 @@ UNARY(leaky_relu, x > ZERO ? x : x * p0)
 UNARY(pow_scalar, p0 == (T)2 ? x * x : (p0 == floor(p0) && fabs(p0) < (T)1e9 ? pown(x, (int)p0) : pow(x, p0)))
 UNARY(clamp, x < p0 ? p0 : (x > p1 ? p1 : x))
 UNARY(affine, x * p0 + p1)
-UNARY(fill, p0)
-UNARY(copy, x)
 
 BINARY(add, x + y)
 BINARY(sub, x - y)
-BINARY(rsub, y - x)
+BINARY_R(rsub, y - x)
 BINARY(mul, x * y)
 BINARY(div, x / y)
-BINARY(rdiv, y / x)
-BINARY(pow, y == (T)2 ? x * x : (y == floor(y) && fabs(y) < (T)1e9 ? pown(x, (int)y) : pow(x, y)))
-BINARY(rpow, x == floor(x) && fabs(x) < (T)1e9 ? pown(y, (int)x) : pow(y, x))
+BINARY_R(rdiv, y / x)
+BINARY_T(pow, y == (T)2 ? x * x : (y == floor(y) && fabs(y) < (T)1e9 ? pown(x, (int)y) : pow(x, y)))
+BINARY_R(rpow, x == floor(x) && fabs(x) < (T)1e9 ? pown(y, (int)x) : pow(y, x))
 BINARY(maximum, (x != x || x > y) ? x : y)
 BINARY(minimum, (x != x || x < y) ? x : y)
 BINARY(eq, (T)(x == y))
@@ -85,13 +89,13 @@ BINARY(le, (T)(x <= y))
 BINARY(gt, (T)(x > y))
 BINARY(ge, (T)(x >= y))
 // gradient helpers: x is the incoming gradient, y what the forward saved
-BINARY(relu_grad, y > ZERO ? x : ZERO)
-BINARY(tanh_grad, x * (ONE - y * y))
-BINARY(sigmoid_grad, x * y * (ONE - y))
-BINARY(sign_mul, y > ZERO ? x : (y < ZERO ? -x : ZERO))
+BINARY_T(relu_grad, y > ZERO ? x : ZERO)
+BINARY_T(tanh_grad, x * (ONE - y * y))
+BINARY_T(sigmoid_grad, x * y * (ONE - y))
+BINARY_T(sign_mul, y > ZERO ? x : (y < ZERO ? -x : ZERO))
 BINARY_P(clamp_grad, (y > p0 && y < p1) ? x : ZERO)  // course rule: strictly inside the bounds
 BINARY_P(leaky_relu_grad, y > ZERO ? x : x * p0)
-BINARY(gelu_grad, x * ((T)0.5 * (ONE + erf(y * (T)0.70710678118654752)) + y * exp((T)-0.5 * y * y) * (T)0.39894228040143268))
+BINARY_T(gelu_grad, x * ((T)0.5 * (ONE + erf(y * (T)0.70710678118654752)) + y * exp((T)-0.5 * y * y) * (T)0.39894228040143268))
 
 // where(cond, a, b): cond != 0 picks a.
 __kernel void where_s(__global T* out, int oo, __global const T* c, int oc, __global const T* a, int oa,

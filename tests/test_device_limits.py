@@ -254,13 +254,13 @@ class _FailingKernel:
 
 
 def test_a_launch_that_finds_the_device_full_frees_the_cache_and_retries_once(monkeypatch):
-    k = backend.kernel("elementwise", "fill_c", np.dtype(np.float32))
-    out = cp.empty(5)
+    k = backend.kernel("elementwise", "affine_c", np.dtype(np.float32))
+    out, src = cp.empty(5), cp.zeros(5)
     cp.zeros(4096).numpy()  # leaves a buffer in the pool's cache
     assert backend.runtime._pool.cached > 0
     monkeypatch.setattr(k, "cl", _FailingKernel(k.cl, 1))
-    backend.launch(k, 5, out, out, 5, 7.0, 0.0)  # fill_c(out, a, n, p0, p1): out = p0
+    backend.launch(k, 5, out, src, 5, 1.0, 7.0)  # affine_c(out, a, n, p0, p1): out = a * p0 + p1
     assert out.tolist() == [7.0] * 5 and k.cl.calls == 2 and backend.runtime._pool.cached == 0
     monkeypatch.setattr(k, "cl", _FailingKernel(k.cl.real, 2))
     with pytest.raises(backend.DeviceMemoryError, match="out of device memory .* launching a kernel"):
-        backend.launch(k, 5, out, out, 5, 8.0, 0.0)
+        backend.launch(k, 5, out, src, 5, 1.0, 8.0)

@@ -40,19 +40,20 @@ def set_enabled(on):
 
 
 # ---- the op bodies --------------------------------------------------------------------------------
-_OP_LINE = re.compile(r"^(UNARY|BINARY_P|BINARY)\((\w+),\s*(.*)\)\s*$")
+_OP_LINE = re.compile(r"^(UNARY|BINARY_P|BINARY_T|BINARY_R|BINARY)\((\w+),\s*(.*)\)\s*$")
 
 
 def _parse_ops():
-    """name -> (parameter list, body) from elementwise.cl's UNARY/BINARY/BINARY_P lines."""
-    ops = {}
+    """name -> (parameter list, body) from elementwise.cl's UNARY/BINARY*/BINARY_P lines, plus `copy` (what
+    `assign` leaves behind; eagerly it is assign_c)."""
+    ops = {"copy": ("T x", "x")}
     with open(_programs.kernel_path("elementwise")) as f:
         for line in f:
             m = _OP_LINE.match(line.split("//")[0].rstrip())
             if not m:
                 continue
             kind, name, body = m.groups()
-            if kind == "BINARY":
+            if kind in ("BINARY", "BINARY_T", "BINARY_R"):
                 params = "T x, T y"
             elif kind == "BINARY_P":
                 params = "T x, T y, T p0, T p1"
@@ -122,14 +123,15 @@ def defer(out, op, operands):
 _NUMBER_TYPES = (np.float32, np.float64)
 
 
-_all_pending = []  # weak references to every storage made pending (pruned like reader lists), for flush_all
+_all_pending = []  # weak references to every storage made pending, for flush_all; pruned when it doubles
+_prune_all_at = [_PRUNE_AT]
 
 
 def _add_reader(storage, reads):
     ref = weakref.ref(storage)
-    k = len(_all_pending)
-    if k >= _PRUNE_AT and not k & (k - 1):
+    if len(_all_pending) >= _prune_all_at[0]:
         _all_pending[:] = [r for r in _all_pending if _pending(r())]
+        _prune_all_at[0] = max(_PRUNE_AT, 2 * len(_all_pending))
     _all_pending.append(ref)
     for st, _ in reads:
         readers = st._readers

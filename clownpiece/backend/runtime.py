@@ -115,18 +115,23 @@ def raw_buffer(st):
 
 def _unpack(args):
     packed = []
+    append = packed.append
     for a in args:
-        kind = _kinds.get(type(a))
+        cls = type(a)
+        if cls is int or cls is float or cls is np.ndarray:  # the usual scalars and layout vectors
+            append(a)
+            continue
+        kind = _kinds.get(cls)
         if kind is None:
-            kind = _kind(type(a))
+            kind = _kind(cls)
         if kind == 1:
             st = a._storage
-            packed.append(st.buf if st.pool is _pool else _buffer(st))
-            packed.append(a._offset)
+            append(st.buf if st.pool is _pool else _buffer(st))
+            append(a._offset)
         elif kind == 2:
-            packed.append(a.buf if a.pool is _pool else _buffer(a))
+            append(a.buf if a.pool is _pool else _buffer(a))
         else:
-            packed.append(a)
+            append(a)
     return packed
 
 

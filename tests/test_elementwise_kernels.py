@@ -1,0 +1,145 @@
+"""Every kernel the op table of cl_kernels/elementwise.cl generates, launched directly in each of its forms
+(contiguous, strided/broadcast, scalar operand), reading inputs and writing outputs at non-zero offsets,
+against a numpy float64 reference per op. Ops normally reach these kernels through fusion or the raw ops;
+this checks the kernels themselves, including forms few code paths take, and is what the strict (oclgrind)
+run relies on to launch each one."""
+import math
+import os
+import re
+
+import numpy as np
+import pytest
+
+import clownpiece as cp
+from clownpiece import backend
+from clownpiece._layout import broadcast_strides, kernel_meta
+from clownpiece.backend import programs
+from conftest import assert_close
+
+_erf = np.vectorize(math.erf)
+_SQRT1_2 = 1 / math.sqrt(2)
+P0, P1 = -0.3, 0.45  # the two by-value parameters (leaky_relu's slope, clamp's bounds, affine's scale/shift)
+
+# name -> (numpy reference of (x, y, p0, p1), input domain of x, of y)
+REFERENCE = {
+    "neg": (lambda x, y, p0, p1: -x, "any", None),
+    "abs": (lambda x, y, p0, p1: np.abs(x), "any", None),
+    "sign": (lambda x, y, p0, p1: np.sign(x), "any", None),
+    "sin": (lambda x, y, p0, p1: np.sin(x), "any", None),
+    "cos": (lambda x, y, p0, p1: np.cos(x), "any", None),
+    "tanh": (lambda x, y, p0, p1: np.tanh(x), "any", None),
+    "log": (lambda x, y, p0, p1: np.log(x), "positive", None),
+    "exp": (lambda x, y, p0, p1: np.exp(x), "any", None),
+    "log1p": (lambda x, y, p0, p1: np.log1p(x), "positive", None),
+    "expm1": (lambda x, y, p0, p1: np.expm1(x), "any", None),
+    "sqrt": (lambda x, y, p0, p1: np.sqrt(x), "positive", None),
+    "floor": (lambda x, y, p0, p1: np.floor(x), "any", None),
+    "round": (lambda x, y, p0, p1: np.rint(x), "any", None),
+    "relu": (lambda x, y, p0, p1: np.maximum(x, 0), "any", None),
+    "sigmoid": (lambda x, y, p0, p1: 1 / (1 + np.exp(-x)), "any", None),
+    "gelu": (lambda x, y, p0, p1: 0.5 * x * (1 + _erf(x * _SQRT1_2)), "any", None),
+    "leaky_relu": (lambda x, y, p0, p1: np.where(x > 0, x, x * p0), "any", None),
+    "pow_scalar": (lambda x, y, p0, p1: x ** p0, "positive", None),
+    "clamp": (lambda x, y, p0, p1: np.clip(x, p0, p1), "any", None),
+    "affine": (lambda x, y, p0, p1: x * p0 + p1, "any", None),
+    "add": (lambda x, y, p0, p1: x + y, "any", "any"),
+    "sub": (lambda x, y, p0, p1: x - y, "any", "any"),
+    "rsub": (lambda x, y, p0, p1: y - x, "any", "any"),
+    "mul": (lambda x, y, p0, p1: x * y, "any", "any"),
+    "div": (lambda x, y, p0, p1: x / y, "any", "nonzero"),
+    "rdiv": (lambda x, y, p0, p1: y / x, "nonzero", "any"),
+    "pow": (lambda x, y, p0, p1: x ** y, "positive", "any"),
+    "rpow": (lambda x, y, p0, p1: y ** x, "any", "positive"),
+    "maximum": (lambda x, y, p0, p1: np.maximum(x, y), "any", "any"),
+    "minimum": (lambda x, y, p0, p1: np.minimum(x, y), "any", "any"),
+    "eq": (lambda x, y, p0, p1: (x == y) * 1.0, "small_ints", "small_ints"),
+    "ne": (lambda x, y, p0, p1: (x != y) * 1.0, "small_ints", "small_ints"),
+    "lt": (lambda x, y, p0, p1: (x < y) * 1.0, "small_ints", "small_ints"),
+    "le": (lambda x, y, p0, p1: (x <= y) * 1.0, "small_ints", "small_ints"),
+    "gt": (lambda x, y, p0, p1: (x > y) * 1.0, "small_ints", "small_ints"),
+    "ge": (lambda x, y, p0, p1: (x >= y) * 1.0, "small_ints", "small_ints"),
+    "relu_grad": (lambda x, y, p0, p1: np.where(y > 0, x, 0), "any", "any"),
+    "tanh_grad": (lambda x, y, p0, p1: x * (1 - y * y), "any", "any"),
+    "sigmoid_grad": (lambda x, y, p0, p1: x * y * (1 - y), "any", "any"),
+    "sign_mul": (lambda x, y, p0, p1: x * np.sign(y), "any", "any"),
+    "clamp_grad": (lambda x, y, p0, p1: np.where((y > p0) & (y < p1), x, 0), "any", "any"),
+    "leaky_relu_grad": (lambda x, y, p0, p1: np.where(y > 0, x, x * p0), "any", "any"),
+    "gelu_grad": (lambda x, y, p0, p1: x * (0.5 * (1 + _erf(y * _SQRT1_2)) + y * np.exp(-0.5 * y * y)
+                                            / math.sqrt(2 * math.pi)), "any", "any"),
+}
+
+# the kernels each macro of the op table makes (see the comment at the top of elementwise.cl)
+FORMS = {"UNARY": ("c", "s"), "BINARY": ("c", "s", "cs", "ss"), "BINARY_T": ("c", "s"),
+         "BINARY_R": ("cs", "ss"), "BINARY_P": ("c", "s")}
+
+
+def _op_table():
+    with open(programs.kernel_path("elementwise")) as f:
+        text = f.read()
+    return re.findall(r"^(UNARY|BINARY_[TRP]|BINARY)\((\w+),", text, re.M)
+
+
+TABLE = _op_table()
+CASES = [(kind, name, form) for kind, name in TABLE for form in FORMS[kind]]
+rng = np.random.default_rng(7)
+
+
+def test_every_op_of_the_table_has_a_reference():
+    assert len(TABLE) > 30
+    missing = [name for _, name in TABLE if name not in REFERENCE]
+    assert not missing, f"add a numpy reference to REFERENCE for {missing}"
+
+
+def _values(domain, shape):
+    if domain == "positive":
+        return rng.uniform(0.3, 2.0, shape)
+    if domain == "nonzero":
+        return rng.uniform(0.5, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
+    if domain == "small_ints":
+        return rng.integers(-2, 3, shape).astype(np.float64)
+    return rng.normal(size=shape)
+
+
+def _at_offset(arr, dtype, layout):
+    """A tensor equal to arr whose first element is not at offset 0 (contiguous) or whose strides are
+    transposed (strided)."""
+    if layout == "contiguous":
+        base = cp.Tensor(np.concatenate([[9.0, 9.0, 9.0], arr.ravel()]).astype(dtype), dtype=dtype)
+        return base.narrow(0, 3, arr.size).view(arr.shape)
+    return cp.Tensor(np.ascontiguousarray(arr.T).astype(dtype), dtype=dtype).T
+
+
+@pytest.mark.parametrize("kind,name,form", CASES, ids=[f"{n}_{f}" for _, n, f in CASES])
+def test_kernel_form(kind, name, form, dtype):
+    ref, x_dom, y_dom = REFERENCE[name]
+    shape = (3, 5)
+    x_np = _values(x_dom, shape)
+    x = _at_offset(x_np, dtype, "contiguous" if form.startswith("c") else "strided")
+    out_base = cp.empty(shape[0] * shape[1] + 2, dtype=dtype)
+    out = out_base.narrow(0, 2, shape[0] * shape[1]).view(shape)  # written at element offset 2
+    n = out.numel()
+    knl = backend.kernel("elementwise", f"{name}_{form}", np.dtype(dtype))
+    params = (P0, P1) if kind in ("UNARY", "BINARY_P") else ()
+    if kind == "UNARY":
+        meta = kernel_meta(x._shape, x._strides) if form == "s" else ()
+        backend.launch(knl, n, out, x, n, *params, *meta)
+        expected = ref(x_np, None, P0, P1)
+    elif form in ("cs", "ss"):
+        y = float(_values(y_dom, ())) if y_dom != "small_ints" else 1.0
+        meta = kernel_meta(x._shape, x._strides) if form == "ss" else ()
+        backend.launch(knl, n, out, x, y, n, *meta)
+        expected = ref(x_np, np.float64(np.asarray(y, dtype)), P0, P1)
+    elif form == "c":
+        y_np = _values(y_dom, shape)
+        backend.launch(knl, n, out, x, _at_offset(y_np, dtype, "contiguous"), n, *params)
+        expected = ref(x_np, y_np, P0, P1)
+    else:  # strided x, y broadcast along dim 0 (stride 0)
+        y_np = _values(y_dom, (1, shape[1]))
+        y = _at_offset(y_np, dtype, "contiguous")
+        meta = kernel_meta(shape, x._strides, broadcast_strides(y._shape, y._strides, shape))
+        backend.launch(knl, n, out, x, y, n, *params, *meta)
+        expected = ref(x_np, np.broadcast_to(y_np, shape), P0, P1)
+    # inputs are rounded to the dtype first: compare against the reference on those values
+    tol = dict(rtol=1e-5, atol=1e-6) if np.dtype(dtype) == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    assert_close(out, expected, **tol)
+    assert out_base.numpy()[:2].tolist() != [] and out_base.narrow(0, 2, n).numpy().shape == (n,)
