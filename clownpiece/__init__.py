@@ -12,6 +12,7 @@ from .factories import (empty, full, zeros, ones, rand, randn, zeros_like, ones_
 from .tensor_impl import TensorBaseImpl
 from .serialization import save, load
 from . import nn, utils
+from ._jit import JitError, jit
 
 
 def device():
@@ -24,4 +25,4 @@ __all__ = ["TensorBase", "Tensor", "TensorBaseImpl", "float32", "float64", "back
            "broadcast", "broadcast_tensors", "where", "empty", "full", "zeros", "ones", "rand", "randn",
            "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "arange", "range",
            "linspace", "eye", "tensor", "from_numpy", "manual_seed", "initial_seed", "save", "load", "nn",
-           "utils"]
+           "utils", "jit", "JitError"]

@@ -23,7 +23,7 @@ LAYERS = [
     {"autograd": ["clownpiece.autograd", "clownpiece.tensor"]},
     {"distributed": ["clownpiece.distributed"]},
     {"nn": ["clownpiece.nn"], "optim": ["clownpiece.utils.optim"], "data": ["clownpiece.utils.data"],
-     "serialization": ["clownpiece.serialization"]},
+     "serialization": ["clownpiece.serialization"], "jit": ["clownpiece._jit"]},
     {"api": ["clownpiece", "clownpiece.utils", "clownpiece.devices"]},
     {"tools": ["tools", "tensor_impl"]},
 ]

@@ -4,6 +4,7 @@
     python tools/train_mnist.py                      # the seed notebook's tiny transformer, 2 epochs
     python tools/train_mnist.py --model mlp          # MLP 784-128-10
     python tools/train_mnist.py --model cnn --epochs 1
+    python tools/train_mnist.py --no-jit             # every step eagerly (default: clownpiece.jit replays it)
     mpirun -n 2 python tools/train_mnist.py --distributed   # data-parallel over MPI (clownpiece[mpi])
 
 The recipe is the seed notebook's (shared/seed/mnist_notebook.txt): batch 20, SGD with lr 5e-2 decaying
@@ -211,12 +212,35 @@ class Progress:
             self.bar.close()
 
 
-def train(model, train_loader, test_loader, epochs, lr, max_steps=None, dist=None):
+def make_train_step(model, loss_fn, optimizer, params):
+    """The seed's training step: forward, backward, gradients clamped, SGD update, grads zeroed. The learning
+    rate is an argument so that a jitted step re-reads it every call (the scheduler changes it)."""
+    def train_step(x, y, lr):
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        with no_grad():
+            for p in params:
+                if p.grad is not None:
+                    p.grad = p.grad.clamp(-GRAD_CLIP, GRAD_CLIP)
+        optimizer.step()
+        optimizer.zero_grad()
+        return loss.detach()
+    return train_step
+
+
+def train(model, train_loader, test_loader, epochs, lr, max_steps=None, dist=None, use_jit=True):
     """The seed's loop. Returns (train_losses, test_accuracies), one entry per evaluation. dist: the
-    clownpiece.distributed module when training data-parallel (model wrapped in DistributedDataParallel)."""
+    clownpiece.distributed module when training data-parallel (model wrapped in DistributedDataParallel).
+    use_jit: capture the training step once and replay it (clownpiece.jit); not with dist, whose gradient
+    hooks talk to the other ranks from the host."""
     loss_fn = CrossEntropyLoss()
     params = list(model.parameters())
     optimizer = SGD(params, lr=lr)
+    train_step = make_train_step(model, loss_fn, optimizer, params)
+    if use_jit and dist is None:
+        train_step = clownpiece.jit(train_step)
     total_steps = epochs * len(train_loader)
     if max_steps is not None:
         total_steps = min(total_steps, max_steps)
@@ -235,16 +259,9 @@ def train(model, train_loader, test_loader, epochs, lr, max_steps=None, dist=Non
             if hasattr(getattr(train_loader, "sampler", None), "set_epoch"):
                 train_loader.sampler.set_epoch(epoch)
             for batch_idx, (x, y) in enumerate(train_loader):
-                loss = loss_fn(model(x), y)
-                loss.backward()
-                with no_grad():
-                    for p in params:
-                        if p.grad is not None:
-                            p.grad = p.grad.clamp(-GRAD_CLIP, GRAD_CLIP)
-                optimizer.step()
-                optimizer.zero_grad()
+                loss = train_step(x, y, optimizer.param_groups[0]["lr"])
                 scheduler.step()
-                window = loss.detach() if window is None else window + loss.detach()
+                window = loss if window is None else window + loss
                 window_steps += 1
                 step += 1
 
@@ -327,6 +344,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", default="mnist_curves.png", help="PNG for the loss/accuracy curves")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many training steps")
+    parser.add_argument("--no-jit", action="store_true",
+                        help="run every training step eagerly instead of replaying the captured step")
     parser.add_argument("--distributed", action="store_true",
                         help="data-parallel over MPI: run under mpirun -n N (needs clownpiece[mpi])")
     args = parser.parse_args(argv)
@@ -364,7 +383,7 @@ def main(argv=None):
     test_loader = Dataloader(TensorDataset(test_x, test_y), batch_size=1000)
 
     train_losses, test_accuracies = train(model, train_loader, test_loader, args.epochs, args.lr, args.max_steps,
-                                          dist)
+                                          dist, use_jit=not args.no_jit)
     if not first:
         return
     accuracy = evaluate(model.module if dist else model, test_loader)

@@ -12,10 +12,10 @@ from .discovery import DeviceError, describe, list_devices
 from .memory import DeviceMemoryError, Storage
 from .programs import KernelBuildError
 from .runtime import (DeviceMismatchError, LaunchError, alloc, count_kernels, device, download, empty_cache,
-                      kernel, launch, program_cache, set_device, synchronize, upload)
+                      kernel, kernel_number, launch, program_cache, replayable, set_device, synchronize, upload)
 from .stats import counters, reset_stats, stats
 
 __all__ = ["device", "set_device", "program_cache", "kernel", "launch", "alloc", "upload", "download",
            "synchronize", "empty_cache", "count_kernels", "stats", "reset_stats", "counters", "list_devices",
            "describe", "Storage", "DeviceError", "DeviceMemoryError", "DeviceMismatchError", "KernelBuildError",
-           "LaunchError"]
+           "LaunchError", "kernel_number", "replayable"]

@@ -120,7 +120,14 @@ def defer(out, op, operands):
     return out
 
 
-_NUMBER_TYPES = (np.float32, np.float64)
+_NUMBER_TYPES = {np.float32, np.float64}  # plus the numbers clownpiece.jit traces (trace_numbers)
+
+
+def trace_numbers(cls):
+    """Let numbers of `cls` (clownpiece.jit's traced floats) through ops and deferred expressions unconverted:
+    they reach kernel arguments as they are, where the capture sees them."""
+    _NUMBER_TYPES.add(cls)
+    runtime.TRACED.add(cls)
 
 
 _all_pending = []  # weak references to every storage made pending, for flush_all; pruned when it doubles

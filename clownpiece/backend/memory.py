@@ -119,6 +119,15 @@ class Pool:
         self.free.clear()
 
 
+# Set while clownpiece.jit records (runtime.start_recording): told of every Storage made and freed.
+_watcher = None
+
+
+def set_watcher(watcher):
+    global _watcher
+    _watcher = watcher
+
+
 # Set by backend/fusion.py: runs a storage's pending expression and its pending readers (see Storage.buf).
 # A hook rather than an import keeps this module below fusion.
 _flush_pending = None
@@ -143,6 +152,8 @@ class Storage:
         self.pool = pool
         self._buf, self.size = pool.alloc(nbytes)
         self._expr = self._readers = None
+        if _watcher is not None:
+            _watcher.allocated(self)
 
     @property
     def buf(self):
@@ -152,6 +163,8 @@ class Storage:
 
     def __del__(self):
         try:
+            if _watcher is not None:
+                _watcher.released(self)
             self.pool.release(self._buf, self.size)
         except Exception:  # interpreter shutdown, or a failed allocation
             pass

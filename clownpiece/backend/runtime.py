@@ -4,7 +4,11 @@
 size the device allows, arguments unpacked (a tensor view passes its buffer and element offset, a Storage its
 buffer, numbers pass as they are and pyopencl packs them by the kernel's declared parameter types), the check
 that every buffer lives on this device, out-of-memory recovery, and the launch counters. Everything goes to
-one in-order queue, and nothing here waits for it except `download` and `synchronize`."""
+one in-order queue, and nothing here waits for it except `download` and `synchronize`.
+
+While clownpiece.jit captures a function, a recorder (`start_recording`) sees every launch, upload and
+download made here and every buffer the pool hands out (memory.py); `replayable` and `kernel_number` are the
+two ways ops tell it which kernel arguments must be recomputed at a replay."""
 import atexit
 import collections
 import os
@@ -12,7 +16,7 @@ import os
 import numpy as np
 import pyopencl as cl
 
-from . import stats as _stats
+from . import memory, stats as _stats
 from .discovery import Device
 from .memory import OUT_OF_MEMORY, Pool, Storage
 from .programs import Programs
@@ -110,6 +114,8 @@ def raw_buffer(st):
     """st's buffer as it is, without running pending expressions (backend/fusion.py settles those itself)."""
     if st.pool is not _pool:
         _buffer(st)  # raises
+    if _recorder is not None:
+        _recorder.note_storage(st)  # a launch will name this buffer without its Storage
     return st._buf
 
 
@@ -167,6 +173,8 @@ def launch(k, grid, *args, local=None):
     counters["launches"] += 1
     if _observing:
         _after_launch(k, evt)
+    if _recorder is not None:
+        _recorder.launch(k, gsize, lsize, args)
 
 
 _checked_locals = set()
@@ -246,6 +254,8 @@ def upload(storage, host, byte_offset=0):
     if host.nbytes == 0:
         return
     host = np.ascontiguousarray(host)
+    if _recorder is not None:
+        _recorder.upload(storage, host, byte_offset)
     evt = cl.enqueue_copy(storage.pool.device.queue, storage.buf, host, dst_offset=byte_offset,
                           is_blocking=False)
     _pending.append(evt)
@@ -259,6 +269,8 @@ def upload(storage, host, byte_offset=0):
 
 def download(storage, host, byte_offset=0):
     """Read device memory (of any device) into the contiguous numpy array `host`; waits for its queue."""
+    if _recorder is not None:
+        _recorder.host_read()  # raises: a captured function cannot wait for the device
     if host.nbytes:
         cl.enqueue_copy(storage.pool.device.queue, host, storage.buf, src_offset=byte_offset, is_blocking=True)
         counters["d2h_count"] += 1
@@ -276,3 +288,44 @@ def empty_cache():
     if _pool is not None:
         synchronize()
         _pool.empty_cache()
+
+
+# ---- capture (clownpiece.jit) ---------------------------------------------------------------------------
+_recorder = None  # the clownpiece.jit recording in progress, if any
+TRACED = set()    # number classes that jit traces (kernel_number passes them through unconverted)
+
+
+def start_recording(recorder):
+    """Route launches, uploads, downloads and pool allocations to `recorder` until stop_recording()."""
+    global _recorder
+    if _recorder is not None:
+        raise RuntimeError("a capture is already recording")
+    _recorder = recorder
+    memory.set_watcher(recorder)
+
+
+def stop_recording():
+    global _recorder
+    _recorder = None
+    memory.set_watcher(None)
+
+
+def recording():
+    return _recorder is not None
+
+
+def kernel_number(dtype, value):
+    """A Python number as a kernel argument of `dtype`: `dtype.type(value)`, except that a number jit traces
+    (a float argument of a captured function) passes as it is, so that the capture sees where it goes."""
+    return value if type(value) in TRACED else dtype.type(value)
+
+
+def replayable(fn, *args):
+    """`fn(*args)`: a tuple of kernel arguments computed from host state that changes from call to call (the
+    random generator's counter, an optimizer's step count). Under clownpiece.jit, each replay calls `fn` again,
+    in the same order as the captured call did, instead of reusing these values; they must go straight to
+    kernel arguments (no branching on them)."""
+    values = fn(*args)
+    if _recorder is not None:
+        values = _recorder.replayable(fn, args, values)
+    return values

@@ -26,9 +26,10 @@ class ElementwiseOps:
         if n:
             if self._contig:
                 if fusion.enabled:
-                    t = self.dtype.type
-                    return fusion.defer(out, name, (self, t(p0), t(p1)) if name in fusion.UNARY_WITH_PARAMS
-                                        else (self,))
+                    if name not in fusion.UNARY_WITH_PARAMS:
+                        return fusion.defer(out, name, (self,))
+                    num = backend.kernel_number
+                    return fusion.defer(out, name, (self, num(self.dtype, p0), num(self.dtype, p1)))
                 backend.launch(backend.kernel("elementwise", name + "_c", self.dtype), n, out, self, n, p0, p1)
             else:
                 backend.launch(backend.kernel("elementwise", name + "_s", self.dtype), n, out, self, n, p0, p1,
@@ -48,7 +49,8 @@ class ElementwiseOps:
                 if n:
                     if fusion.enabled:
                         if params:
-                            params = (a.dtype.type(params[0]), a.dtype.type(params[1]))
+                            num = backend.kernel_number
+                            params = (num(a.dtype, params[0]), num(a.dtype, params[1]))
                         return fusion.defer(out, name, (a, b, *params))
                     backend.launch(backend.kernel("elementwise", name + "_c", a.dtype), n, out, a, b, n, *params)
                 return out
@@ -67,7 +69,7 @@ class ElementwiseOps:
             if n:
                 if self._contig:
                     if fusion.enabled and not params:
-                        return fusion.defer(out, name, (self, self.dtype.type(other)))
+                        return fusion.defer(out, name, (self, backend.kernel_number(self.dtype, other)))
                     backend.launch(backend.kernel("elementwise", name + "_cs", self.dtype), n, out, self, other, n)
                 else:
                     backend.launch(backend.kernel("elementwise", name + "_ss", self.dtype), n, out, self, other, n,

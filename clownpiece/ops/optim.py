@@ -45,14 +45,22 @@ class OptimOps:
         return self._launch_step("sgd_momentum_step", grad, (buf,), lr, momentum, 1.0 - damping, weight_decay,
                                  int(bool(nesterov)), int(bool(first)))
 
-    def _adam_update_(self, grad, exp_avg, exp_avg_sq, step, lr, betas, eps, weight_decay=0.0,
+    def _adam_update_(self, grad, exp_avg, exp_avg_sq, state, lr, betas, eps, weight_decay=0.0,
                       decoupled=False):
-        """One Adam step number `step` (1-based); AdamW when `decoupled`. exp_avg/exp_avg_sq are read as
-        zero on step 1."""
+        """One Adam step: advances `state["step"]` (a Python int, 0 before the first step); AdamW when
+        `decoupled`. exp_avg/exp_avg_sq are read as zero on step 1."""
         grad = self._check_update("adam", grad, exp_avg, exp_avg_sq)
         beta1, beta2 = betas
-        # bias corrections on the host, in double precision, from the Python step count
-        bc1, bc2 = 1.0 - beta1 ** step, 1.0 - beta2 ** step
+        bc1, bc2, first = backend.replayable(_adam_step_count, state, beta1, beta2)
         coupled, decay = (0.0, 1.0 - lr * weight_decay) if decoupled else (weight_decay, 1.0)
         return self._launch_step("adam_step", grad, (exp_avg, exp_avg_sq), lr, beta1, beta2, eps, bc1, bc2,
-                                 coupled, decay, int(step == 1))
+                                 coupled, decay, first)
+
+
+def _adam_step_count(state, beta1, beta2):
+    """Advance the step count and return its bias corrections (on the host, in double precision) and the
+    first-step flag. Host state that changes every step, so it goes through backend.replayable: a
+    clownpiece.jit replay counts and corrects here too."""
+    state["step"] += 1
+    step = state["step"]
+    return 1.0 - beta1 ** step, 1.0 - beta2 ** step, int(step == 1)

@@ -50,7 +50,9 @@ class RandomOps:
             return self
         # a strided target gets a contiguous temporary, then one strided copy into the view
         dst = self if self._contig else self._empty(self._shape, self.dtype)
-        backend.launch(backend.kernel("random", name, self.dtype), n, dst, n, *_take_counters(n), a, b)
+        # replayable: a clownpiece.jit replay takes fresh counters here too, so it draws new numbers
+        backend.launch(backend.kernel("random", name, self.dtype), n, dst, n, *backend.replayable(_take_counters, n),
+                       a, b)
         if dst is not self:
             self._assign_from(dst)
         return self

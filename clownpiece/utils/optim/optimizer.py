@@ -2,7 +2,9 @@
 
 Every concrete step runs under no_grad, skips parameters whose grad is None, and updates each parameter in
 place with ONE fused kernel launch (clownpiece/ops/optim.py); hyper-parameters and Adam's bias corrections
-travel as kernel arguments, so a step never reads device memory back."""
+travel as kernel arguments, so a step never reads device memory back. Host state that changes every step
+(Adam's step count) is advanced inside a `backend.replayable` call, so that clownpiece.jit replays advance
+it too; a learning rate reaches kernels as the Python number in `group["lr"]`."""
 import itertools
 import numbers
 
@@ -195,8 +197,7 @@ class Adam(Optimizer):
             state["step"] = 0
             state["exp_avg"] = p._empty(p._shape, p.dtype)  # read as zero on step 1 by the kernel
             state["exp_avg_sq"] = p._empty(p._shape, p.dtype)
-        state["step"] += 1
-        p._adam_update_(p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"], group["lr"],
+        p._adam_update_(p.grad, state["exp_avg"], state["exp_avg_sq"], state, group["lr"],
                         group["betas"], group["eps"], group["weight_decay"], decoupled=self._decoupled)
 
 
