@@ -12,8 +12,35 @@
 //            int8 vectors (up to 8 dims after the host collapsed mergeable dims); out is contiguous.
 //   NAME_cs / NAME_ss : a scalar right operand passed by value.
 // backend/fusion.py names its generated kernels fused_<op>_<op>... after the ops they chain.
+//
+// Built with -DINPLACE, the same op table makes the in-place forms instead (ops/inplace.py: add_, exp_, ...
+// through a strided view; a contiguous target uses NAME_c / NAME_cs with out = a):
+//   UNARY(NAME)    NAME_i
+//   BINARY(NAME)   NAME_i, NAME_is        (tensor / scalar right operand)
+//   BINARY_P(NAME) NAME_i
+// where a is read and written at the same element by one work-item (the host refuses targets with
+// repeated elements), sa: a's strides, sb: b's strides (0 where b is broadcast).
 #include "common.h"
 
+#ifdef INPLACE
+#define UNARY(NAME, EXPR)                                                                       \
+__kernel void NAME##_i(__global T* a, int oa, int n, T p0, T p1, META) {                       \
+    int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = 0, ic = 0;                  \
+    OFFSETS(i, ia, ib, ic); T x = a[ia]; a[ia] = (EXPR); }
+
+#define BINARY(NAME, EXPR)                                                                      \
+__kernel void NAME##_i(__global T* a, int oa, __global const T* b, int ob, int n, META) {       \
+    int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = ob, ic = 0;                 \
+    OFFSETS(i, ia, ib, ic); T x = a[ia]; T y = b[ib]; a[ia] = (EXPR); }                         \
+__kernel void NAME##_is(__global T* a, int oa, T y, int n, META) {                              \
+    int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = 0, ic = 0;                  \
+    OFFSETS(i, ia, ib, ic); T x = a[ia]; a[ia] = (EXPR); }
+
+#define BINARY_P(NAME, EXPR)                                                                    \
+__kernel void NAME##_i(__global T* a, int oa, __global const T* b, int ob, int n, T p0, T p1, META) { \
+    int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = ob, ic = 0;                 \
+    OFFSETS(i, ia, ib, ic); T x = a[ia]; T y = b[ib]; a[ia] = (EXPR); }
+#else
 #define UNARY(NAME, EXPR)                                                                       \
 __kernel void NAME##_c(__global T* out, int oo, __global const T* a, int oa, int n, T p0, T p1) { \
     int i = get_global_id(0); if (i >= n) return; T x = a[oa + i]; out[oo + i] = (EXPR); }      \
@@ -50,6 +77,7 @@ __kernel void NAME##_s(__global T* out, int oo, __global const T* a, int oa, __g
                        int n, T p0, T p1, META) {                                               \
     int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = ob, ic = 0;                 \
     OFFSETS(i, ia, ib, ic); T x = a[ia]; T y = b[ib]; out[oo + i] = (EXPR); }
+#endif
 
 UNARY(neg, -x)
 UNARY(abs, fabs(x))
@@ -73,6 +101,7 @@ UNARY(clamp, x < p0 ? p0 : (x > p1 ? p1 : x))
 UNARY(affine, x * p0 + p1)
 
 BINARY(add, x + y)
+BINARY_P(add_scaled, x + p0 * y)  // add(other, alpha=p0), sub(other, alpha) = add_scaled(-alpha)
 BINARY(sub, x - y)
 BINARY_R(rsub, y - x)
 BINARY(mul, x * y)
@@ -97,6 +126,7 @@ BINARY_P(clamp_grad, (y > p0 && y < p1) ? x : ZERO)  // course rule: strictly in
 BINARY_P(leaky_relu_grad, y > ZERO ? x : x * p0)
 BINARY_T(gelu_grad, x * ((T)0.5 * (ONE + erf(y * (T)0.70710678118654752)) + y * exp((T)-0.5 * y * y) * (T)0.39894228040143268))
 
+#ifndef INPLACE
 // where(cond, a, b): cond != 0 picks a.
 __kernel void where_s(__global T* out, int oo, __global const T* c, int oc, __global const T* a, int oa,
                       __global const T* b, int ob, int n, META) {
@@ -137,3 +167,4 @@ __kernel void cast_s(__global T* out, int oo, __global const SRC_T* a, int oa, i
     int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = 0, ic = 0;
     OFFSETS(i, ia, ib, ic); out[oo + i] = (T)a[ia]; }
 #endif
+#endif  // INPLACE

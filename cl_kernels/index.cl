@@ -87,6 +87,14 @@ __kernel void masked_fill_s(__global T* out, int oo, __global const T* x, int ox
     out[oo + i] = mask[im] != (T)0 ? value : x[ix];
 }
 
+// x.masked_fill_(mask, value) through a strided view: sa: x strides, sb: mask strides (broadcast).
+__kernel void masked_fill_i(__global T* x, int ox, __global const T* mask, int om, T value, int n, META) {
+    int i = get_global_id(0); if (i >= n) return;
+    int ix = ox, im = om, unused = 0;
+    OFFSETS(i, ix, im, unused);
+    if (mask[im] != (T)0) x[ix] = value;
+}
+
 // out[p, c] = (idx[p] == c) for c < num_classes; a row whose id is not in [0, num_classes) is NaN.
 // META describes idx's shape and strides (sa).
 __kernel void one_hot_s(__global T* out, int oo, __global const T* idx, int oidx, int n, int num_classes,

@@ -12,6 +12,7 @@ from ._grad_mode import is_grad_enabled
 from ._layout import (ShapeError, contiguous_strides, is_contiguous, numel as _numel_of,
                       normalize_dim, contiguous_layout, _CONTIGUOUS)
 from .ops.elementwise import ElementwiseOps
+from .ops.inplace import InplaceOps
 from .ops.shape import ShapeOps
 from .ops.reduce import ReduceOps
 from .ops.matmul import MatmulOps
@@ -39,7 +40,8 @@ def _resolve_dtype(dtype):
     return d
 
 
-class TensorBase(ElementwiseOps, ShapeOps, ReduceOps, MatmulOps, IndexOps, RandomOps, NNOps, OptimOps):
+class TensorBase(ElementwiseOps, InplaceOps, ShapeOps, ReduceOps, MatmulOps, IndexOps, RandomOps, NNOps,
+                 OptimOps):
     __slots__ = ("_storage", "_shape", "_strides", "_offset", "dtype", "_numel", "_contig", "__weakref__")
 
     def __init__(self, data=None, dtype=None):
@@ -289,6 +291,13 @@ class Tensor(TensorBase):
     grad = None
     grad_fn = None
     output_nr = 0
+    # views in the graph (autograd/autograd.py, Function._mark): a view of a tensor that requires grad
+    # remembers that tensor, its `_base`, and the base's `_gen` when the view was made; an in-place op
+    # recorded on the base or on one of its views bumps the base's `_gen`, so the views' grad_fn is
+    # rebuilt from the base's new one before they are used again (PyTorch's view + in-place rules)
+    _base = None
+    _base_gen = 0
+    _gen = 0
 
     def __init__(self, data=None, requires_grad=None, dtype=None):
         TensorBase.__init__(self, data, dtype)
@@ -332,10 +341,19 @@ class Tensor(TensorBase):
         self.requires_grad = False
         return self
 
-    def _check_inplace(self, op):
-        if self.requires_grad and self.is_leaf and is_grad_enabled():
-            raise RuntimeError(f"{op}: in-place write to a leaf tensor that requires grad; wrap it in "
-                               f"`with no_grad():` (as optimizers do) or detach() it first")
+    def _check_inplace(self, op, *operands):
+        """Raw in-place ops call this before writing. With grad mode on, a write autograd does not record
+        (every differentiable in-place op records before it gets here, with grad mode off) must not change
+        a tensor that requires grad, or bring in a value that requires grad: its gradient would be lost."""
+        if not is_grad_enabled():
+            return
+        if self.requires_grad and self.grad_fn is None:
+            raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an in-place "
+                               f"operation. Wrap the write in `with no_grad():` (as optimizers do) or "
+                               f"detach() the tensor first")
+        if self.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in operands):
+            raise RuntimeError(f"{op}: this in-place operation is not differentiable, and a tensor it writes "
+                               f"or reads requires grad: run it under no_grad(), or use an out-of-place form")
 
     def __getstate__(self):
         return {"data": self.numpy(), "requires_grad": self.requires_grad}

@@ -28,6 +28,9 @@ class Edge:
         """The edge a gradient w.r.t. `tensor` must follow."""
         if not isinstance(tensor, Tensor) or not tensor.requires_grad:
             return Edge(0, None)
+        base = tensor._base
+        if base is not None and tensor._base_gen != base._gen:
+            refresh_view(tensor)
         if tensor.grad_fn is not None:
             return Edge(tensor.output_nr, tensor.grad_fn)
         return Edge(0, AccumulateGrad.of(tensor))
@@ -106,6 +109,7 @@ class Context:
     """What forward leaves for backward: tensors through save_for_backward, anything else as attributes.
     `needs_input_grad[i]` says whether positional input i requires grad."""
     needs_input_grad = ()  # class-level defaults: _record makes one Context per recorded op
+    saved_versions = ()    # the version counter of each saved tensor when it was saved
     _freed = False
 
     def __init__(self):
@@ -115,6 +119,7 @@ class Context:
         """Keep the tensor arguments (others are dropped) as shallow copies: they share storage but not
         grad_fn, so an output saved by its own Function does not form a reference cycle."""
         self.saved_tensors = [_shallow(v) for v in values if isinstance(v, TensorBase)]
+        self.saved_versions = [t._storage._version for t in self.saved_tensors]
 
     def get_saved_tensors(self):
         if self._freed:
@@ -191,17 +196,7 @@ class Function(Node):
             raise RuntimeError(f"{self.name()}: a Function instance is one graph node; apply it once "
                                f"(use {self.name()}.apply(...) for a fresh one each call)")
         self.ctx = ctx
-        edges, meta = [], []
-        for a, n in zip(args, needs):  # Edge.gradient_edge(a), inlined: this runs for every recorded op
-            if n:
-                fn = a.grad_fn
-                edges.append(Edge(a.output_nr, fn) if fn is not None else Edge(0, AccumulateGrad.of(a)))
-                meta.append((a._shape, a.dtype))
-            else:
-                edges.append(_NO_EDGE)
-                meta.append(None)
-        self.next_edges = edges
-        self._input_meta = meta
+        self._connect(args, needs)
         self._output_meta = []
         if isinstance(out, (tuple, list)):
             outs = [self._mark(o, i, args) for i, o in enumerate(out)]
@@ -210,8 +205,27 @@ class Function(Node):
         self.num_inputs = 1
         return self._mark(out, 0, args)
 
+    def _connect(self, args, needs):
+        """One gradient edge per positional input (to the node that made it, its AccumulateGrad, or none)."""
+        edges, meta = [], []
+        for a, n in zip(args, needs):  # Edge.gradient_edge(a), inlined: this runs for every recorded op
+            if n:
+                base = a._base
+                if base is not None and a._base_gen != base._gen:
+                    refresh_view(a)  # its base was changed in place since the view was made
+                fn = a.grad_fn
+                edges.append(Edge(a.output_nr, fn) if fn is not None else Edge(0, AccumulateGrad.of(a)))
+                meta.append((a._shape, a.dtype))
+            else:
+                edges.append(_NO_EDGE)
+                meta.append(None)
+        self.next_edges = edges
+        self._input_meta = meta
+
     def _mark(self, out, output_nr, args):
-        """Make `out` the output_nr-th output of this node (and remember its shape for zero grads)."""
+        """Make `out` the output_nr-th output of this node (and remember its shape for zero grads). An output
+        that shares the storage of an input requiring grad is a view of it: it remembers the input's base
+        (see Tensor._base), so that an in-place op on either one keeps both gradients right."""
         if not isinstance(out, Tensor):
             self._output_meta.append(None)
             return out
@@ -220,6 +234,15 @@ class Function(Node):
         out.grad_fn = self
         out.output_nr = output_nr
         out.requires_grad = True
+        storage = out._storage
+        for a in args:
+            if isinstance(a, Tensor) and a._storage is storage and a.requires_grad:
+                base = a._base
+                if base is None:
+                    base = a
+                out._base = base
+                out._base_gen = base._gen
+                break
         self._output_meta.append((out._shape, out.dtype))
         return out
 
@@ -228,6 +251,8 @@ class Function(Node):
         ctx = self.ctx
         if ctx._freed:
             raise RuntimeError(_FREED.format(name=self.name()))
+        if ctx.saved_versions:
+            _check_versions(self, ctx)
         n = len(self.next_edges)
         missing = 0  # a plain loop: `None in grads` would call Tensor.__eq__
         for g in grads:
@@ -272,6 +297,68 @@ class Function(Node):
             raise RuntimeError(f"{self.name()}.backward returned a gradient of shape {g.shape} for input {i} "
                                f"of shape {list(shape)}")
         return g if g.dtype == dtype else g.to(dtype)
+
+
+def _check_versions(node, ctx):
+    """PyTorch's check: every tensor the node saved must still hold the values it had when it was saved."""
+    for t, version in zip(ctx.saved_tensors, ctx.saved_versions):
+        now = t._storage._version
+        if now != version:
+            raise RuntimeError(
+                f"one of the variables needed for gradient computation has been modified by an inplace "
+                f"operation: [{type(t).__name__} {t.dtype} {t.shape}], saved by {node.name()} for its "
+                f"gradient, is at version {now}; expected version {version} instead. Hint: the tensor (or "
+                f"a view of its storage) was written in place after {node.name()} used it; clone() it before "
+                f"the in-place op, or use the op's out-of-place form")
+
+
+# ---- views of a base that changed in place --------------------------------------------------------------
+def refresh_view(view):
+    """Rebuild the grad_fn of a view whose base was changed by an in-place op after the view was made: the
+    view now hangs off the base's new grad_fn (PyTorch regenerates it the same way)."""
+    base = view._base
+    view.grad_fn = ViewOf(base, view)
+    view.output_nr = 0
+    view._base_gen = base._gen
+
+
+def storage_image(base, dtype):
+    """(image, base_view): a fresh 1-d tensor spanning the storage elements that `base`'s view covers, and
+    that view of it. A view of `base` (same storage) is then `image._view(shape, strides, offset -
+    base._offset)`: the gradient of any view can be written into, or read out of, its base's gradient."""
+    span = 1 + sum((s - 1) * st for s, st in zip(base._shape, base._strides)) if base._numel else 0
+    image = Tensor._empty((span,), dtype)
+    return image, image._view(base._shape, base._strides, 0)
+
+
+def region(image, base, view):
+    """`view`'s elements inside the storage image of its base (see storage_image)."""
+    return image._view(view._shape, view._strides, view._offset - base._offset)
+
+
+class ViewOf(Node):
+    """The grad_fn of a view after its base changed in place: the gradient goes to the base's new node,
+    written into zeros of the base's shape where the view's elements are (summed over broadcast dims)."""
+    num_inputs = 1
+
+    def __init__(self, base, view):
+        self.next_edges = (Edge.gradient_edge(base),)
+        self.base = _shallow(base)  # only its layout and dtype are used
+        self.view = _shallow(view)
+        self.broadcast = [d for d, (s, st) in enumerate(zip(view._shape, view._strides)) if st == 0 and s > 1]
+
+    def run(self, grads, retain_graph):
+        g = grads[0]
+        if g is None:
+            return (None,)
+        if self.broadcast:  # repeated elements: their gradients add up in the one element they show
+            g = g.sum(self.broadcast, keepdims=True)
+        image, base_grad = storage_image(self.base, g.dtype)
+        image._assign_from(0.0)
+        view = self.view
+        shape = tuple(1 if d in self.broadcast else s for d, s in enumerate(view._shape))
+        image._view(shape, view._strides, view._offset - self.base._offset)._assign_from(g)
+        return (base_grad,)
 
 
 class NodeTask:

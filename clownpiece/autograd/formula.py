@@ -13,8 +13,11 @@ signature name its inputs. A formula's parameter names say what the forward keep
     <arg>_shape    that argument's shape (() for a number); the tensor itself is not kept
     <arg>_dtype    its dtype
 
-so nothing else stays alive until backward. A formula runs only for an input that requires grad, under
-no_grad, and may call helpers (they sit next to the rows, in autograd/functions/<family>.py).
+so nothing else stays alive until backward. The forward keeps only what the formulas of the inputs that
+require grad take (`x * c` with only x requiring grad keeps c, not x), and remembers the version counter of
+every tensor it keeps (backward refuses a tensor overwritten in place since). A formula runs only for an
+input that requires grad, under no_grad, and may call helpers (they sit next to the rows, in
+autograd/functions/<family>.py).
 `broadcasts=True` sums each gradient back to its input's shape (elementwise ops with broadcasting).
 A Row is a Function subclass named as given; clownpiece.autograd.function exposes it by that name."""
 import inspect
@@ -44,6 +47,7 @@ class Formula(Op):
     # (else `default`), or what get(args, kwargs, out) returns (the result, *varargs, keyword-only); `attr`
     # "shape"/"dtype" keeps only that of it
     _keeps = ()      # ((key, pos, name, default, get, attr), ...)
+    _keeps_for = None  # ctx.needs_input_grad -> the entries of _keeps the needed formulas take (a dict per class)
     _inputs = ()     # ((position, formula, keys after grad, shape key or None), ...), one per input with a formula
     _arity = 0       # positional parameters of the forward, up to the last input with a formula
     _positional = ()   # names of the forward's positional-or-keyword parameters, in order
@@ -51,20 +55,46 @@ class Formula(Op):
 
     @classmethod
     def forward(cls, ctx, *args, **kwargs):
+        keeps = cls._keeps_for.get(ctx.needs_input_grad)
+        if keeps is None:
+            keeps = cls._plan_keeps(ctx.needs_input_grad)
         out = cls._op(*args, **kwargs)
+        cls._keep_values(ctx, keeps, args, kwargs, out)
+        return out
+
+    @classmethod
+    def _keep_values(cls, ctx, keeps, args, kwargs, out):
         # runs once per recorded op: a plain loop, no call per kept value
-        kept, tensors, n = {}, [], len(args)
-        for key, pos, name, default, get, attr in cls._keeps:
+        kept, tensors, versions, n = {}, [], [], len(args)
+        for key, pos, name, default, get, attr in keeps:
             v = get(args, kwargs, out) if get is not None else args[pos] if pos < n else kwargs.get(name, default)
             if attr is not None:
                 is_tensor = isinstance(v, TensorBase)
                 v = (v._shape if is_tensor else ()) if attr == "shape" else (v.dtype if is_tensor else None)
             elif isinstance(v, TensorBase):
                 tensors.append(v)
+                versions.append(v._storage._version)
             kept[key] = v
         ctx.saved_values = kept
         ctx.saved_tensors = tensors  # what backward without retain_graph frees
-        return out
+        ctx.saved_versions = versions
+
+    @classmethod
+    def _plan_keeps(cls, needs):
+        """The entries of _keeps that the formulas of the inputs marked in `needs` take (all of them when
+        `needs` is empty: course code calling forward and backward by hand)."""
+        if needs:
+            keys = set()
+            for pos, _, formula_keys, shape_key in cls._inputs:
+                if pos < len(needs) and needs[pos]:
+                    keys.update(formula_keys)
+                    if shape_key:
+                        keys.add(shape_key)
+            keeps = tuple(k for k in cls._keeps if k[0] in keys)
+        else:
+            keeps = cls._keeps
+        cls._keeps_for[needs] = keeps
+        return keeps
 
     @classmethod
     def backward(cls, ctx, grad):
@@ -79,15 +109,21 @@ class Formula(Op):
 
     @classmethod
     def record(cls, *args, **kwargs):
-        """apply(), with inputs passed by keyword (x.masked_fill(mask, value=v)) moved to their positions so
-        that they get a gradient edge (Function.apply gives keyword arguments none)."""
+        """apply(), with inputs passed by keyword moved to their positions (see _positional_inputs)."""
+        args, kwargs = cls._positional_inputs(args, kwargs)
+        return cls()._record(*args, **kwargs)
+
+    @classmethod
+    def _positional_inputs(cls, args, kwargs):
+        """Inputs passed by keyword (x.masked_fill(mask, value=v)) moved to their positions, so that they get
+        a gradient edge (Function.apply gives keyword arguments none)."""
         if kwargs and not cls._keyword_inputs.isdisjoint(kwargs):
             args, kwargs = list(args), dict(kwargs)
             for name in cls._positional[len(args):]:
                 if name not in kwargs:
                     break
                 args.append(kwargs.pop(name))
-        return cls()._record(*args, **kwargs)
+        return args, kwargs
 
 
 def _reduce_to(g, shape):
@@ -125,9 +161,10 @@ def _keep(params, key, row):
     return key, pos, name, default, get, attr
 
 
-def Row(name, methods="", forward=None, broadcasts=False, **formulas):
+def Row(name, methods="", forward=None, broadcasts=False, kind=Formula, **formulas):
     """A Function `name` for Tensor methods `methods` (space-separated; `__r*__` operators are recorded with
-    their operands swapped) whose gradient w.r.t. each input is formulas[<input name>]. Checked here, at
+    their operands swapped) whose gradient w.r.t. each input is formulas[<input name>]. `kind` is the
+    Formula subclass to make (autograd/inplace.py's InplaceFormula for in-place ops). Checked here, at
     import time: every formula parameter must name something the forward can keep."""
     op = forward or _raw_op(methods.split()[0])
     params = inspect.signature(op).parameters
@@ -144,10 +181,10 @@ def Row(name, methods="", forward=None, broadcasts=False, **formulas):
             keeps[key] = _keep(params, key, name)
         pos = list(params).index(input_name)
         inputs.append((pos, formula, tuple(keys[1:]), shape_key))
-    cls = type(name, (Formula,), {
+    cls = type(name, (kind,), {
         "__doc__": f"Gradient-table row (autograd/formula.py) for Tensor {methods or name}.",
         "__module__": inspect.currentframe().f_back.f_globals["__name__"],
-        "_op": staticmethod(op), "_keeps": tuple(keeps.values()), "_inputs": tuple(inputs),
+        "_op": staticmethod(op), "_keeps": tuple(keeps.values()), "_inputs": tuple(inputs), "_keeps_for": {},
         "_arity": max(pos for pos, *_ in inputs) + 1,
         "_positional": tuple(n for n, p in params.items() if p.kind is _POSITIONAL_OR_KEYWORD),
         "_keyword_inputs": frozenset(n for n in formulas if params[n].kind is _POSITIONAL_OR_KEYWORD)})

@@ -145,13 +145,18 @@ class Storage:
     contents (`_expr`), and `_readers` lists weak references to pending storages whose expressions read this
     one. `buf`, which every launch, upload and download goes through, first runs this storage's own
     expression and every pending reader (the caller may be about to write in place), so a deferred result is
-    computed before it is read and from the inputs as they were when it was made."""
-    __slots__ = ("_buf", "size", "pool", "_expr", "_readers", "__weakref__")
+    computed before it is read and from the inputs as they were when it was made.
+
+    `_version` counts the in-place writes into the storage through any of its views (PyTorch's version
+    counter): autograd remembers it for every tensor it saves and refuses to backward through a tensor that
+    was overwritten since. The tensor ops that write in place bump it; backend code never does."""
+    __slots__ = ("_buf", "size", "pool", "_expr", "_readers", "_version", "__weakref__")
 
     def __init__(self, pool, nbytes):
         self.pool = pool
         self._buf, self.size = pool.alloc(nbytes)
         self._expr = self._readers = None
+        self._version = 0
         if _watcher is not None:
             _watcher.allocated(self)
 

@@ -101,8 +101,23 @@ class ElementwiseOps:
     def __pos__(self): return self
     def __abs__(self): return self.abs()
 
-    def add(self, other): return self._binary_or_raise(other, "add")
-    def sub(self, other): return self._binary_or_raise(other, "sub")
+    def add(self, other, alpha=1):
+        """self + alpha * other."""
+        return self._binary_or_raise(other, "add") if alpha == 1 else self._scaled_add(other, alpha, "add")
+
+    def sub(self, other, alpha=1):
+        """self - alpha * other."""
+        return self._binary_or_raise(other, "sub") if alpha == 1 else self._scaled_add(other, -alpha, "sub")
+
+    def _scaled_add(self, other, alpha, op):
+        if not _is_real(alpha) or isinstance(alpha, bool):
+            raise TypeError(f"{op}: alpha must be a number, got {type(alpha).__name__}")
+        if isinstance(other, ElementwiseOps):
+            return self._binary(other, "add_scaled", alpha, 0.0)
+        if not _is_real(other):
+            raise TypeError(f"{op}: expected a tensor or a number, got {type(other).__name__}")
+        return self._binary(other * alpha, "add")
+
     def mul(self, other): return self._binary_or_raise(other, "mul")
     def div(self, other): return self._binary_or_raise(other, "div")
     def maximum(self, other): return self._binary_or_raise(other, "maximum")

@@ -97,7 +97,7 @@ class IndexOps:
         """t[idx] = value, in place: the same index forms as t[idx]. A number fills the region; a tensor
         is broadcast to it. With a tensor index the rows it names are written (a repeated id takes the
         last of its values). Nothing is written when the index or the value is invalid."""
-        self._check_inplace("__setitem__")
+        self._check_inplace("__setitem__", value)
         if isinstance(idx, IndexOps):
             self._set_rows(idx, value)
             return
@@ -107,7 +107,24 @@ class IndexOps:
             _check_broadcasts_to(value._shape, region._shape, "__setitem__")
             if value._storage is self._storage:
                 value = value.clone()  # the region may overlap what we read
+        self._storage._version += 1
         region._assign_from(value)
+
+    def index_put_(self, indices, values, accumulate=False):
+        """PyTorch's index_put_: self[indices] = values, or += with accumulate=True (repeated ids then add up,
+        in order; without it the last one wins). `indices` is a tuple of index tensors; today one tensor of
+        integral float ids along dim 0 (the rows of t[index]); values broadcast to index.shape +
+        self.shape[1:]. Returns self."""
+        if not isinstance(indices, (tuple, list)) or not indices or \
+                not all(isinstance(i, IndexOps) for i in indices):
+            raise TypeError(f"index_put_: indices must be a non-empty tuple of index tensors, got "
+                            f"{type(indices).__name__}")
+        if len(indices) > 1:
+            raise IndexOutOfRange(f"index_put_: {len(indices)} index tensors given for a {self.dim()}-d tensor; "
+                                  f"only one (indexing dim 0) is supported")
+        self._check_inplace("index_put_", values)
+        self._set_rows(indices[0], values, accumulate=bool(accumulate))
+        return self
 
     def _value_arg(self, value, op):
         if isinstance(value, numbers.Real):
@@ -118,7 +135,7 @@ class IndexOps:
             return self._result_cls()(value, dtype=self.dtype)
         raise TypeError(f"{op}: value must be a number or a tensor, got {type(value).__name__}")
 
-    def _set_rows(self, index, value):
+    def _set_rows(self, index, value, accumulate=False):
         if self.dim() == 0:
             raise IndexOutOfRange("__setitem__: a 0-d tensor cannot be indexed by a tensor")
         rest = self._shape[1:]
@@ -133,7 +150,8 @@ class IndexOps:
             value = ShapeOps.broadcast_to(value, index._shape + rest)
             if index.dim() != 1:
                 value = ShapeOps.reshape(value, (k,) + rest)
-        self._scatter(0, ids, value, accumulate=False)
+        self._storage._version += 1
+        self._scatter(0, ids, value, accumulate=accumulate)
 
     # ---- gathers ----------------------------------------------------------------------------------
     def take_rows(self, index):
@@ -198,25 +216,27 @@ class IndexOps:
         = src[p]. PyTorch form (index.dim() == self.dim()): self[p with p[dim] = index[p]] = src[p], src at
         least index's size. src may be a number. Repeated targets keep the last source; out-of-range ids
         are skipped."""
-        self._check_inplace("scatter_")
+        self._check_inplace("scatter_", src)
         d = self._dim_arg(dim, "scatter_")
         index, src = self._scatter_form(d, index, src, "scatter_")
+        self._storage._version += 1
         return self._scatter(d, index, src, accumulate=False)
 
     def scatter_add_(self, dim, index, src):
         """Like scatter_ (either form) but adds; repeated targets accumulate, in source order (no atomics,
         so the result is deterministic)."""
-        self._check_inplace("scatter_add_")
+        self._check_inplace("scatter_add_", src)
         d = self._dim_arg(dim, "scatter_add_")
         _tensor_arg(src, "scatter_add_", "src")
         index, src = self._scatter_form(d, index, src, "scatter_add_")
+        self._storage._version += 1
         return self._scatter(d, index, src, accumulate=True)
 
     def index_add_(self, dim, index, src, alpha=1):
         """self[..., index[k], ...] += alpha * src[..., k, ...] along dim, deterministic; repeated ids
         accumulate (Embedding's backward). index is 0-d or 1-d with K ids; src is self's shape with dim of
         size K. Cost: one work-item per element of self, each scanning the K ids."""
-        self._check_inplace("index_add_")
+        self._check_inplace("index_add_", src)
         d = self._dim_arg(dim, "index_add_")
         _tensor_arg(index, "index_add_")
         _tensor_arg(src, "index_add_", "src")
@@ -230,6 +250,7 @@ class IndexOps:
         ids = _as_dtype(index, self.dtype)
         id_stride = ids._strides[0] if ids.dim() else 0
         ids = ids._view(src._shape, tuple(id_stride if i == d else 0 for i in range(self.dim())))
+        self._storage._version += 1
         return self._scatter(d, ids, src, accumulate=True)
 
     def _scatter_form(self, d, index, src, op):
@@ -298,8 +319,32 @@ class IndexOps:
         return out
 
     def masked_fill_(self, mask, value):
-        self._check_inplace("masked_fill_")
-        return self._assign_from(self.masked_fill(mask, value))
+        """`value` (a number, or a tensor broadcast to self) where the 0/1 float mask (broadcast to self's
+        shape) is nonzero, written through self's view in one launch (two for a tensor value)."""
+        self._check_inplace("masked_fill_", mask, value)
+        _tensor_arg(mask, "masked_fill_", "mask")
+        _check_broadcasts_to(mask._shape, self._shape, "masked_fill_", "mask")
+        self._check_writable("masked_fill_")
+        if isinstance(value, IndexOps):
+            _check_broadcasts_to(value._shape, self._shape, "masked_fill_", "value")
+            result = where(mask, value, self)
+            self._storage._version += 1
+            return self._assign_from(result)
+        if not isinstance(value, numbers.Real):
+            raise TypeError(f"masked_fill_: value must be a number or a tensor, got {type(value).__name__}")
+        mask = self._unaliased(_as_dtype(mask, self.dtype))
+        self._storage._version += 1
+        n = self._numel
+        if n:
+            meta = kernel_meta(self._shape, self._strides, broadcast_strides(mask._shape, mask._strides,
+                                                                             self._shape))
+            if self._contig:  # the out-of-place kernel with the output aliased to the input
+                backend.launch(backend.kernel("index", "masked_fill_s", self.dtype), n, self, self, mask, value,
+                               n, *meta)
+            else:
+                backend.launch(backend.kernel("index", "masked_fill_i", self.dtype), n, self, mask, value, n,
+                               *meta)
+        return self
 
     def one_hot(self, num_classes):
         """self holds class ids; returns shape self.shape + [num_classes] with 1.0 at each id. An id

@@ -28,6 +28,8 @@ class OptimOps:
 
     def _launch_step(self, name, grad, state, *hyper):
         """Run optim.cl's `name` over the parameter: (p, g, *state buffers, n, *hyper)."""
+        for t in (self, *state):
+            t._storage._version += 1
         backend.launch(backend.kernel("optim", name, self.dtype), self._numel, self, grad, *state, self._numel,
                        *hyper)
         return self

@@ -60,6 +60,7 @@ class RandomOps:
     def uniform_(self, low=0.0, high=1.0):
         """Fill with U(low, high) in place."""
         self._check_inplace("uniform_")
+        self._storage._version += 1
         return self._random_fill("uniform_fill", low, high)
 
     def normal_(self, mean=0.0, std=1.0):
@@ -67,12 +68,14 @@ class RandomOps:
         if std < 0:
             raise ValueError(f"normal_: std must be non-negative, got {std}")
         self._check_inplace("normal_")
+        self._storage._version += 1
         return self._random_fill("normal_fill", mean, std)
 
     def bernoulli_(self, p=0.5):
         """Fill with 1.0 with probability p, else 0.0, in place."""
         _check_probability(p, "bernoulli_")
         self._check_inplace("bernoulli_")
+        self._storage._version += 1
         return self._random_fill("threshold_fill", p, 1.0)
 
     def dropout_mask(self, p=0.5):

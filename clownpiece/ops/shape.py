@@ -240,6 +240,7 @@ class ShapeOps:
         return self
 
     def copy_(self, src):
+        """Copy src (broadcastable to self's shape, any dtype) into self's view."""
         if not isinstance(src, ShapeOps):
             raise TypeError(f"copy_: expected a tensor, got {type(src).__name__}")
         if src._shape != self._shape:
@@ -250,20 +251,55 @@ class ShapeOps:
                 ok = False
             if not ok:
                 raise ShapeError(f"copy_: source shape {src.shape} does not match destination {self.shape}")
-        self._check_inplace("copy_")
+        self._check_inplace("copy_", src)
+        self._check_writable("copy_")
         if src._storage is self._storage and not src._contig:
             src = src.clone()  # overlapping strided source: read it fully before writing
+        self._storage._version += 1
         return self._assign_from(src)
 
     def fill_(self, value):
-        self._check_inplace("fill_")
-        return self._assign_from(float(value))
+        """Every element of self's view set to `value`: a number, or a 0-d tensor (read on the device)."""
+        if isinstance(value, ShapeOps):
+            if value.dim():
+                raise RuntimeError(f"fill_: only a 0-dim value tensor is supported, got one of shape "
+                                   f"{value.shape}")
+            self._check_inplace("fill_", value)
+            value = self._unaliased(value)
+        else:
+            self._check_inplace("fill_")
+            value = float(value)
+        self._storage._version += 1
+        return self._assign_from(value)
 
     def zero_(self):
         return self.fill_(0.0)
 
-    def _check_inplace(self, op):
-        """Overridden by autograd's Tensor to refuse in-place writes to leaves that require grad."""
+    def _check_inplace(self, op, *operands):
+        """Overridden by autograd's Tensor: an in-place write that autograd does not record must not touch
+        a tensor that requires grad (or read one) while grad mode is on."""
+
+    def _check_writable(self, op):
+        """An in-place write whose target repeats elements (an expanded view) would race: refuse it."""
+        for size, stride in zip(self._shape, self._strides):
+            if stride == 0 and size > 1:
+                raise RuntimeError(f"{op}: unsupported operation: more than one element of the written-to "
+                                   f"tensor (shape {self.shape}, strides {list(self._strides)}) refers to a "
+                                   f"single memory location. Please clone() the tensor before performing "
+                                   f"the operation.")
+
+    def _unaliased(self, other):
+        """`other`, or a copy of it when it reads self's storage through another layout: an in-place kernel
+        would otherwise read elements that other work-items have already overwritten."""
+        if other._storage is self._storage and (other._offset, other._shape, other._strides) != (
+                self._offset, self._shape, self._strides):
+            return other.clone()
+        return other
+
+    @property
+    def _version(self):
+        """How many in-place writes self's storage has had (through any view): PyTorch's version counter."""
+        return self._storage._version
 
     def to(self, dtype=None, *args, **kwargs):
         if dtype is None or not isinstance(dtype, (type, np.dtype, str)):

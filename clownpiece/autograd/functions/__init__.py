@@ -2,7 +2,7 @@
 shape, reduce, matmul, index, nn. Each family module starts with its gradient table (`GRADIENTS`: one row
 per op whose backward is one formula per input, autograd/formula.py), followed by the classes whose
 backward needs real code. Importing a family registers its ops (autograd/methods.py)."""
-from . import elementwise, index, matmul, nn, reduce, shape  # noqa: F401  (registration)
+from . import elementwise, index, inplace, matmul, nn, reduce, shape  # noqa: F401  (registration)
 from .elementwise import where
 from .index import broadcast, broadcast_tensors, cat, stack
 from ..methods import FUNCTIONS

@@ -44,6 +44,19 @@ def _tie_weight(a, b):
     return (a - b).sign().affine(0.5, 0.5)
 
 
+def _add(self, other, alpha=1):
+    """self + alpha * other; self may be a number (`2 + t` records Add(2, t))."""
+    return self + other if alpha == 1 else self.add(other, alpha)
+
+
+def _sub(self, other, alpha=1):
+    return self - other if alpha == 1 else self.sub(other, alpha)
+
+
+def _scaled(grad, alpha):
+    return grad if alpha == 1 else grad * alpha
+
+
 def _arithmetic(op):
     """The forward of a binary operator: either operand may be a Python number (a reflected method passes
     the number first)."""
@@ -80,10 +93,10 @@ GRADIENTS = [
     Row("Sqrt",    "sqrt",                          self=lambda grad, result: (grad / result).affine(0.5)),
     Row("Affine",  "affine",                        self=lambda grad, scale: grad.affine(scale)),
     # binary ops broadcast: each gradient is summed back to its input's shape
-    Row("Add",     "add __add__ __radd__",          forward=_arithmetic(operator.add), broadcasts=True,
-        self=lambda grad: grad, other=lambda grad: grad),
-    Row("Sub",     "sub __sub__ __rsub__",          forward=_arithmetic(operator.sub), broadcasts=True,
-        self=lambda grad: grad, other=lambda grad: -grad),
+    Row("Add",     "add __add__ __radd__",          forward=_add, broadcasts=True,
+        self=lambda grad: grad, other=lambda grad, alpha: _scaled(grad, alpha)),
+    Row("Sub",     "sub __sub__ __rsub__",          forward=_sub, broadcasts=True,
+        self=lambda grad: grad, other=lambda grad, alpha: _scaled(-grad, alpha)),
     Row("Mul",     "mul __mul__ __rmul__",          forward=_arithmetic(operator.mul), broadcasts=True,
         self=lambda grad, other: grad * other, other=lambda grad, self: grad * self),
     Row("Div",     "div __truediv__ __rtruediv__",  forward=_arithmetic(operator.truediv), broadcasts=True,
