@@ -15,9 +15,8 @@
 //
 // Built with -DINPLACE, the same op table makes the in-place forms instead (ops/inplace.py: add_, exp_, ...
 // through a strided view; a contiguous target uses NAME_c / NAME_cs with out = a):
-//   UNARY(NAME)    NAME_i
-//   BINARY(NAME)   NAME_i, NAME_is        (tensor / scalar right operand)
-//   BINARY_P(NAME) NAME_i
+//   UNARY(NAME)    NAME_i                 BINARY(NAME)   NAME_i, NAME_is (tensor / scalar right operand)
+//   BINARY_T(NAME) NAME_i                 BINARY_R(NAME) NAME_is         BINARY_P(NAME) NAME_i
 // where a is read and written at the same element by one work-item (the host refuses targets with
 // repeated elements), sa: a's strides, sb: b's strides (0 where b is broadcast).
 #include "common.h"
@@ -28,13 +27,17 @@ __kernel void NAME##_i(__global T* a, int oa, int n, T p0, T p1, META) {        
     int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = 0, ic = 0;                  \
     OFFSETS(i, ia, ib, ic); T x = a[ia]; a[ia] = (EXPR); }
 
-#define BINARY(NAME, EXPR)                                                                      \
+#define BINARY_T(NAME, EXPR)                                                                    \
 __kernel void NAME##_i(__global T* a, int oa, __global const T* b, int ob, int n, META) {       \
     int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = ob, ic = 0;                 \
-    OFFSETS(i, ia, ib, ic); T x = a[ia]; T y = b[ib]; a[ia] = (EXPR); }                         \
+    OFFSETS(i, ia, ib, ic); T x = a[ia]; T y = b[ib]; a[ia] = (EXPR); }
+
+#define BINARY_R(NAME, EXPR)                                                                    \
 __kernel void NAME##_is(__global T* a, int oa, T y, int n, META) {                              \
     int i = get_global_id(0); if (i >= n) return; int ia = oa, ib = 0, ic = 0;                  \
     OFFSETS(i, ia, ib, ic); T x = a[ia]; a[ia] = (EXPR); }
+
+#define BINARY(NAME, EXPR) BINARY_T(NAME, EXPR) BINARY_R(NAME, EXPR)
 
 #define BINARY_P(NAME, EXPR)                                                                    \
 __kernel void NAME##_i(__global T* a, int oa, __global const T* b, int ob, int n, T p0, T p1, META) { \

@@ -43,6 +43,7 @@ REFERENCE = {
     "clamp": (lambda x, y, p0, p1: np.clip(x, p0, p1), "any", None),
     "affine": (lambda x, y, p0, p1: x * p0 + p1, "any", None),
     "add": (lambda x, y, p0, p1: x + y, "any", "any"),
+    "add_scaled": (lambda x, y, p0, p1: x + p0 * y, "any", "any"),
     "sub": (lambda x, y, p0, p1: x - y, "any", "any"),
     "rsub": (lambda x, y, p0, p1: y - x, "any", "any"),
     "mul": (lambda x, y, p0, p1: x * y, "any", "any"),
@@ -143,3 +144,40 @@ def test_kernel_form(kind, name, form, dtype):
     tol = dict(rtol=1e-5, atol=1e-6) if np.dtype(dtype) == np.float32 else dict(rtol=1e-12, atol=1e-12)
     assert_close(out, expected, **tol)
     assert out_base.numpy()[:2].tolist() != [] and out_base.narrow(0, 2, n).numpy().shape == (n,)
+
+
+# the in-place forms the op table makes when built with -DINPLACE (ops/inplace.py)
+INPLACE_FORMS = {"UNARY": ("i",), "BINARY": ("i", "is"), "BINARY_T": ("i",), "BINARY_R": ("is",),
+                 "BINARY_P": ("i",)}
+INPLACE_CASES = [(kind, name, form) for kind, name in TABLE for form in INPLACE_FORMS[kind]]
+
+
+@pytest.mark.parametrize("kind,name,form", INPLACE_CASES, ids=[f"{n}_{f}" for _, n, f in INPLACE_CASES])
+def test_inplace_kernel_form(kind, name, form, dtype):
+    """NAME_i / NAME_is write through a transposed view of a bigger buffer; the rest of it stays."""
+    ref, x_dom, y_dom = REFERENCE[name]
+    shape = (3, 5)
+    x_np = _values(x_dom, shape)
+    base = cp.Tensor(np.concatenate([[9.0, 9.0], np.ascontiguousarray(x_np.T).ravel()]).astype(dtype),
+                     dtype=dtype)
+    x = base.narrow(0, 2, x_np.size).view(shape[::-1]).T  # offset 2, transposed strides
+    n = x.numel()
+    knl = backend.kernel("elementwise", f"{name}_{form}", np.dtype(dtype), ("INPLACE",))
+    params = (P0, P1) if kind in ("UNARY", "BINARY_P") else ()
+    x_np = x.numpy().astype(np.float64)  # the values rounded to the dtype
+    if kind == "UNARY":
+        backend.launch(knl, n, x, n, *params, *kernel_meta(x._shape, x._strides))
+        expected = ref(x_np, None, P0, P1)
+    elif form == "is":
+        y = float(_values(y_dom, ())) if y_dom != "small_ints" else 1.0
+        backend.launch(knl, n, x, y, n, *kernel_meta(x._shape, x._strides))
+        expected = ref(x_np, np.float64(np.asarray(y, dtype)), P0, P1)
+    else:  # y broadcast along dim 0 (stride 0)
+        y_np = _values(y_dom, (1, shape[1]))
+        y = _at_offset(y_np, dtype, "contiguous")
+        meta = kernel_meta(shape, x._strides, broadcast_strides(y._shape, y._strides, shape))
+        backend.launch(knl, n, x, y, n, *params, *meta)
+        expected = ref(x_np, np.broadcast_to(y.numpy().astype(np.float64), shape), P0, P1)
+    tol = dict(rtol=1e-5, atol=1e-6) if np.dtype(dtype) == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    assert_close(x, expected, **tol)
+    assert base.numpy()[:2].tolist() == [9.0, 9.0]

@@ -16,7 +16,7 @@ import numpy as np
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 BUILDS = {
-    "elementwise": [(F32, ()), (F32, ("SRC_T=double", "USE_FP64=1"))],
+    "elementwise": [(F32, ()), (F32, ("SRC_T=double", "USE_FP64=1")), (F32, ("INPLACE",))],
     "index": [(F32, ())],
     "matmul": [(F32, ("MR=4", "NR=16"))],
     "nn": [(F32, ())],
