@@ -142,7 +142,8 @@ class TensorBase(ElementwiseOps, InplaceOps, ShapeOps, ReduceOps, MatmulOps, Ind
 
     @property
     def device(self):
-        return backend.device()
+        """The Device holding the tensor (backend/discovery.py; `t.device.type` is "opencl")."""
+        return self._storage.pool.device
 
     def __len__(self):
         if not self._shape:

@@ -166,6 +166,8 @@ def _eye(cls, n, m=None, *, dtype=None, requires_grad=False):
 def _tensor(cls, data, *, dtype=None, requires_grad=False):
     """A new tensor holding a copy of `data` (nested lists, numbers, numpy arrays or a tensor)."""
     if isinstance(data, TensorBase):
+        if data.device is not backend.device():
+            data = data.to(backend.device())  # from another device: through the host
         out = _new(cls, data._shape, dtype or data.dtype, requires_grad, "tensor")
         out._assign_from(data)
     else:
@@ -182,8 +184,25 @@ def _from_numpy(cls, array):
     return _tensor(cls, array, dtype=dtype)
 
 
+# ---- device= -------------------------------------------------------------------------------------------------
+def _placed(fn, like=False):
+    """`fn` with PyTorch's `device=` keyword: the tensor is made on that device (backend.resolve_device:
+    a Device, "opencl", "opencl:N"); a *_like factory defaults to its model's device, the others to the
+    current one. Making it on another device than the current switches to it for the call."""
+    @functools.wraps(fn)
+    def placed(cls, *args, device=None, **kwargs):
+        if device is None and like and args and isinstance(args[0], TensorBase):
+            device = args[0].device
+        target = backend.resolve_device(device, fn.__name__.lstrip("_"))
+        if target is backend.device():
+            return fn(cls, *args, **kwargs)
+        with backend.using_device(target):
+            return fn(cls, *args, **kwargs)
+    return placed
+
+
 # ---- binding ----------------------------------------------------------------------------------------------
-_FACTORIES = {fn.__name__.lstrip("_"): fn for fn in (
+_FACTORIES = {fn.__name__.lstrip("_"): _placed(fn, like=fn.__name__.endswith("_like")) for fn in (
     _empty, _full, _zeros, _ones, _rand, _randn, _zeros_like, _ones_like, _empty_like, _rand_like,
     _randn_like, _full_like, _arange, _range, _linspace, _eye, _tensor, _from_numpy)}
 

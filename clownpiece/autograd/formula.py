@@ -11,7 +11,7 @@ signature name its inputs. A formula's parameter names say what the forward keep
     result         the op's output (kept as a shallow copy: the node must not own its own output)
     <arg>          a forward argument by its signature name: an input tensor, a number, a dim, a shape...
     <arg>_shape    that argument's shape (() for a number); the tensor itself is not kept
-    <arg>_dtype    its dtype
+    <arg>_dtype    its dtype (<arg>_device: its device)
 
 so nothing else stays alive until backward. The forward keeps only what the formulas of the inputs that
 require grad take (`x * c` with only x requiring grad keeps c, not x), and remembers the version counter of
@@ -70,7 +70,7 @@ class Formula(Op):
             v = get(args, kwargs, out) if get is not None else args[pos] if pos < n else kwargs.get(name, default)
             if attr is not None:
                 is_tensor = isinstance(v, TensorBase)
-                v = (v._shape if is_tensor else ()) if attr == "shape" else (v.dtype if is_tensor else None)
+                v = (v._shape if is_tensor else ()) if attr == "shape" else (getattr(v, attr) if is_tensor else None)
             elif isinstance(v, TensorBase):
                 tensors.append(v)
                 versions.append(v._storage._version)
@@ -146,9 +146,9 @@ def _keep(params, key, row):
     name, attr = key, None
     if key not in params:
         name, _, attr = key.rpartition("_")
-        if name not in params or attr not in ("shape", "dtype"):
+        if name not in params or attr not in ("shape", "dtype", "device"):
             raise TypeError(f"gradient row {row}: a formula takes {key!r}, which is not grad, result, an "
-                            f"argument of the forward ({', '.join(params)}) or <argument>_shape/_dtype")
+                            f"argument of the forward ({', '.join(params)}) or <argument>_shape/_dtype/_device")
     pos, p = list(params).index(name), params[name]
     default = None if p.default is p.empty else p.default
     get = None

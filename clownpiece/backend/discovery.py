@@ -105,10 +105,15 @@ def parse_limits(text):
 
 
 class Device:
-    """The selected device with its context, its single in-order queue and its (possibly lowered) limits."""
+    """The selected device with its context, its single in-order queue and its (possibly lowered) limits.
+    `type` is "opencl" and `index` its position among all OpenCL devices (list_devices()): the N of the
+    "opencl:N" device strings that `to(device)` and `device=` accept (runtime.resolve_device)."""
+    type = "opencl"
 
     def __init__(self, spec=None, limits=None):
         self.platform_index, self.device_index, self.platform, self.device = choose(spec)
+        self.index = next(i for i, f in enumerate(list_devices())
+                          if f[0] == self.platform_index and f[1] == self.device_index)
         d = self.device
         real = dict(max_work_group_size=d.max_work_group_size, max_mem_alloc_size=d.max_mem_alloc_size,
                     global_mem_size=d.global_mem_size, local_mem_size=d.local_mem_size,

@@ -17,7 +17,7 @@ import numpy as np
 import pyopencl as cl
 
 from . import memory, stats as _stats
-from .discovery import Device
+from .discovery import Device, DeviceError, describe, list_devices
 from .memory import OUT_OF_MEMORY, Pool, Storage
 from .programs import Programs
 
@@ -65,6 +65,74 @@ def set_device(spec=None, limits=None):
     return _dev
 
 
+def resolve_device(spec, op="device"):
+    """The Device that a `device=` argument names (PyTorch users pass these to to() and the factories):
+    None or "opencl": the current device; "opencl:N": the N-th device of list_devices() (the current Device,
+    or one made before by set_device or an earlier call, when it is that device; else a new one); a Device:
+    itself. Anything else ("cpu", "cuda", an int, ...) raises DeviceError naming the devices that exist."""
+    if spec is None:
+        return device()
+    if isinstance(spec, Device):
+        return spec
+    if isinstance(spec, str):
+        kind, colon, index = spec.strip().lower().partition(":")
+        if kind == "opencl" and not colon:
+            return device()
+        found = list_devices()
+        if kind == "opencl" and index.isdigit() and int(index) < len(found):
+            n = int(index)
+            current = device()
+            for dev in [current, *_caches]:
+                if dev.index == n:
+                    return dev
+            pi, di = found[n][:2]
+            dev = Device(f"{pi}:{di}")
+            _caches[dev] = (Programs(dev), Pool(dev))
+            return dev
+    raise DeviceError(_not_a_device(spec, op))
+
+
+def _not_a_device(spec, op):
+    listing = "\n  ".join(f"opencl:{i}  {describe(*f)}" for i, f in enumerate(list_devices()))
+    hint = ""
+    if isinstance(spec, str) and spec.strip().lower().partition(":")[0] in ("cpu", "cuda", "mps", "xpu", "meta"):
+        hint = (" clownpiece tensors live on OpenCL devices only: there are no host ('cpu') tensors (read "
+                "values with .numpy() or .tolist()), and a GPU or the CPU is used through its OpenCL driver, "
+                "listed below when installed.")
+    return (f"{op}: {spec!r} is not a clownpiece device.{hint} Pass 'opencl' (the current device, "
+            f"{device().name}), 'opencl:N', or a device object (t.device, clownpiece.backend.device()). "
+            f"Devices:\n  {listing}")
+
+
+class using_device:
+    """`with using_device(dev):` makes dev current for the block and then restores the previous device (a
+    no-op when dev is already current; otherwise set_device's flush and wait, twice)."""
+
+    def __init__(self, dev):
+        self.dev, self.prev = dev, None
+
+    def __enter__(self):
+        current = device()
+        if self.dev is not current:
+            self.prev = current
+            set_device(self.dev)
+        return self.dev
+
+    def __exit__(self, *exc):
+        if self.prev is not None:
+            set_device(self.prev)
+        return False
+
+
+def alloc_on(dev, nbytes):
+    """A Storage in `dev`'s pool, whether or not dev is current (for copies between devices)."""
+    if dev is device():
+        return Storage(_pool, nbytes)
+    if dev not in _caches:
+        _caches[dev] = (Programs(dev), Pool(dev))
+    return Storage(_caches[dev][1], nbytes)
+
+
 _fusion_flush_all = None  # set by backend/fusion.py (which imports this module)
 
 
@@ -106,7 +174,7 @@ def _buffer(st):
     if st.pool is not _pool:
         raise DeviceMismatchError(f"a tensor on device {st.pool.device.name} was used on device {_dev.name}, "
                                   f"the current one (after backend.set_device); copy it over with "
-                                  f"clownpiece.tensor(t.numpy())")
+                                  f"t.to(clownpiece.backend.device())")
     return st.buf
 
 

@@ -174,16 +174,19 @@ class Module:
     def zero_grad(self, set_to_none=True):
         zero_grads(self.parameters(), set_to_none)
 
-    def to(self, dtype=None, *args, **kwargs):
-        """Convert every parameter and buffer to `dtype` in place (same Python objects, so optimizers and
-        state_dict keep seeing them); device arguments are ignored (there is one device)."""
-        if dtype is None or not isinstance(dtype, (type, np.dtype, str)):
-            return self
-        for t in list(self.parameters()) + list(self.buffers()):
-            converted = t.to(dtype)
-            t._set_view(converted._storage, converted._shape, converted._strides, converted._offset,
-                        converted.dtype)
-            t.grad = None
+    def to(self, *args, **kwargs):
+        """Move and/or convert every parameter and buffer in place (the same Python objects, so optimizers
+        and state_dict keep seeing them): Tensor.to's forms, to(dtype), to(device), to(device, dtype).
+        A move to another device moves the gradients along; a dtype change drops them."""
+        with no_grad():
+            for t in list(self.parameters()) + list(self.buffers()):
+                converted = TensorBase.to(t, *args, **kwargs)
+                if converted is t:
+                    continue
+                grad = t.grad
+                t._set_view(converted._storage, converted._shape, converted._strides, converted._offset,
+                            converted.dtype)
+                t.grad = None if grad is None or grad.dtype != t.dtype else TensorBase.to(grad, t.device)
         return self
 
     def double(self):

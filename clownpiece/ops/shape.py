@@ -70,6 +70,45 @@ def _check_shape(shape, n, op):
     return shape
 
 
+def _is_dtype(x):
+    if isinstance(x, (type, np.dtype)):
+        return True
+    if isinstance(x, str):
+        try:
+            np.dtype(x)
+        except TypeError:
+            return False
+        return True
+    return False
+
+
+def _to_arguments(args, kwargs):
+    """(device, dtype, copy) from the arguments of PyTorch's Tensor.to."""
+    kwargs = dict(kwargs)
+    device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+    copy = bool(kwargs.pop("copy", False))
+    kwargs.pop("non_blocking", None)
+    if kwargs:
+        raise TypeError(f"to: unexpected keyword arguments {sorted(kwargs)}")
+    args = list(args)
+    if args and isinstance(args[0], ShapeOps):  # to(other)
+        other = args.pop(0)
+        device, dtype = other._storage.pool.device, other.dtype
+    elif args and not _is_dtype(args[0]) and args[0] is not None:
+        device = args.pop(0)
+    elif args and args[0] is None:
+        args.pop(0)
+    if args and (_is_dtype(args[0]) or args[0] is None):
+        dtype = args.pop(0) if dtype is None else dtype
+    if args and isinstance(args[0], bool):  # to(dtype, non_blocking, copy)
+        args.pop(0)
+        if args and isinstance(args[0], bool):
+            copy = args.pop(0)
+    if args:
+        raise TypeError(f"to: unexpected arguments {args}; expected to(dtype), to(device, dtype) or to(tensor)")
+    return device, dtype, copy
+
+
 class ShapeOps:
     __slots__ = ()
 
@@ -301,9 +340,41 @@ class ShapeOps:
         """How many in-place writes self's storage has had (through any view): PyTorch's version counter."""
         return self._storage._version
 
-    def to(self, dtype=None, *args, **kwargs):
-        if dtype is None or not isinstance(dtype, (type, np.dtype, str)):
-            return self  # device arguments: there is one device
+    def to(self, *args, **kwargs):
+        """PyTorch's forms: to(dtype), to(device), to(device, dtype), to(other) (other's device and dtype), and
+        keywords device=, dtype=, copy=True (always a new tensor); non_blocking= is accepted. Self when
+        nothing changes. A device is a Device, "opencl" (the current one) or "opencl:N"
+        (backend.resolve_device); between devices the values go through the host (a download, an upload)."""
+        device, dtype, copy = _to_arguments(args, kwargs)
+        target = None if device is None else backend.resolve_device(device, "to")
+        here = self._storage.pool.device
+        if target is None or target is here:
+            if dtype is None:
+                out = self
+            else:
+                with backend.using_device(here):  # a conversion runs on the tensor's own device
+                    out = self._to_dtype(dtype)
+        elif dtype is not None and here is backend.device():
+            out = self._to_dtype(dtype)._to_device(target)  # convert where the kernels run, then move
+        else:
+            out = self._to_device(target)
+            if dtype is not None:
+                with backend.using_device(target):
+                    out = out._to_dtype(dtype)
+        if copy and out is self:
+            with backend.using_device(here):
+                out = self.clone()
+        return out
+
+    def _to_device(self, target):
+        """A contiguous copy on device `target` (a download from self's device, an upload to target's)."""
+        with backend.using_device(self._storage.pool.device):
+            host = self.numpy()
+        storage = backend.alloc_on(target, host.nbytes)
+        backend.upload(storage, host)
+        return self._make(storage, self._shape, contiguous_layout(self._shape)[1], 0, self.dtype)
+
+    def _to_dtype(self, dtype):
         dtype = self._check_dtype(dtype)
         if dtype == self.dtype:
             return self

@@ -24,8 +24,9 @@ GRADIENTS = [
     # Function           Tensor methods   gradient of each input
     Row("Clone",         "clone",         self=lambda grad: grad),
     Row("Contiguous",    "contiguous",    self=lambda grad: grad),
-    # dtype conversions: the gradient goes back in the input's dtype
-    Row("To",            "to",            self=lambda grad, self_dtype: grad.to(self_dtype)),
+    # dtype and device conversions: the gradient goes back in the input's dtype, to its device
+    Row("To",            "to",            self=lambda grad, self_dtype, self_device: grad.to(self_device,
+                                                                                             self_dtype)),
     Row("Float",         "float",         self=lambda grad, self_dtype: grad.to(self_dtype)),
     Row("Double",        "double",        self=lambda grad, self_dtype: grad.to(self_dtype)),
     Row("Permute",       "permute",
