@@ -28,16 +28,19 @@ __kernel void sgd_momentum_step(__global T* p, int po, __global const T* g, int 
     p[po + i] = x - lr * u;
 }
 
-// Adam and AdamW. wd is the coupled (L2) decay added to the gradient (Adam); decay multiplies the
-// parameter before the update (AdamW: 1 - lr * weight_decay; Adam: 1). bc1 = 1 - beta1^t and
-// bc2 = 1 - beta2^t come from the host, which knows the step count.
+// Adam and AdamW (PyTorch's rules). d = gsign * g + wd * p: gsign is -1 to maximize, wd the coupled (L2)
+// decay (Adam); decay multiplies the parameter before the update (AdamW: 1 - lr * weight_decay; Adam: 1).
+// bc1 = 1 - beta1^t and bc2 = 1 - beta2^t come from the host, which knows the step count. With amsgrad
+// vmax keeps the running maximum of v (NaN propagates, as torch.maximum does) and replaces v in the
+// denominator; without it vmax may alias v and is never touched.
 //   m = b1 m + (1 - b1) d;  v = b2 v + (1 - b2) d^2;  p = decay p - lr (m / bc1) / (sqrt(v / bc2) + eps)
 __kernel void adam_step(__global T* p, int po, __global const T* g, int go, __global T* m, int mo,
-                        __global T* v, int vo, int n, T lr, T beta1, T beta2, T eps, T bc1, T bc2, T wd, T decay, int first) {
+                        __global T* v, int vo, __global T* vmax, int vmo, int n, T lr, T beta1, T beta2, T eps,
+                        T bc1, T bc2, T wd, T decay, T gsign, int amsgrad, int first) {
     int i = get_global_id(0);
     if (i >= n) return;
     T x = p[po + i];
-    T d = g[go + i] + wd * x;
+    T d = gsign * g[go + i] + wd * x;
     T mi = ((T)1 - beta1) * d;
     T vi = ((T)1 - beta2) * (d * d);
     if (!first) {
@@ -46,5 +49,58 @@ __kernel void adam_step(__global T* p, int po, __global const T* g, int go, __gl
     }
     m[mo + i] = mi;
     v[vo + i] = vi;
-    p[po + i] = decay * x - lr * (mi / bc1) / (sqrt(vi / bc2) + eps);
+    T vhat = vi;
+    if (amsgrad) {
+        if (!first) {
+            T old = vmax[vmo + i];
+            vhat = (old > vi || old != old) ? old : vi;
+        }
+        vmax[vmo + i] = vhat;
+    }
+    p[po + i] = decay * x - lr * (mi / bc1) / (sqrt(vhat / bc2) + eps);
+}
+
+// RMSprop (PyTorch's rule). d = gsign * g + wd * p; sq = alpha sq + (1 - alpha) d^2; centered:
+// ga = ga + (1 - alpha) (d - ga) and avg = sqrt(sq - ga^2) + eps, else avg = sqrt(sq) + eps;
+// momentum > 0: buf = momentum buf + d / avg, p -= lr buf; else p -= lr d / avg.
+// `fresh` has bit 1 for sq, 2 for ga, 4 for buf when that buffer is new (read as zero). Buffers a
+// configuration does not use may alias sq and are never touched.
+__kernel void rmsprop_step(__global T* p, int po, __global const T* g, int go, __global T* sq, int so,
+                           __global T* ga, int gao, __global T* buf, int bo, int n, T lr, T alpha, T eps, T wd,
+                           T momentum, int centered, T gsign, int fresh) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    T x = p[po + i];
+    T d = gsign * g[go + i] + wd * x;
+    T s = ((fresh & 1) ? ZERO : alpha * sq[so + i]) + ((T)1 - alpha) * (d * d);
+    sq[so + i] = s;
+    T avg;
+    if (centered) {
+        T a = (fresh & 2) ? ZERO : ga[gao + i];
+        a += ((T)1 - alpha) * (d - a);
+        ga[gao + i] = a;
+        avg = sqrt(s - a * a) + eps;
+    } else {
+        avg = sqrt(s) + eps;
+    }
+    if (momentum > ZERO) {
+        T b = ((fresh & 4) ? ZERO : momentum * buf[bo + i]) + d / avg;
+        buf[bo + i] = b;
+        p[po + i] = x - lr * b;
+    } else {
+        p[po + i] = x - lr * (d / avg);
+    }
+}
+
+// Adagrad (PyTorch's rule): d = gsign * g + wd * p; sum += d^2 (sum starts at `init` on the first step);
+// p -= clr * d / (sqrt(sum) + eps), clr = lr / (1 + (t - 1) lr_decay) from the host.
+__kernel void adagrad_step(__global T* p, int po, __global const T* g, int go, __global T* sum, int so, int n,
+                           T clr, T wd, T eps, T gsign, T init, int first) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    T x = p[po + i];
+    T d = gsign * g[go + i] + wd * x;
+    T s = (first ? init : sum[so + i]) + d * d;
+    sum[so + i] = s;
+    p[po + i] = x - clr * (d / (sqrt(s) + eps));
 }

@@ -11,7 +11,7 @@ import pytest
 
 import clownpiece as cp
 from clownpiece import backend, nn
-from clownpiece.utils.optim import SGD, Adam, AdamW
+from clownpiece.utils.optim import SGD, Adam, AdamW, RMSprop, Adagrad
 from conftest import pool_bytes_in_use
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
@@ -85,7 +85,10 @@ def _mlp_data(n, seed=1):
     lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
     lambda ps: Adam(ps, lr=0.01),
     lambda ps: AdamW(ps, lr=0.01, weight_decay=0.1),
-], ids=["sgd", "nesterov", "adam", "adamw"])
+    lambda ps: Adam(ps, lr=0.01, amsgrad=True, weight_decay=0.01),
+    lambda ps: RMSprop(ps, lr=0.01, momentum=0.9, centered=True),
+    lambda ps: Adagrad(ps, lr=0.1, lr_decay=0.05, initial_accumulator_value=0.1),
+], ids=["sgd", "nesterov", "adam", "adamw", "amsgrad", "rmsprop", "adagrad"])
 def test_optimizers_replay_like_eager(opt):
     data = _mlp_data(12)
     lrs = [0.1 / (1 + i) for i in range(12)]
@@ -98,6 +101,13 @@ def test_adam_step_count_advances_at_replays():
     opt = fn.__wrapped__.__closure__  # the step closes over its optimizer
     adam = next(c.cell_contents for c in opt if isinstance(c.cell_contents, Adam))
     assert {s["step"] for s in adam.state.values()} == {8}
+
+
+@pytest.mark.parametrize("cls", [RMSprop, Adagrad])
+def test_rmsprop_and_adagrad_step_counts_advance_at_replays(cls):
+    *_, fn = train(_mlp, lambda ps: cls(ps, lr=0.01), _mlp_data(8), [0.01] * 8, True)
+    opt = next(c.cell_contents for c in fn.__wrapped__.__closure__ if isinstance(c.cell_contents, cls))
+    assert {s["step"] for s in opt.state.values()} == {8}
 
 
 def test_manual_update_with_lr_argument_and_constant_then_changing_lr():

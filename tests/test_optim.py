@@ -220,7 +220,8 @@ def test_adamw_decay_by_hand():
 
 def test_adamw_default_weight_decay_and_adam_default_lr():
     assert AdamW([param([1.0])]).defaults["weight_decay"] == 0.01
-    assert Adam([param([1.0])]).defaults == dict(lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    assert Adam([param([1.0])]).defaults == dict(lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                                                amsgrad=False, maximize=False)
 
 
 @pytest.mark.parametrize("kwargs", [dict(lr=-1.0), dict(eps=-1e-8), dict(betas=(1.0, 0.999)),

@@ -48,15 +48,54 @@ class OptimOps:
                                  int(bool(nesterov)), int(bool(first)))
 
     def _adam_update_(self, grad, exp_avg, exp_avg_sq, state, lr, betas, eps, weight_decay=0.0,
-                      decoupled=False):
+                      decoupled=False, max_exp_avg_sq=None, maximize=False):
         """One Adam step: advances `state["step"]` (a Python int, 0 before the first step); AdamW when
-        `decoupled`. exp_avg/exp_avg_sq are read as zero on step 1."""
-        grad = self._check_update("adam", grad, exp_avg, exp_avg_sq)
+        `decoupled`; AMSGrad when `max_exp_avg_sq` is given. State buffers are read as zero on step 1."""
+        amsgrad = max_exp_avg_sq is not None
+        vmax = max_exp_avg_sq if amsgrad else exp_avg_sq  # not touched by the kernel without amsgrad
+        grad = self._check_update("adam", grad, exp_avg, exp_avg_sq, vmax)
         beta1, beta2 = betas
         bc1, bc2, first = backend.replayable(_adam_step_count, state, beta1, beta2)
         coupled, decay = (0.0, 1.0 - lr * weight_decay) if decoupled else (weight_decay, 1.0)
-        return self._launch_step("adam_step", grad, (exp_avg, exp_avg_sq), lr, beta1, beta2, eps, bc1, bc2,
-                                 coupled, decay, first)
+        return self._launch_step("adam_step", grad, (exp_avg, exp_avg_sq, vmax), lr, beta1, beta2, eps, bc1, bc2,
+                                 coupled, decay, -1.0 if maximize else 1.0, int(amsgrad), first)
+
+    def _rmsprop_update_(self, grad, state, square_avg, grad_avg, momentum_buffer, fresh, lr, alpha, eps,
+                         weight_decay, momentum, maximize=False):
+        """One RMSprop step (advances `state["step"]`); centered when `grad_avg` is given, with momentum
+        when `momentum_buffer` is. `fresh`: bits 1/2/4 mark square_avg/grad_avg/momentum_buffer as new
+        (read as zero)."""
+        ga = square_avg if grad_avg is None else grad_avg
+        buf = square_avg if momentum_buffer is None else momentum_buffer
+        grad = self._check_update("rmsprop", grad, square_avg, ga, buf)
+        backend.replayable(_count_step, state)
+        return self._launch_step("rmsprop_step", grad, (square_avg, ga, buf), lr, alpha, eps, weight_decay,
+                                 momentum if momentum_buffer is not None else 0.0, int(grad_avg is not None),
+                                 -1.0 if maximize else 1.0, int(fresh))
+
+    def _adagrad_update_(self, grad, state, lr, lr_decay, weight_decay, eps, initial_accumulator_value,
+                         maximize=False):
+        """One Adagrad step (advances `state["step"]`) at the rate lr / (1 + (step - 1) * lr_decay);
+        state["sum"] starts at initial_accumulator_value on the first step."""
+        state_sum = state["sum"]
+        grad = self._check_update("adagrad", grad, state_sum)
+        decay, first = backend.replayable(_adagrad_step_count, state, lr_decay)
+        return self._launch_step("adagrad_step", grad, (state_sum,), lr / decay, weight_decay, eps,
+                                 -1.0 if maximize else 1.0, initial_accumulator_value, first)
+
+
+def _count_step(state):
+    """Advance a step count that no kernel argument depends on (RMSprop's); replayable like the others."""
+    state["step"] += 1
+    return ()
+
+
+def _adagrad_step_count(state, lr_decay):
+    """Advance the step count; return the decay divisor 1 + (step - 1) * lr_decay (PyTorch divides lr by
+    it) and the first-step flag."""
+    state["step"] += 1
+    step = state["step"]
+    return 1 + (step - 1) * lr_decay, int(step == 1)
 
 
 def _adam_step_count(state, beta1, beta2):

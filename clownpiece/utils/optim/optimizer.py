@@ -1,10 +1,13 @@
-"""Optimizers: the course's Optimizer base, SGD and Adam, plus AdamW.
+"""Optimizers: the course's Optimizer base and SGD, and PyTorch's Adam, AdamW, RMSprop and Adagrad.
 
 Every concrete step runs under no_grad, skips parameters whose grad is None, and updates each parameter in
-place with ONE fused kernel launch (clownpiece/ops/optim.py); hyper-parameters and Adam's bias corrections
-travel as kernel arguments, so a step never reads device memory back. Host state that changes every step
-(Adam's step count) is advanced inside a `backend.replayable` call, so that clownpiece.jit replays advance
-it too; a learning rate reaches kernels as the Python number in `group["lr"]`."""
+place with ONE fused kernel launch (clownpiece/ops/optim.py); hyper-parameters, bias corrections and decayed
+rates travel as kernel arguments computed on the host from Python numbers, so a step never reads device
+memory back. Host state that changes every step (the step counts) is advanced inside a `backend.replayable`
+call, so that clownpiece.jit replays advance it too; a learning rate reaches kernels as the Python number in
+`group["lr"]`. Constructors validate their arguments with PyTorch's messages before anything runs;
+`foreach` and `fused` are accepted for PyTorch's signatures and change nothing (every update already is one
+fused kernel)."""
 import itertools
 import numbers
 
@@ -123,7 +126,10 @@ class Optimizer:
 
 def _copy_state(value, param, key):
     """A private copy of a saved state entry; tensors (and arrays, as a file loader may return them) become
-    contiguous buffers of the parameter's dtype, 0-d arrays become Python numbers."""
+    contiguous buffers of the parameter's dtype, 0-d arrays become Python numbers; 'step' becomes an int
+    whatever it was saved as (PyTorch saves a 0-dim tensor), since steps compute on the host from it."""
+    if key == "step" and isinstance(value, (np.ndarray, TensorBase, numbers.Real)):
+        return int(value.item() if isinstance(value, (np.ndarray, TensorBase)) else value)
     if isinstance(value, np.ndarray):
         if value.ndim == 0:
             return value.item()
@@ -137,10 +143,27 @@ def _copy_state(value, param, key):
     return out
 
 
+_LABELS = {"lr": "learning rate", "eps": "epsilon value"}
+
+
 def _check_non_negative(**values):
+    """PyTorch's checks and messages: "Invalid learning rate: -1", "Invalid momentum value: -0.5", ..."""
     for name, v in values.items():
-        if not isinstance(v, numbers.Real) or v < 0:
-            raise ValueError(f"invalid {name}: {v!r} (expected a non-negative number)")
+        if not isinstance(v, numbers.Real) or isinstance(v, bool) or not v >= 0:
+            raise ValueError(f"Invalid {_LABELS.get(name, name + ' value')}: {v}")
+
+
+def _check_betas(betas):
+    try:
+        betas = tuple(betas)
+    except TypeError:
+        raise TypeError(f"betas must be a pair of numbers, got {betas!r}") from None
+    if len(betas) != 2:
+        raise ValueError(f"betas must be a pair, got {betas!r}")
+    for i, b in enumerate(betas):
+        if not isinstance(b, numbers.Real) or not 0.0 <= b < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {b}")
+    return betas
 
 
 class SGD(Optimizer):
@@ -154,7 +177,7 @@ class SGD(Optimizer):
             damping = dampening
         _check_non_negative(lr=lr, momentum=momentum, damping=damping, weight_decay=weight_decay)
         if nesterov and (momentum <= 0 or damping != 0):
-            raise ValueError("nesterov momentum requires a momentum > 0 and zero damping")
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, dict(lr=lr, momentum=momentum, damping=damping, weight_decay=weight_decay,
                                       nesterov=bool(nesterov)))
 
@@ -175,35 +198,99 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam with coupled (L2) weight decay: g = grad + weight_decay * p."""
+    """Adam (PyTorch's rule) with coupled (L2) weight decay: g = grad + weight_decay * p; `amsgrad` keeps
+    the maximum of the second moments (state 'max_exp_avg_sq'); `maximize` ascends."""
     _decoupled = False
 
-    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        _check_non_negative(lr=lr, eps=eps, weight_decay=weight_decay)
-        betas = tuple(betas)
-        for i, b in enumerate(betas):
-            if not isinstance(b, numbers.Real) or not 0.0 <= b < 1.0:
-                raise ValueError(f"invalid beta parameter at index {i}: {b!r} (expected 0 <= beta < 1)")
-        if len(betas) != 2:
-            raise ValueError(f"betas must be a pair, got {betas!r}")
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
+                 maximize=False, foreach=None, fused=None):
+        _check_non_negative(lr=lr, eps=eps)
+        betas = _check_betas(betas)
+        _check_non_negative(weight_decay=weight_decay)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      amsgrad=bool(amsgrad), maximize=bool(maximize)))
 
     def step(self, closure=None):
         return self._run(closure, self._update)
 
     def _update(self, group, p):
         state = self.state.setdefault(_param_id(p), {})
+        amsgrad = group.get("amsgrad", False)
         if not state:
             state["step"] = 0
             state["exp_avg"] = p._empty(p._shape, p.dtype)  # read as zero on step 1 by the kernel
             state["exp_avg_sq"] = p._empty(p._shape, p.dtype)
+        if amsgrad and "max_exp_avg_sq" not in state:
+            if state["step"]:
+                raise RuntimeError("Adam: amsgrad was switched on after the first step; the running maximum "
+                                   "of the second moments does not exist (PyTorch fails here too)")
+            state["max_exp_avg_sq"] = p._empty(p._shape, p.dtype)
         p._adam_update_(p.grad, state["exp_avg"], state["exp_avg_sq"], state, group["lr"],
-                        group["betas"], group["eps"], group["weight_decay"], decoupled=self._decoupled)
+                        group["betas"], group["eps"], group["weight_decay"], decoupled=self._decoupled,
+                        max_exp_avg_sq=state["max_exp_avg_sq"] if amsgrad else None,
+                        maximize=group.get("maximize", False))
 
 
 class AdamW(Adam):
     """Adam with decoupled weight decay: p *= 1 - lr * weight_decay before the Adam update."""
     _decoupled = True
 
-    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
-        super().__init__(params, lr, betas, eps, weight_decay)
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False, *,
+                 maximize=False, foreach=None, fused=None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (PyTorch's rule): square_avg = alpha * square_avg + (1 - alpha) * g^2; `centered` divides
+    by the estimated variance (square_avg - grad_avg^2) instead; `momentum` > 0 accumulates the scaled
+    step in 'momentum_buffer'. State: 'step', 'square_avg', 'grad_avg' (centered), 'momentum_buffer'."""
+
+    def __init__(self, params, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *,
+                 maximize=False, foreach=None):
+        _check_non_negative(lr=lr, eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha)
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                                      centered=bool(centered), maximize=bool(maximize)))
+
+    def step(self, closure=None):
+        return self._run(closure, self._update)
+
+    def _update(self, group, p):
+        state = self.state.setdefault(_param_id(p), {})
+        fresh = 0
+        # buffers appear when their option is first on (OneCycleLR may switch momentum on later): new ones
+        # are read as zero by the kernel, which saves a fill launch
+        for bit, key, wanted in ((1, "square_avg", True), (2, "grad_avg", group["centered"]),
+                                 (4, "momentum_buffer", group["momentum"] > 0)):
+            if wanted and key not in state:
+                state[key] = p._empty(p._shape, p.dtype)
+                fresh |= bit
+        state.setdefault("step", 0)
+        p._rmsprop_update_(p.grad, state, state["square_avg"], state["grad_avg"] if group["centered"] else None,
+                           state["momentum_buffer"] if group["momentum"] > 0 else None, fresh, group["lr"],
+                           group["alpha"], group["eps"], group["weight_decay"], group["momentum"],
+                           maximize=group.get("maximize", False))
+
+
+class Adagrad(Optimizer):
+    """Adagrad (PyTorch's rule): sum += g^2 (starting at initial_accumulator_value), p -= clr * g /
+    (sqrt(sum) + eps) with clr = lr / (1 + (step - 1) * lr_decay). State: 'step', 'sum' (made at the first
+    step, where PyTorch makes it at construction)."""
+
+    def __init__(self, params, lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
+                 *, maximize=False, foreach=None, fused=None):
+        _check_non_negative(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                            initial_accumulator_value=initial_accumulator_value, eps=eps)
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value,
+                                      maximize=bool(maximize)))
+
+    def step(self, closure=None):
+        return self._run(closure, self._update)
+
+    def _update(self, group, p):
+        state = self.state.setdefault(_param_id(p), {})
+        if "sum" not in state:
+            state["step"] = 0
+            state["sum"] = p._empty(p._shape, p.dtype)  # the kernel starts it at initial_accumulator_value
+        p._adagrad_update_(p.grad, state, group["lr"], group["lr_decay"], group["weight_decay"], group["eps"],
+                           group["initial_accumulator_value"], maximize=group.get("maximize", False))
