@@ -268,6 +268,38 @@ def bench_train(args):
     record("train", "seed eval (10k images)", **row_e)
 
 
+def bench_clip(args):
+    """nn.utils.clip_grad_norm_ over the seed model's parameters (after a backward), against the same
+    arithmetic in numpy on arrays of the same shapes (norm over all, then every gradient scaled)."""
+    from clownpiece.nn.utils import clip_grad_norm_
+    print("clip_grad_norm_ (2-norm) over the seed model's 16 parameters; launches per call")
+    model = _cp_seed_model()
+    model(cp.Tensor(np.random.default_rng(0).standard_normal((20, 1, 28, 28), np.float32))).sum().backward()
+    params = list(model.parameters())
+    grads = [p.grad.numpy() for p in params]
+
+    def numpy_clip():
+        total = np.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in grads))
+        coef = min(1e9 / (total + 1e-6), 1.0)  # max_norm so large that the gradients keep their values
+        for g in grads:
+            g *= coef
+        return total
+
+    t_cp = _idle_then(lambda: median_time(lambda: clip_grad_norm_(params, 1e9), repeat=7, number=50))
+    t_np = _idle_then(lambda: median_time(numpy_clip, repeat=7, number=50, sync=False))
+    backend.reset_stats()
+    clip_grad_norm_(params, 1e9)
+    row = dict(clownpiece_us=t_cp * 1e6, numpy_us=t_np * 1e6, ratio_vs_numpy=t_np / t_cp,
+               launches=backend.stats()["launches"])
+    if torch is not None:
+        tp = [torch.nn.Parameter(torch.from_numpy(g.copy())) for g in grads]
+        for p in tp:
+            p.grad = p.detach().clone()
+        row["ratio_vs_torch"] = _idle_then(lambda: median_time(lambda: torch.nn.utils.clip_grad_norm_(tp, 1e9),
+                                                               repeat=7, number=50, sync=False)) / t_cp
+    record("clip", "clip_grad_norm_ seed params", **row)
+
+
 def bench_schedule(args):
     """The seed notebook's whole run at full MNIST size: 2 epochs of 60,000 images in batches of 20 (3,000
     steps each) with the 10,000-image test set evaluated every 100 steps (60 evaluations), data loading
@@ -348,7 +380,8 @@ _OP_ENTRY_POINTS = {"_record", "run", "backward", "_binary", "_unary", "_gemm", 
                     "clamp", "forward"}
 
 SECTIONS = collections.OrderedDict(gemm=bench_gemm, elementwise=bench_elementwise, small=bench_small_ops,
-                                   build=bench_build, train=bench_train, schedule=bench_schedule)
+                                   build=bench_build, train=bench_train, clip=bench_clip,
+                                   schedule=bench_schedule)
 
 
 def main():

@@ -17,6 +17,7 @@ import numpy as np
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 BUILDS = {
     "elementwise": [(F32, ()), (F32, ("SRC_T=double", "USE_FP64=1")), (F32, ("INPLACE",))],
+    "foreach": [(F32, ("NBUF=8",))],
     "index": [(F32, ())],
     "matmul": [(F32, ("MR=4", "NR=16"))],
     "nn": [(F32, ())],

@@ -8,13 +8,13 @@ from .containers import Sequential, ModuleList, ModuleDict
 from .layers import Linear, Embedding, LayerNorm, BatchNorm, MultiheadAttention, Flatten, Dropout
 from .loss import MSELoss, CrossEntropyLoss
 from .conv import Conv2D, Conv2d, MaxPool2D, MaxPool2d, AvgPool2D, AvgPool2d
-from . import init, functional, parallel
+from . import init, functional, parallel, utils
 from .init import (calcuate_gain, calculate_gain, constants_, constant_, zeros_, ones_, uniform_, normal_,
                    xavier_uniform_, xavier_normal_, kaiming_uniform_, kaiming_normal_)
 
 __all__ = ["Parameter", "Buffer", "Module", "Sigmoid", "Tanh", "ReLU", "GELU", "LeakyReLU", "Softmax", "LogSoftmax",
            "Sequential", "ModuleList", "ModuleDict", "Linear", "Embedding", "LayerNorm", "BatchNorm",
            "MultiheadAttention", "Flatten", "Dropout", "MSELoss", "CrossEntropyLoss", "Conv2D", "Conv2d",
-           "MaxPool2D", "MaxPool2d", "AvgPool2D", "AvgPool2d", "init", "functional", "parallel", "calcuate_gain",
+           "MaxPool2D", "MaxPool2d", "AvgPool2D", "AvgPool2d", "init", "functional", "parallel", "utils", "calcuate_gain",
            "calculate_gain", "constants_", "constant_", "zeros_", "ones_", "uniform_", "normal_", "xavier_uniform_",
            "xavier_normal_", "kaiming_uniform_", "kaiming_normal_"]
