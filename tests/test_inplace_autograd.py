@@ -289,16 +289,38 @@ def test_an_aliased_target_joining_the_graph_raises():
     assert_close(x.grad, [2.0, 2.0, 2.0])
 
 
-def test_untracked_inplace_ops_refuse_tensors_that_require_grad():
+def test_scatter_and_index_add_gradients():
+    ids = cp.Tensor([[0.0, 2.0, 1.0], [1.0, 3.0, 0.0]])  # no repeats per row: scatter_ overwrites exactly
+    repeated = cp.Tensor([[0.0, 2.0, 2.0], [1.0, 1.0, 0.0]])
+    assert gradcheck(lambda x, s: (x * 1.0).scatter_(1, ids, s), [leaf(2, 4), leaf(2, 3)])
+    assert gradcheck(lambda x, s: (x * 1.0).scatter_(1, ids[:, :2], s), [leaf(2, 4), leaf(2, 3)])  # src > index
+    assert gradcheck(lambda x, s: (x * 1.0).scatter_add_(1, repeated, s), [leaf(2, 4), leaf(2, 3)])
+    course = cp.Tensor([2.0, 0.0, 1.0, 2.0])  # the course's form: index and src lack the scattered dim
+    assert gradcheck(lambda x, s: (x * 1.0).scatter_(0, course, s), [leaf(3, 4), leaf(4)])
+    assert gradcheck(lambda x, s: (x * 1.0).scatter_add_(-1, cp.Tensor([3.0, 0.0, 3.0]), s), [leaf(3, 4), leaf(3)])
+    assert gradcheck(lambda x, s: (x * 1.0).index_add_(0, cp.Tensor([1.0, 1.0, 0.0]), s, alpha=2.0),
+                     [leaf(3, 2), leaf(3, 2)])
+    out = cp.zeros(4, 3, dtype=F64)  # message passing: sum rows into their targets
+    src = leaf(5, 3)
+    out.index_add_(0, cp.Tensor([0.0, 3.0, 3.0, 1.0, 0.0]), src)
+    (out * out).sum().backward()
+    sums = np.zeros((4, 3))
+    np.add.at(sums, [0, 3, 3, 1, 0], src.detach().numpy())
+    assert_close(src.grad, 2 * sums[[0, 3, 3, 1, 0]])
+
+
+def test_raw_inplace_ops_reached_without_recording_refuse_tensors_that_require_grad():
+    """The safety net under the recorded ops: a raw TensorBase in-place op called on a Tensor in the graph
+    with grad mode on would lose its gradient, so it raises."""
     x = leaf(3)
     y = x * 1.0
     with pytest.raises(RuntimeError, match="not differentiable"):
-        y.scatter_add_(0, cp.Tensor([0.0]), cp.Tensor([1.0], dtype=F64))
+        cp.TensorBase.scatter_add_(y, 0, cp.Tensor([0.0]), cp.Tensor([1.0], dtype=F64))
     buf = cp.zeros(3, dtype=F64)
     with pytest.raises(RuntimeError, match="not differentiable"):
-        buf.index_add_(0, cp.Tensor([1.0]), x[:1])
+        cp.TensorBase.index_add_(buf, 0, cp.Tensor([1.0]), x[:1])
     with no_grad():
-        buf.index_add_(0, cp.Tensor([1.0]), x[:1])
+        cp.TensorBase.index_add_(buf, 0, cp.Tensor([1.0]), x[:1])
     assert_close(buf, [0.0, x.detach().numpy()[0], 0.0])
 
 

@@ -133,8 +133,13 @@ def bench_small_ops(args):
           "queue drains); deferred = host time of an op that fusion records instead of launching")
     x = cp.Tensor(np.random.default_rng(0).standard_normal(1000, np.float32))
     xn = x.numpy()
+    acc, accn = cp.zeros(1000), np.zeros(1000, np.float32)  # in place: one launch, never deferred
+
+    def accumulate():
+        accn[...] += xn
     for name, f, g in (("add", lambda: x + x, lambda: xn + xn), ("mul scalar", lambda: x * 2.0, lambda: xn * 2.0),
-                       ("exp", lambda: x.exp(), lambda: np.exp(xn)), ("sum", lambda: x.sum(), lambda: xn.sum())):
+                       ("exp", lambda: x.exp(), lambda: np.exp(xn)), ("sum", lambda: x.sum(), lambda: xn.sum()),
+                       ("add_ (in place)", lambda: acc.add_(x), accumulate)):
         with eager():
             host = median_time(lambda: [f() for _ in range(200)], repeat=5, sync=False) / 200
             total = median_time(lambda: [f() for _ in range(200)], repeat=5) / 200

@@ -110,7 +110,8 @@ class Formula(Op):
     @classmethod
     def record(cls, *args, **kwargs):
         """apply(), with inputs passed by keyword moved to their positions (see _positional_inputs)."""
-        args, kwargs = cls._positional_inputs(args, kwargs)
+        if kwargs:
+            args, kwargs = cls._positional_inputs(args, kwargs)
         return cls()._record(*args, **kwargs)
 
     @classmethod

@@ -6,6 +6,7 @@ copy is kept only when a needed formula takes it) and `result` its value after. 
 target (fill_, zero_, copy_, the random fills) give it a zero gradient; t[idx] = v and index_put_ zero it
 where they wrote."""
 from ...ops import elementwise as _ew
+from ..autograd import zeros
 from ..formula import Row
 from ..inplace import InplaceFormula
 from .elementwise import _either, _pow_grad_base, _pow_grad_exponent, _scaled, _zero
@@ -25,6 +26,24 @@ def _zero_at(grad, idx):
     g = grad.clone()
     g[idx] = 0.0
     return g
+
+
+def _gathered(grad, dim, index, src_shape):
+    """The gradient of a scatter's src: grad where index sends each source (zero for sources of a
+    same-rank src larger than index, which are not scattered), in src's form."""
+    if index.dim() == grad.dim() - 1:  # the course's form: index and src lack the dim
+        return grad.gather(dim, index.unsqueeze(dim)).squeeze(dim)
+    g = grad.gather(dim, index)
+    if g._shape == tuple(src_shape):
+        return g
+    z = zeros(src_shape, g.dtype)
+    z[tuple(slice(0, s) for s in g._shape)] = g
+    return z
+
+
+def _unscattered(grad, dim, index):
+    """grad with the positions scatter_ overwrote set to zero."""
+    return grad.clone().scatter_(dim, index, 0.0)
 
 
 GRADIENTS = [
@@ -57,6 +76,13 @@ GRADIENTS = [
     _inplace("UniformInplace", "uniform_", self=_zero),
     _inplace("NormalInplace", "normal_",   self=_zero),
     _inplace("BernoulliInplace", "bernoulli_", self=_zero),
+    _inplace("ScatterInplace", "scatter_",
+             self=lambda grad, dim, index: _unscattered(grad, dim, index),
+             src=lambda grad, dim, index, src_shape: _gathered(grad, dim, index, src_shape)),
+    _inplace("ScatterAddInplace", "scatter_add_",
+             self=lambda grad: grad, src=lambda grad, dim, index, src_shape: _gathered(grad, dim, index, src_shape)),
+    _inplace("IndexAddInplace", "index_add_",
+             self=lambda grad: grad, src=lambda grad, dim, index, alpha: _scaled(grad.index_select(dim, index), alpha)),
     _inplace("SetItem",     "__setitem__", broadcasts=True,
              self=lambda grad, idx: _zero_at(grad, idx), value=lambda grad, idx: grad[idx]),
     _inplace("IndexPut",    "index_put_",  broadcasts=True,
