@@ -361,3 +361,14 @@ def test_every_inplace_write_bumps_the_shared_version_counter():
     fresh = base * 2  # out-of-place results start their own counter
     assert fresh._version == 0 and base._version == len(writes)
 
+
+
+@pytest.mark.parametrize("use_foreach", [True, False], ids=["foreach", "per-tensor"])
+def test_gradient_clipping_counts_as_an_inplace_write(use_foreach):
+    p = cp.nn.Parameter(cp.Tensor(np.arange(4, dtype=np.float32)))
+    p.grad = cp.Tensor(np.array([3.0, -4.0, 0.5, 0.0], np.float32))
+    g = p.grad
+    before = g._version
+    cp.nn.utils.clip_grad_value_([p], 1.0, foreach=use_foreach)
+    cp.nn.utils.clip_grad_norm_([p], 1.0, foreach=use_foreach)
+    assert g._version == before + 2

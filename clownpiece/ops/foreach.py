@@ -75,8 +75,15 @@ def norm_and_clip_coef(tensors, norm_type, max_norm):
     return out
 
 
+def _written(tensors):
+    """In-place writes count in each storage's version counter (autograd checks saved tensors against it)."""
+    for t in tensors:
+        t._storage._version += 1
+
+
 def mul_(tensors, scalar):
     """Multiply every tensor in place by `scalar`, a 1-element tensor on the device (read there)."""
+    _written(tensors)
     work = _work_items(tensors, 4)
     for width, args in _chunks(tensors):
         backend.launch(_kernel("mul_scalar_", tensors[0].dtype, width), work, scalar, work, *args)
@@ -84,6 +91,7 @@ def mul_(tensors, scalar):
 
 def clamp_(tensors, lo, hi):
     """x = min(max(x, lo), hi) for every element of every tensor, in place."""
+    _written(tensors)
     work = _work_items(tensors, 4)
     for width, args in _chunks(tensors):
         backend.launch(_kernel("clamp_", tensors[0].dtype, width), work, work, lo, hi, *args)
