@@ -63,6 +63,39 @@ def test_build_failure_names_file_defines_and_log(tmp_path, monkeypatch):
     assert "broken.cl" in msg and "-DEXTRA=1" in msg and "undefined_thing" in msg
 
 
+def _tiny_family(tmp_path, monkeypatch, name="tiny"):
+    (tmp_path / f"{name}.cl").write_text("__kernel void k(__global T* x, int ox) { x[ox] = (T)1; }\n")
+    monkeypatch.setattr(programs, "KERNEL_DIRS", [str(tmp_path)] + programs.KERNEL_DIRS)
+    monkeypatch.setattr(programs, "_sources", {})
+    monkeypatch.setenv("CLOWNPIECE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_a_first_build_is_announced_once_and_not_on_later_runs(tmp_path, monkeypatch, capsys):
+    _tiny_family(tmp_path, monkeypatch)
+    monkeypatch.setattr(programs, "PREFETCH", {})
+    monkeypatch.setattr(programs, "_announced", False)
+    programs.Programs(backend.device()).kernel("tiny", "k", np.float32)
+    err = capsys.readouterr().err
+    assert err.count("building OpenCL programs for") == 1 and "first run only" in err
+    monkeypatch.setattr(programs, "_announced", False)  # a new process, same caches: silent
+    programs.Programs(backend.device()).kernel("tiny", "k", np.float32)
+    assert "building" not in capsys.readouterr().err
+
+
+def test_the_first_program_starts_the_usual_families_in_parallel(tmp_path, monkeypatch):
+    _tiny_family(tmp_path, monkeypatch)
+    _tiny_family(tmp_path, monkeypatch, "other")
+    monkeypatch.setattr(programs, "PREFETCH", {"other": (), "tiny": ()})
+    progs = programs.Programs(backend.device())
+    before = backend.stats()["builds"]
+    progs.kernel("tiny", "k", np.float32)
+    assert list(progs._building) == [("other", np.dtype(np.float32).str, ())]  # started, not yet used
+    assert backend.stats()["builds"] == before + 1
+    x = cp.Tensor(np.zeros(2, np.float32))
+    backend.launch(progs.kernel("other", "k", np.float32), 1, x)
+    assert x.tolist() == [1.0, 0.0] and not progs._building and backend.stats()["builds"] == before + 2
+
+
 def test_programs_and_kernels_are_cached():
     a = cp.Tensor(np.arange(6.0))
     (a + a).numpy()  # read, so it runs (elementwise fusion launches nothing for a result dropped unread)

@@ -12,6 +12,7 @@ import cProfile
 import collections
 import io
 import json
+import math
 import os
 import pstats
 import statistics
@@ -151,7 +152,7 @@ def bench_small_ops(args):
 
 def bench_build(args):
     print("cold start: a fresh process's first op and first seed training step (cold = empty PoCL and "
-          "pyopencl binary caches, warm = cached)")
+          "clownpiece caches, warm = cached)")
     first_op = ("import time; t = time.perf_counter(); import clownpiece as cp; x = cp.Tensor([1.0, 2.0]); "
                 "(x + x).exp().tolist(); print(time.perf_counter() - t)")
     # the step of _cp_step, written out: importing this file would import torch and time that too
@@ -163,15 +164,16 @@ def bench_build(args):
                   "loss.item(); print(time.perf_counter() - t)") % os.path.join(ROOT, "tools")
 
     def seconds(code, env=None):
-        return float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                                    check=True).stdout.strip().splitlines()[-1])
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        return float(proc.stdout.strip().splitlines()[-1]), proc.stderr
 
     for name, code in (("first elementwise op", first_op), ("first seed training step", first_step)):
-        with tempfile.TemporaryDirectory() as cache:
-            cold = seconds(code, dict(os.environ, POCL_CACHE_DIR=cache, PYOPENCL_NO_CACHE="1"))
+        # cold: a real first run, both the driver's cache (PoCL) and clownpiece's empty
+        with tempfile.TemporaryDirectory() as pocl, tempfile.TemporaryDirectory() as ours:
+            cold, said = seconds(code, dict(os.environ, POCL_CACHE_DIR=pocl, CLOWNPIECE_CACHE_DIR=ours))
         seconds(code)
-        warm = statistics.median(seconds(code) for _ in range(3))
-        record("build", name, cold_s=cold, warm_s=warm)
+        warm = statistics.median(seconds(code)[0] for _ in range(3))
+        record("build", name, cold_s=cold, warm_s=warm, cold_message="building" in said)
 
 
 # ---- the seed model ---------------------------------------------------------------------------------
@@ -243,33 +245,58 @@ def _torch_step(model, loss_fn, x, y, lr=0.05):
     return loss
 
 
+def _step_times(step, item, torch_sync=False):
+    """Median seconds per training step over 7 batches of 20 steps; `item`: read the loss every step, as the
+    notebook does (each step then waits for the device)."""
+    if item:
+        return median_time(lambda: step().item(), repeat=7, number=20, sync=not torch_sync)
+    return median_time(step, repeat=7, number=20, sync=not torch_sync)
+
+
 def bench_train(args):
-    print("seed model (notebook): training step at batch 20, evaluation of 10,000 images in batches of 1,000")
+    print("seed model (notebook): training step at batch 20 (eager, and replayed by clownpiece.jit; 'item' = "
+          "loss.item() every step), evaluation of 10,000 images in batches of 1,000")
     rng = np.random.default_rng(0)
     xb, yb = rng.standard_normal((20, 784), np.float32), rng.integers(0, 10, 20).astype(np.float32)
     xe = rng.standard_normal((1000, 784), np.float32)
     model, loss_fn = _cp_seed_model(), cp.nn.CrossEntropyLoss()
     x, y = cp.Tensor(xb), cp.Tensor(yb)
-    t_step = median_time(lambda: _cp_step(model, loss_fn, x, y), repeat=7, number=20)
+    jitted = cp.jit(_cp_step)
+    rows = collections.OrderedDict()
+    for name, step in (("eager", lambda: _cp_step(model, loss_fn, x, y, 0.05)),
+                       ("jit", lambda: jitted(model, loss_fn, x, y, 0.05))):
+        for item in (False, True):
+            rows[f"{name}{' item' if item else ''}"] = _idle_then(lambda: _step_times(step, item))
     model.eval()
     with cp.autograd.no_grad():
         t_eval = median_time(lambda: [model(cp.Tensor(xe)).numpy() for _ in range(10)], repeat=3)
-    row_s, row_e = dict(clownpiece_ms=t_step * 1e3), dict(clownpiece_s=t_eval)
+    torch_rows = {}
     if torch is not None:
         tm, tl = _torch_seed_model(), torch.nn.CrossEntropyLoss()
         tx, ty = torch.from_numpy(xb), torch.from_numpy(yb).long()
-        t_t = _idle_then(lambda: median_time(lambda: _torch_step(tm, tl, tx, ty), repeat=7, number=20,
-                                             sync=False))
+        for item in (False, True):
+            torch_rows[item] = _idle_then(lambda: _step_times(lambda: _torch_step(tm, tl, tx, ty), item, True))
         with torch.no_grad():
             t_te = median_time(lambda: [tm(torch.from_numpy(xe)).numpy() for _ in range(10)], repeat=3, sync=False)
-        row_s.update(torch_ms=t_t * 1e3, ratio_to_torch=t_step / t_t)
+    counts = {}
+    for name, step in (("eager", lambda: _cp_step(model, loss_fn, x, y, 0.05)),
+                       ("jit", lambda: jitted(model, loss_fn, x, y, 0.05))):
+        backend.synchronize()
+        backend.reset_stats()
+        step()
+        backend.synchronize()
+        counts[name] = backend.stats()
+    for name, t in rows.items():
+        row = dict(clownpiece_ms=t * 1e3)
+        if torch is not None:
+            t_t = torch_rows[name.endswith("item")]
+            row.update(torch_ms=t_t * 1e3, ratio_to_torch=t / t_t)
+        s = counts[name.split()[0]]
+        row.update(launches=s["launches"], d2h=s["d2h_count"], h2d=s["h2d_count"])
+        record("train", f"seed step {name}", **row)
+    row_e = dict(clownpiece_s=t_eval)
+    if torch is not None:
         row_e.update(torch_s=t_te, ratio_to_torch=t_eval / t_te)
-    backend.reset_stats()
-    _cp_step(model, loss_fn, x, y)
-    backend.synchronize()
-    s = backend.stats()
-    row_s.update(launches=s["launches"], d2h=s["d2h_count"], h2d=s["h2d_count"])
-    record("train", "seed step (batch 20)", **row_s)
     record("train", "seed eval (10k images)", **row_e)
 
 
@@ -307,27 +334,36 @@ def bench_clip(args):
 
 def bench_schedule(args):
     """The seed notebook's whole run at full MNIST size: 2 epochs of 60,000 images in batches of 20 (3,000
-    steps each) with the 10,000-image test set evaluated every 100 steps (60 evaluations), data loading
-    included. Synthetic images: the time does not depend on the pixel values."""
+    steps each, the learning rate decaying every step) with the 10,000-image test set evaluated every 100
+    steps (60 evaluations), data loading included, the step replayed by clownpiece.jit as
+    tools/train_mnist.py does (eagerly with --no-jit). Synthetic images: the time does not depend on the
+    pixel values."""
     from clownpiece.utils.data import Dataloader, TensorDataset
     from train_mnist import evaluate
-    print("seed notebook's full schedule on MNIST-shaped data (2 x 60,000 images, 60 evaluations of 10,000)")
+    mode = "eager" if args.no_jit else "jit"
+    print(f"seed notebook's full schedule on MNIST-shaped data (2 x 60,000 images, 60 evaluations of 10,000), "
+          f"{mode}")
     rng = np.random.default_rng(0)
     train = TensorDataset(rng.standard_normal((60000, 784), np.float32), rng.integers(0, 10, 60000).astype(np.float32))
     test = TensorDataset(rng.standard_normal((10000, 784), np.float32), rng.integers(0, 10, 10000).astype(np.float32))
     train_loader = Dataloader(train, batch_size=20, shuffle=True, seed=0)
     test_loader = Dataloader(test, batch_size=1000)
     model, loss_fn = _cp_seed_model(), cp.nn.CrossEntropyLoss()
+    step_fn = _cp_step if args.no_jit else cp.jit(_cp_step)
     steps = 0
     t = time.perf_counter()
+    t_eval = 0.0
     for _ in range(2):
         for i, (x, y) in enumerate(train_loader):
-            _cp_step(model, loss_fn, x, y)
+            step_fn(model, loss_fn, x, y, 0.05 * math.exp(-3e-4 * steps))
             steps += 1
             if i % 100 == 0:
+                t0 = time.perf_counter()
                 evaluate(model, test_loader)
+                t_eval += time.perf_counter() - t0
     backend.synchronize()
-    record("schedule", "seed, 2 epochs of 60k", seconds=time.perf_counter() - t, steps=steps)
+    record("schedule", f"seed, 2 epochs of 60k, {mode}", seconds=time.perf_counter() - t, evaluations_s=t_eval,
+           steps=steps)
 
 
 def profile_train(args):
@@ -394,6 +430,7 @@ def main():
     ap.add_argument("--only", help="comma-separated sections: " + ",".join(SECTIONS))
     ap.add_argument("--json", help="also write the results to this JSON file")
     ap.add_argument("--profile", action="store_true", help="profile the seed training step instead")
+    ap.add_argument("--no-jit", action="store_true", help="schedule: run every step eagerly")
     args = ap.parse_args()
     if args.profile:
         os.environ.setdefault("CLOWNPIECE_PROFILE", "1")  # device timestamps per kernel

@@ -18,6 +18,14 @@ from .._layout import ShapeError, broadcast_shapes, broadcast_strides, kernel_me
 # (or 4 x 8 doubles) keep 8 AVX2 registers of accumulators plus 2 for B; of 4x16, 8x8, 6x16, 3x16 and 12x8,
 # 4x16 measured fastest on a 2-core Zen3 with PoCL.
 _BLOCKS = {np.dtype(np.float32): (4, 16), np.dtype(np.float64): (4, 8)}
+
+
+def _defines(dtype):
+    mr, nr = _BLOCKS[dtype]
+    return (f"MR={mr}", f"NR={nr}")
+
+
+backend.programs.PREFETCH["matmul"] = lambda dtype: _defines(dtype) if dtype in _BLOCKS else ()
 # Below this many multiply-adds per batch element the register-blocked block kernel (one launch, no
 # packing) beats packing + micro-kernel (three launches): measured on PoCL, float32, square n^3:
 # n=256 block 67 vs packed 41 GFLOP/s, n=384 84 vs 86, n=512 83 vs 95, n=1024 61 vs 123.
@@ -121,7 +129,7 @@ def _make_plan(a_shape, a_strides, b_shape, b_strides, batch, dtype, device):
     nbatch = numel(batch)
     meta = kernel_meta(batch, a_bst, b_bst)[:4]
     mr, nr = _BLOCKS[dtype]
-    defines = (f"MR={mr}", f"NR={nr}")
+    defines = _defines(dtype)
     path = _choose_path(m, n, k, device, dtype)
 
     if path == "block":
