@@ -39,7 +39,8 @@ __kernel void cross_entropy_bwd(__global T* dx, int odx, __global const T* x, in
 }
 
 // ---- layer norm over rows of x [n, f]: y = (x - mean) * rstd * w + b, biased variance -----------------
-// mean and rstd per row are kept for the backward. affine = 0: w and b are not read.
+// mean and rstd per row are kept for the backward. affine: bit 0 scales by w, bit 1 shifts by b (an absent
+// one is not read).
 __kernel void layer_norm_fwd(__global T* y, int oy, __global T* mean_out, int om, __global T* rstd_out,
                              int orstd, __global const T* x, int ox, __global const T* w, int ow,
                              __global const T* b, int ob, int affine, T eps, int n, int f) {
@@ -57,7 +58,8 @@ __kernel void layer_norm_fwd(__global T* y, int oy, __global T* mean_out, int om
     __global T* out = y + i * f;
     for (int j = 0; j < f; ++j) {
         T v = (row[j] - mean) * rstd;
-        out[j] = affine ? v * w[ow + j] + b[ob + j] : v;
+        T o = (affine & 1) ? v * w[ow + j] : v;
+        out[j] = (affine & 2) ? o + b[ob + j] : o;
     }
 }
 

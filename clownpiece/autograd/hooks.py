@@ -18,6 +18,12 @@ class RemovableHandle:
     def remove(self):
         self._hooks.pop(self._key, None)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
 
 def register_post_accumulate_grad_hook(tensor, hook):
     """Call `hook(tensor)` after each backward pass has accumulated into `tensor.grad`."""

@@ -3,9 +3,12 @@ and the layers beyond the course: docs/api.md, Decisions D6 and D7).
 
 `from clownpiece.nn import *` is used by course code: it must not export a different `Tensor`."""
 from .module import Parameter, Buffer, Module
-from .activations import Sigmoid, Tanh, ReLU, GELU, LeakyReLU, Softmax, LogSoftmax
+from .activations import (Sigmoid, Tanh, ReLU, GELU, LeakyReLU, Softmax, LogSoftmax, SiLU, ELU, SELU, Softplus, Mish,
+                          Hardswish, Hardsigmoid)
 from .containers import Sequential, ModuleList, ModuleDict
-from .layers import Linear, Embedding, LayerNorm, BatchNorm, MultiheadAttention, Flatten, Dropout
+from .layers import (Linear, Embedding, MultiheadAttention, Identity, Flatten, Unflatten, Dropout, Dropout1d,
+                     Dropout2d)
+from .norm import LayerNorm, BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, RMSNorm
 from .loss import MSELoss, CrossEntropyLoss
 from .conv import Conv2D, Conv2d, MaxPool2D, MaxPool2d, AvgPool2D, AvgPool2d
 from . import init, functional, parallel, utils
@@ -13,8 +16,10 @@ from .init import (calcuate_gain, calculate_gain, constants_, constant_, zeros_,
                    xavier_uniform_, xavier_normal_, kaiming_uniform_, kaiming_normal_)
 
 __all__ = ["Parameter", "Buffer", "Module", "Sigmoid", "Tanh", "ReLU", "GELU", "LeakyReLU", "Softmax", "LogSoftmax",
+           "SiLU", "ELU", "SELU", "Softplus", "Mish", "Hardswish", "Hardsigmoid",
            "Sequential", "ModuleList", "ModuleDict", "Linear", "Embedding", "LayerNorm", "BatchNorm",
-           "MultiheadAttention", "Flatten", "Dropout", "MSELoss", "CrossEntropyLoss", "Conv2D", "Conv2d",
+           "BatchNorm1d", "BatchNorm2d", "GroupNorm", "RMSNorm", "MultiheadAttention", "Identity", "Flatten",
+           "Unflatten", "Dropout", "Dropout1d", "Dropout2d", "MSELoss", "CrossEntropyLoss", "Conv2D", "Conv2d",
            "MaxPool2D", "MaxPool2d", "AvgPool2D", "AvgPool2d", "init", "functional", "parallel", "utils", "calcuate_gain",
            "calculate_gain", "constants_", "constant_", "zeros_", "ones_", "uniform_", "normal_", "xavier_uniform_",
            "xavier_normal_", "kaiming_uniform_", "kaiming_normal_"]

@@ -1,6 +1,23 @@
-"""Parameter-free activation modules (docs/api.md, nn), thin wrappers over nn.functional."""
+"""Parameter-free activation modules (docs/api.md, nn), thin wrappers over nn.functional. `inplace=` is
+accepted for PyTorch code (nn.ReLU(inplace=True)); the result is computed out of place, which gives the
+same output (the input tensor is left unchanged)."""
 from .module import Module
 from . import functional as F
+
+
+class _Activation(Module):
+    """An activation whose constructor takes only PyTorch's `inplace` flag."""
+    _fn = None
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return type(self)._fn(x)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
 
 
 class Sigmoid(Module):
@@ -13,28 +30,88 @@ class Tanh(Module):
         return F.tanh(x)
 
 
-class ReLU(Module):
-    def forward(self, x):
-        return F.relu(x)
+class ReLU(_Activation):
+    _fn = staticmethod(F.relu)
+
+
+class SiLU(_Activation):
+    """x * sigmoid(x) (swish)."""
+    _fn = staticmethod(F.silu)
+
+
+class SELU(_Activation):
+    """scale * (x if x > 0 else alpha * (exp(x) - 1)) with PyTorch's alpha and scale."""
+    _fn = staticmethod(F.selu)
+
+
+class Mish(_Activation):
+    """x * tanh(softplus(x))."""
+    _fn = staticmethod(F.mish)
+
+
+class Hardswish(_Activation):
+    """x * relu6(x + 3) / 6."""
+    _fn = staticmethod(F.hardswish)
+
+
+class Hardsigmoid(_Activation):
+    """relu6(x + 3) / 6."""
+    _fn = staticmethod(F.hardsigmoid)
 
 
 class GELU(Module):
-    """The exact (erf) GELU."""
+    """GELU: the exact erf form (approximate='none', the default) or the tanh approximation ('tanh')."""
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        F.check_gelu_approximate(approximate)
+        self.approximate = approximate
 
     def forward(self, x):
-        return F.gelu(x)
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self):
+        return "" if self.approximate == "none" else f"approximate={self.approximate!r}"
 
 
 class LeakyReLU(Module):
-    def __init__(self, negative_slope=0.01):
+    def __init__(self, negative_slope=0.01, inplace=False):
         super().__init__()
-        self.negative_slope = negative_slope
+        self.negative_slope, self.inplace = negative_slope, inplace
 
     def forward(self, x):
         return F.leaky_relu(x, self.negative_slope)
 
     def extra_repr(self):
-        return f"negative_slope={self.negative_slope}"
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
+
+
+class ELU(Module):
+    """x if x > 0 else alpha * (exp(x) - 1)."""
+
+    def __init__(self, alpha=1.0, inplace=False):
+        super().__init__()
+        self.alpha, self.inplace = alpha, inplace
+
+    def forward(self, x):
+        return F.elu(x, self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class Softplus(Module):
+    """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold."""
+
+    def __init__(self, beta=1.0, threshold=20.0):
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x):
+        return F.softplus(x, self.beta, self.threshold)
+
+    def extra_repr(self):
+        return f"beta={self.beta}, threshold={self.threshold}"
 
 
 class Softmax(Module):

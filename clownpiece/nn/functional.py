@@ -2,14 +2,17 @@
 composes Tensor ops (which record autograd); the fused nn ops record through the entry points of
 clownpiece/autograd/functions/nn.py."""
 import numbers
+import warnings
 
 import numpy as np
 
-from .._grad_mode import no_grad
 from .._tensor import Tensor, TensorBase
 from .._layout import ShapeError, IndexOutOfRange
 from ..ops.nn import check_reduction, reduce_loss
+from ..autograd.functions.elementwise import where
 from ..autograd.functions.nn import avg_pool2d, conv2d, cross_entropy as _cross_entropy, layer_norm, max_pool2d
+from ..autograd.functions.norm import (batch_norm as _batch_norm, group_norm as _group_norm,
+                                       rms_norm as _rms_norm)
 
 
 def _tensor(x, op):
@@ -19,7 +22,8 @@ def _tensor(x, op):
 
 
 # ---- activations ----------------------------------------------------------------------------------
-def relu(x):
+def relu(x, inplace=False):
+    """max(x, 0). inplace=True is accepted and computed out of place (same result; x is unchanged)."""
     return _tensor(x, "relu").relu()
 
 
@@ -31,12 +35,60 @@ def tanh(x):
     return _tensor(x, "tanh").tanh()
 
 
-def gelu(x):
-    return _tensor(x, "gelu").gelu()
+_GELU_APPROXIMATIONS = ("none", "tanh")
 
 
-def leaky_relu(x, negative_slope=0.01):
+def check_gelu_approximate(approximate):
+    if approximate not in _GELU_APPROXIMATIONS:
+        raise ValueError(f"gelu: approximate must be one of {_GELU_APPROXIMATIONS}, got {approximate!r}")
+
+
+def gelu(x, approximate="none"):
+    """x * Phi(x) with the exact erf (approximate='none') or PyTorch's tanh approximation ('tanh')."""
+    check_gelu_approximate(approximate)
+    x = _tensor(x, "gelu")
+    return x.gelu() if approximate == "none" else x.gelu_tanh()
+
+
+def leaky_relu(x, negative_slope=0.01, inplace=False):
     return _tensor(x, "leaky_relu").leaky_relu(negative_slope)
+
+
+def silu(x, inplace=False):
+    """x * sigmoid(x)."""
+    return _tensor(x, "silu").silu()
+
+
+def elu(x, alpha=1.0, inplace=False):
+    """x if x > 0 else alpha * (exp(x) - 1)."""
+    return _tensor(x, "elu").elu(alpha)
+
+
+def selu(x, inplace=False):
+    """scale * elu(x, alpha) with alpha = 1.6732632423543772, scale = 1.0507009873554805 (PyTorch's)."""
+    return _tensor(x, "selu").selu()
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta * x)) / beta, and x where beta * x > threshold."""
+    if beta == 0:
+        raise ValueError("softplus: beta must be non-zero")
+    return _tensor(x, "softplus").softplus(beta, threshold)
+
+
+def mish(x, inplace=False):
+    """x * tanh(softplus(x))."""
+    return _tensor(x, "mish").mish()
+
+
+def hardswish(x, inplace=False):
+    """x * relu6(x + 3) / 6."""
+    return _tensor(x, "hardswish").hardswish()
+
+
+def hardsigmoid(x, inplace=False):
+    """relu6(x + 3) / 6."""
+    return _tensor(x, "hardsigmoid").hardsigmoid()
 
 
 def softmax(x, dim=-1):
@@ -79,10 +131,20 @@ def linear(x, weight, bias=None):
     return _tensor(x, "linear").linear(weight, bias)
 
 
-def embedding(ids, weight):
-    """Rows of weight [num, dim] picked by the integral float ids (any shape) -> ids.shape + [dim]."""
+def embedding(ids, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+              sparse=False):
+    """Rows of weight [num, dim] picked by the integral float ids (any shape) -> ids.shape + [dim]; the rows
+    looked up at padding_idx pass no gradient to weight (PyTorch)."""
     _tensor(ids, "embedding")
-    rows = weight.index_select(0, ids.reshape(-1))
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are not supported")
+    flat = ids.reshape(-1)
+    rows = weight.index_select(0, flat)
+    if padding_idx is not None:
+        num = weight.shape[0]
+        if not -num <= padding_idx < num:
+            raise ValueError(f"embedding: padding_idx {padding_idx} is out of range for {num} embeddings")
+        rows = where((flat == float(padding_idx % num)).unsqueeze(-1), rows.detach(), rows)
     return rows.reshape(ids.shape + [weight.shape[-1]])
 
 
@@ -90,38 +152,81 @@ def flatten(x, start_dim=0, end_dim=-1):
     return _tensor(x, "flatten").flatten(start_dim, end_dim)
 
 
-def dropout(x, p=0.5, training=True):
+def unflatten(x, dim, sizes):
+    """x with dim `dim` split into `sizes` (one of them may be -1)."""
+    _tensor(x, "unflatten")
+    d = dim + x.dim() if dim < 0 else dim
+    if not 0 <= d < x.dim():
+        raise IndexOutOfRange(f"unflatten: dim {dim} is out of range for a {x.dim()}-d input")
+    sizes = [int(v) for v in sizes]
+    known = int(np.prod([v for v in sizes if v != -1]))
+    if sizes.count(-1) > 1 or (-1 not in sizes and known != x.shape[d]) or (known == 0 or x.shape[d] % known):
+        raise ShapeError(f"unflatten: sizes {sizes} do not split dim {dim} of size {x.shape[d]} (input {x.shape})")
+    return x.reshape(x.shape[:d] + sizes + x.shape[d + 1:])
+
+
+def _check_p(p, op):
+    if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"{op}: probability p must be in [0, 1], got {p!r}")
+
+
+def dropout(x, p=0.5, training=True, inplace=False):
     """Zero each element with probability p and scale the rest by 1/(1-p) (identity when not training)."""
     _tensor(x, "dropout")
-    if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: probability p must be in [0, 1], got {p!r}")
+    _check_p(p, "dropout")
     if not training or p == 0.0:
         return x
     return x * x.dropout_mask(p)
 
 
-def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
-    """Channel-last batch norm over rows of x [..., C]. Training: normalise with the batch mean and biased
-    variance and fold them into the running buffers in place (never recorded); eval: use the buffers."""
-    _tensor(x, "batch_norm")
-    c = running_mean.shape[0]
-    if x.dim() == 0 or x.shape[-1] != c:
-        raise ShapeError(f"batch_norm: input {x.shape} must have {c} features in its last dim")
-    rows = x.reshape(-1, c)
-    if training:
-        if rows.shape[0] < 2:
-            raise ValueError(f"batch_norm: training needs more than one row per channel, got input {x.shape}")
-        mean = rows.mean(dim=0)
-        var = rows.var(dim=0, unbiased=False)
-        with no_grad():  # the running statistics are state, not part of the graph
-            running_mean.copy_(running_mean.affine(1.0 - momentum) + mean.affine(momentum))
-            running_var.copy_(running_var.affine(1.0 - momentum) + var.affine(momentum))
-    else:
-        mean, var = running_mean, running_var
-    y = (rows - mean) / (var + eps).sqrt()
-    if weight is not None:
-        y = y * weight + bias
-    return y.reshape(x.shape)
+def _channel_dropout(x, p, training, spatial, op):
+    """Zero whole channels: one draw per (sample, channel), i.e. per index of all but the last `spatial` dims."""
+    _tensor(x, op)
+    _check_p(p, op)
+    if not training or p == 0.0:
+        return x
+    mask_shape = x.shape[:-spatial] + [1] * spatial
+    return x * TensorBase._empty(mask_shape, x.dtype).dropout_mask(p)
+
+
+def dropout1d(x, p=0.5, training=True, inplace=False):
+    """Channel dropout of [N, C, L] or [C, L] inputs."""
+    if x.dim() not in (2, 3):
+        raise ShapeError(f"dropout1d: expected a 2-D [C, L] or 3-D [N, C, L] input, got {x.shape}")
+    return _channel_dropout(x, p, training, 1, "dropout1d")
+
+
+def dropout2d(x, p=0.5, training=True, inplace=False):
+    """Channel dropout of [N, C, H, W] or [C, H, W] inputs. As in PyTorch, a 3-D input is read as [N, C, L]
+    (channel-wise 1-D dropout), with a warning."""
+    if x.dim() not in (3, 4):
+        raise ShapeError(f"dropout2d: expected a 3-D or 4-D [N, C, H, W] input, got {x.shape}")
+    if x.dim() == 3:
+        warnings.warn("dropout2d: a 3-D input is read as [N, C, L] (channel-wise 1-D dropout), as PyTorch does; "
+                      "use dropout1d for that, or a 4-D input", UserWarning, stacklevel=2)
+        return _channel_dropout(x, p, training, 1, "dropout2d")
+    return _channel_dropout(x, p, training, 2, "dropout2d")
+
+
+# ---- normalisation --------------------------------------------------------------------------------
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5,
+               *, num_batches_tracked=None):
+    """PyTorch's batch norm over dim 1 of input [N, C, *]. training: batch mean and biased variance, and the
+    running buffers (if given) move towards them in place, unbiased (momentum None: the cumulative average
+    over num_batches_tracked, which is advanced); not training: the running statistics."""
+    return _batch_norm(_tensor(input, "batch_norm"), running_mean, running_var, weight, bias, training, momentum,
+                       eps, num_batches_tracked)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Normalise each sample's num_groups groups of channels of input [N, C, *]; weight, bias [C]."""
+    return _group_norm(_tensor(input, "group_norm"), num_groups, weight, bias, eps)
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """input / sqrt(mean(input^2 over the trailing dims normalized_shape) + eps) * weight; eps None is the
+    dtype's machine epsilon."""
+    return _rms_norm(_tensor(input, "rms_norm"), normalized_shape, weight, eps)
 
 
 # ---- losses ---------------------------------------------------------------------------------------
@@ -157,7 +262,9 @@ def _host_targets(target, logits):
     return Tensor(arr.astype(logits.dtype), dtype=logits.dtype)
 
 
-__all__ = ["relu", "sigmoid", "tanh", "gelu", "leaky_relu", "softmax", "log_softmax", "exp", "log", "log1p", "expm1",
+__all__ = ["relu", "sigmoid", "tanh", "gelu", "leaky_relu", "silu", "elu", "selu", "softplus", "mish", "hardswish",
+           "hardsigmoid", "softmax", "log_softmax", "exp", "log", "log1p", "expm1",
            "sqrt", "abs",
-           "linear", "embedding", "flatten", "dropout", "batch_norm", "layer_norm", "conv2d", "max_pool2d",
+           "linear", "embedding", "flatten", "unflatten", "dropout", "dropout1d", "dropout2d", "batch_norm",
+           "group_norm", "rms_norm", "layer_norm", "conv2d", "max_pool2d",
            "avg_pool2d", "mse_loss", "cross_entropy"]

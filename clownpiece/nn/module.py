@@ -1,12 +1,20 @@
 """Parameter, Buffer and Module: the registration, traversal, state-dict and repr machinery every layer
 builds on (docs/api.md, nn)."""
-from collections import OrderedDict
+import itertools
+import numbers
+from collections import OrderedDict, namedtuple
 
 import numpy as np
 
 from .._grad_mode import no_grad
 from .._tensor import Tensor, TensorBase
 from ..autograd.autograd import zero_grads
+from ..autograd.hooks import RemovableHandle
+
+_hook_ids = itertools.count()
+
+# what load_state_dict returns (PyTorch's name and fields; unpacks as (missing, unexpected))
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
 class Parameter(Tensor):
@@ -21,10 +29,22 @@ class Parameter(Tensor):
 
 
 class Buffer(Tensor):
-    """A Tensor that a Module registers as state that is not trained (running statistics)."""
+    """A Tensor that a Module registers as state that is not trained (running statistics). A buffer with
+    persistent=False is part of the module but not of its state_dict (PyTorch's nn.Buffer)."""
 
-    def __init__(self, data=None):
+    def __init__(self, data=None, *, persistent=True):
         Tensor.__init__(self, data, requires_grad=False)
+        self.persistent = bool(persistent)
+
+
+def new_parameter(shape, dtype=None):
+    """An uninitialised Parameter of `shape` (callers fill it through nn.init)."""
+    return Parameter(Tensor._empty(tuple(shape), Tensor._check_dtype(dtype)))
+
+
+def new_buffer(shape, value, dtype=None, persistent=True):
+    """A Buffer of `shape` filled with `value`."""
+    return Buffer(Tensor._empty(tuple(shape), Tensor._check_dtype(dtype)).fill_(value), persistent=persistent)
 
 
 class Module:
@@ -35,6 +55,9 @@ class Module:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_non_persistent_buffers", set())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
 
     # ---- registration ---------------------------------------------------------------------------
     def _registries(self):
@@ -49,6 +72,13 @@ class Module:
         for registry in self._registries():
             registry.pop(name, None)
         self.__dict__.pop(name, None)
+        self.__dict__.get("_non_persistent_buffers", set()).discard(name)
+
+    def _set_buffer(self, name, buffer, persistent):
+        self._forget(name)
+        self._registries()[1][name] = buffer
+        if not persistent:
+            self._non_persistent_buffers.add(name)
 
     def __setattr__(self, name, value):
         params, buffers, modules = self._registries()
@@ -56,8 +86,7 @@ class Module:
             self._forget(name)
             params[name] = value
         elif isinstance(value, Buffer):
-            self._forget(name)
-            buffers[name] = value
+            self._set_buffer(name, value, value.persistent)
         elif isinstance(value, Module):
             self._forget(name)
             modules[name] = value
@@ -98,11 +127,15 @@ class Module:
         self._forget(name)
         self._registries()[0][name] = param
 
-    def register_buffer(self, name, buffer):
+    def register_buffer(self, name, buffer, persistent=True):
+        """A tensor (wrapped as a Buffer) or None registered as state; persistent=False keeps it out of
+        state_dict (PyTorch)."""
         if buffer is not None and not isinstance(buffer, TensorBase):
             raise TypeError(f"register_buffer: '{name}' must be a tensor or None, got {type(buffer).__name__}")
-        self._forget(name)
-        self._registries()[1][name] = buffer if buffer is None or isinstance(buffer, Buffer) else Buffer(buffer)
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"register_buffer: buffer name must be a non-empty string without '.', got {name!r}")
+        buffer = buffer if buffer is None or isinstance(buffer, Buffer) else Buffer(buffer)
+        self._set_buffer(name, buffer, persistent)
 
     def register_module(self, name, module):
         if module is not None and not isinstance(module, Module):
@@ -138,6 +171,23 @@ class Module:
     def children(self):
         for _, child in self.named_children():
             yield child
+
+    def apply(self, fn):
+        """Call fn(module) on every descendant (children first) and then on self; returns self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def get_submodule(self, target):
+        """The descendant at dotted path `target` ('' is self)."""
+        module = self
+        for part in target.split(".") if target else ():
+            child = module._modules.get(part)
+            if child is None:
+                raise AttributeError(f"{type(module).__name__} has no submodule '{part}' (looking up '{target}')")
+            module = child
+        return module
 
     def _named_members(self, registry, recursive):
         modules = self.named_modules() if recursive else [("", self)]
@@ -205,35 +255,112 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
+        d = self.__dict__
+        if d.get("_forward_pre_hooks") or d.get("_forward_hooks"):
+            return self._call_with_hooks(args, kwargs)
         return self.forward(*args, **kwargs)
 
+    # ---- hooks (PyTorch's forward and forward-pre hooks) ------------------------------------------
+    def _add_hook(self, registry, hook, prepend, entry, what):
+        if not callable(hook):
+            raise TypeError(f"{what}: hook must be callable, got {type(hook).__name__}")
+        hooks = self.__dict__.get(registry)
+        if hooks is None:  # a module whose __init__ predates hooks (unpickled, or built by hand)
+            hooks = OrderedDict()
+            object.__setattr__(self, registry, hooks)
+        key = next(_hook_ids)
+        hooks[key] = entry
+        if prepend:
+            hooks.move_to_end(key, last=False)
+        return RemovableHandle(hooks, key)
+
+    def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """hook(module, args) runs before forward and may return new args (a tuple, or one value that is
+        wrapped in a tuple); with_kwargs=True: hook(module, args, kwargs) may return (args, kwargs).
+        Returns a handle whose remove() unregisters it."""
+        return self._add_hook("_forward_pre_hooks", hook, prepend, (hook, bool(with_kwargs)),
+                              "register_forward_pre_hook")
+
+    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False, always_call=False):
+        """hook(module, args, output) (or hook(module, args, kwargs, output) with with_kwargs=True) runs
+        after forward and may return a replacement output; always_call=True runs it even when forward
+        raised. Returns a handle whose remove() unregisters it."""
+        return self._add_hook("_forward_hooks", hook, prepend, (hook, bool(with_kwargs), bool(always_call)),
+                              "register_forward_hook")
+
+    def _call_with_hooks(self, args, kwargs):
+        for hook, with_kwargs in list(self._forward_pre_hooks.values()):
+            if with_kwargs:
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError(f"forward pre-hook {hook!r} (with_kwargs=True) must return None or a "
+                                           f"tuple (new_args, new_kwargs), got {type(result).__name__}")
+                    args, kwargs = result
+            else:
+                result = hook(self, args)
+                if result is not None:
+                    args = result if isinstance(result, tuple) else (result,)
+        hooks = list(self._forward_hooks.values())
+        try:
+            out = self.forward(*args, **kwargs)
+        except Exception:
+            for hook, with_kwargs, always_call in hooks:
+                if always_call:
+                    try:
+                        hook(self, args, kwargs, None) if with_kwargs else hook(self, args, None)
+                    except Exception:
+                        pass  # the forward's own error is the one to report
+            raise
+        for hook, with_kwargs, _ in hooks:
+            result = hook(self, args, kwargs, out) if with_kwargs else hook(self, args, out)
+            if result is not None:
+                out = result
+        return out
+
     # ---- state dict -----------------------------------------------------------------------------
-    def state_dict(self):
-        """Flat dict dotted name -> live tensor of every parameter and buffer; disabled entries are None
-        (course semantics)."""
+    def state_dict(self, *, prefix=""):
+        """Flat dict dotted name -> live tensor of every parameter and persistent buffer; disabled entries
+        are None (course semantics). `prefix` is put before every key."""
         state = OrderedDict()
-        for prefix, module in self.named_modules():
+        for path, module in self.named_modules():
+            skip = module.__dict__.get("_non_persistent_buffers", ())
             for registry in (module._parameters, module._buffers):
                 for name, value in registry.items():
-                    state[f"{prefix}.{name}" if prefix else name] = value
+                    if registry is module._buffers and name in skip:
+                        continue
+                    state[prefix + (f"{path}.{name}" if path else name)] = value
+        return state
+
+    def _translate_state_dict(self, state, prefix):
+        """Rename or split this module's entries of `state` (keys starting with `prefix`) from another
+        layout into this module's own before loading; returns the (possibly new) dict. Layers whose
+        PyTorch layout differs from the course's override it (MultiheadAttention's in_proj_weight)."""
         return state
 
     def load_state_dict(self, state_dict, strict=True):
-        """Copy `state_dict`'s tensors into this module's tensors in place. strict: missing or unexpected
-        keys and shape mismatches raise RuntimeError before anything is copied; non-strict skips them.
-        Returns (missing_keys, unexpected_keys)."""
+        """Copy `state_dict`'s values (tensors, numpy arrays, anything with __array__, or numbers for 0-dim
+        entries) into this module's tensors in place, converting dtypes. strict: missing or unexpected
+        keys and shape mismatches raise RuntimeError before anything is copied; non-strict skips them (the
+        course's rule; PyTorch raises on a shape mismatch either way). The caller's dict is not changed.
+        Returns IncompatibleKeys(missing_keys, unexpected_keys), which unpacks as a pair."""
+        if not hasattr(state_dict, "items") or not hasattr(state_dict, "get"):
+            raise TypeError(f"load_state_dict: expected a dict of name -> tensor or array, got "
+                            f"{type(state_dict).__name__}")
+        state = state_dict
+        for path, module in self.named_modules():
+            state = module._translate_state_dict(state, f"{path}." if path else "")
         own = self.state_dict()
-        missing = [k for k, v in own.items() if v is not None and state_dict.get(k) is None]
-        unexpected = [k for k, v in state_dict.items() if v is not None and own.get(k) is None]
+        missing = [k for k, v in own.items() if v is not None and state.get(k) is None]
+        unexpected = [k for k, v in state.items() if v is not None and own.get(k) is None]
         pairs, problems = [], []
         for key, dst in own.items():
-            src = state_dict.get(key)
+            src = state.get(key)
             if dst is None or src is None:
                 continue
-            if not isinstance(src, TensorBase):
-                problems.append(f"bad value for '{key}': expected a tensor, got {type(src).__name__}")
-            elif src.shape != dst.shape:
-                problems.append(f"size mismatch for '{key}': checkpoint shape {src.shape}, model shape {dst.shape}")
+            src, problem = _checkpoint_value(src, dst, key)
+            if problem:
+                problems.append(problem)
             else:
                 pairs.append((dst, src))
         if strict and (missing or unexpected or problems):
@@ -242,8 +369,10 @@ class Module:
             raise RuntimeError(f"load_state_dict for {type(self).__name__} failed:\n  " + "\n  ".join(lines))
         with no_grad():  # in-place writes into parameters are not recorded
             for dst, src in pairs:
+                if not isinstance(src, TensorBase):  # host data: uploaded in the destination's dtype
+                    src = Tensor(np.array(src, dtype=dst.dtype), dtype=dst.dtype)
                 dst.copy_(src)
-        return missing, unexpected
+        return IncompatibleKeys(missing, unexpected)
 
     # ---- repr -----------------------------------------------------------------------------------
     def extra_repr(self):
@@ -256,6 +385,25 @@ class Module:
             return f"{type(self).__name__}({extra})"
         body = ([_indent(extra)] if extra else []) + lines
         return f"{type(self).__name__}(\n  " + "\n  ".join(body) + "\n)"
+
+
+def _checkpoint_value(src, dst, key):
+    """(value to copy, None) for a checkpoint entry that fits `dst`, else (None, what is wrong)."""
+    if isinstance(src, TensorBase):
+        shape = src.shape
+    elif isinstance(src, (np.ndarray, np.generic, numbers.Number)) or hasattr(src, "__array__"):
+        try:
+            src = np.asarray(src)
+        except Exception as e:  # e.g. a framework tensor that refuses conversion
+            return None, f"bad value for '{key}': cannot read it as an array ({e})"
+        if src.dtype.kind not in "biuf":
+            return None, f"bad value for '{key}': expected numbers, got an array of {src.dtype}"
+        shape = list(src.shape)
+    else:
+        return None, f"bad value for '{key}': expected a tensor or an array, got {type(src).__name__}"
+    if shape != dst.shape:
+        return None, f"size mismatch for '{key}': checkpoint shape {shape}, model shape {dst.shape}"
+    return src, None
 
 
 def _indent(text):

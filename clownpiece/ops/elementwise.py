@@ -157,6 +157,14 @@ class ElementwiseOps:
     def sigmoid(self): return self._unary("sigmoid")
     def gelu(self): return self._unary("gelu")
     def leaky_relu(self, negative_slope=0.01): return self._unary("leaky_relu", negative_slope)
+    def gelu_tanh(self): return self._unary("gelu_tanh")
+    def silu(self): return self._unary("silu")
+    def elu(self, alpha=1.0): return self._unary("elu", alpha)
+    def selu(self): return self._unary("selu")
+    def softplus(self, beta=1.0, threshold=20.0): return self._unary("softplus", beta, threshold)
+    def mish(self): return self._unary("mish")
+    def hardswish(self): return self._unary("hardswish")
+    def hardsigmoid(self): return self._unary("hardsigmoid")
 
     def pow(self, exponent):
         if isinstance(exponent, ElementwiseOps):
@@ -194,6 +202,15 @@ class ElementwiseOps:
     def leaky_relu_grad(self, saved_input, negative_slope=0.01):
         return self._binary(saved_input, "leaky_relu_grad", negative_slope, 0.0)
     def gelu_grad(self, saved_input): return self._binary_or_raise(saved_input, "gelu_grad")
+    def gelu_tanh_grad(self, saved_input): return self._binary_or_raise(saved_input, "gelu_tanh_grad")
+    def silu_grad(self, saved_input): return self._binary_or_raise(saved_input, "silu_grad")
+    def elu_grad(self, saved_input, alpha=1.0): return self._binary(saved_input, "elu_grad", alpha, 0.0)
+    def selu_grad(self, saved_input): return self._binary_or_raise(saved_input, "selu_grad")
+    def softplus_grad(self, saved_input, beta=1.0, threshold=20.0):
+        return self._binary(saved_input, "softplus_grad", beta, threshold)
+    def mish_grad(self, saved_input): return self._binary_or_raise(saved_input, "mish_grad")
+    def hardswish_grad(self, saved_input): return self._binary_or_raise(saved_input, "hardswish_grad")
+    def hardsigmoid_grad(self, saved_input): return self._binary_or_raise(saved_input, "hardsigmoid_grad")
 
     def where(self, condition, other):
         """torch.where(condition, self, other)."""

@@ -165,28 +165,29 @@ class NNOps:
     def _layer_norm(self, normalized_shape, weight, bias, eps):
         """(y, mean [N], rstd [N], x as contiguous [N, F], F)."""
         f = self._layer_norm_features(normalized_shape)
-        affine = weight is not None
-        if affine != (bias is not None):
-            raise ValueError("layer_norm: pass both weight and bias, or neither")
-        if affine:
+        if weight is not None:
             weight = _check_tensor(weight, "weight", "layer_norm", self.dtype).contiguous()
+        if bias is not None:
             bias = _check_tensor(bias, "bias", "layer_norm", self.dtype).contiguous()
-            if weight._numel != f or bias._numel != f:
-                raise ShapeError(f"layer_norm: weight {weight.shape} and bias {bias.shape} must have {f} "
-                                 f"elements (one per feature)")
+        for t, name in ((weight, "weight"), (bias, "bias")):
+            if t is not None and t._numel != f:
+                raise ShapeError(f"layer_norm: {name} {t.shape} must have {f} elements (one per feature)")
         x = _rows(self, f)
         n = x._shape[0]
         y = self._empty(x._shape, self.dtype)
         mean, rstd = self._empty((n,), self.dtype), self._empty((n,), self.dtype)
         if n:
-            w, b = (weight, bias) if affine else (x, x)  # not read when affine = 0
+            affine = (weight is not None) | (bias is not None) << 1
+            w = x if weight is None else weight  # an absent one is not read
+            b = x if bias is None else bias
             backend.launch(backend.kernel("nn", "layer_norm_fwd", self.dtype), n, y, mean, rstd, x, w, b,
-                           int(affine), eps, n, f)
+                           affine, eps, n, f)
         return y.view(self._shape), mean, rstd, x, f
 
     @staticmethod
     def _layer_norm_backward(grad, x, mean, rstd, weight, need_affine_grads):
-        """(dx as [N, F], dweight [F] or None, dbias [F] or None) for the rows x saved by _layer_norm."""
+        """(dx as [N, F], dweight [F] or None, dbias [F] or None) for the rows x saved by _layer_norm;
+        need_affine_grads: compute both dweight and dbias (the caller keeps what it needs)."""
         n, f = x._shape
         g = _rows(grad, f)
         dx = x._empty((n, f), x.dtype)

@@ -35,15 +35,19 @@ class LayerNorm(Op):
         y, mean, rstd, rows, _ = x._layer_norm(normalized_shape, weight, bias, eps)
         ctx.save_for_backward(rows, mean, rstd, *([weight] if weight is not None else []))
         ctx.shape = x._shape
+        ctx.affine_shapes = (None if weight is None else weight._shape, None if bias is None else bias._shape)
         return y
 
     @staticmethod
     def backward(ctx, grad):
         rows, mean, rstd, *weight = ctx.get_saved_tensors()
         weight = weight[0] if weight else None
-        dx, dw, db = TensorBase._layer_norm_backward(grad, rows, mean, rstd, weight, weight is not None)
-        if weight is not None:
-            dw, db = dw.view(weight._shape), db.view(weight._shape)
+        w_shape, b_shape = ctx.affine_shapes
+        need = ctx.needs_input_grad
+        need_affine = not need or (w_shape is not None and need[1]) or (b_shape is not None and need[2])
+        dx, dw, db = TensorBase._layer_norm_backward(grad, rows, mean, rstd, weight, need_affine)
+        dw = dw.view(w_shape) if dw is not None and w_shape is not None else None
+        db = db.view(b_shape) if db is not None and b_shape is not None else None
         return dx.view(ctx.shape), dw, db
 
 
