@@ -10,16 +10,28 @@ from .layers import (Linear, Embedding, MultiheadAttention, Identity, Flatten, U
                      Dropout2d)
 from .norm import LayerNorm, BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, RMSNorm
 from .loss import MSELoss, CrossEntropyLoss
-from .conv import Conv2D, Conv2d, MaxPool2D, MaxPool2d, AvgPool2D, AvgPool2d
+from .conv import Conv1d, Conv2D, Conv2d, ConvTranspose1d, ConvTranspose2d
+from .pooling import (MaxPool1d, MaxPool2D, MaxPool2d, AvgPool1d, AvgPool2D, AvgPool2d, AdaptiveAvgPool1d,
+                      AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, Upsample, UpsamplingNearest2d,
+                      UpsamplingBilinear2d)
 from . import init, functional, parallel, utils
 from .init import (calcuate_gain, calculate_gain, constants_, constant_, zeros_, ones_, uniform_, normal_,
                    xavier_uniform_, xavier_normal_, kaiming_uniform_, kaiming_normal_)
 
-__all__ = ["Parameter", "Buffer", "Module", "Sigmoid", "Tanh", "ReLU", "GELU", "LeakyReLU", "Softmax", "LogSoftmax",
-           "SiLU", "ELU", "SELU", "Softplus", "Mish", "Hardswish", "Hardsigmoid",
-           "Sequential", "ModuleList", "ModuleDict", "Linear", "Embedding", "LayerNorm", "BatchNorm",
-           "BatchNorm1d", "BatchNorm2d", "GroupNorm", "RMSNorm", "MultiheadAttention", "Identity", "Flatten",
-           "Unflatten", "Dropout", "Dropout1d", "Dropout2d", "MSELoss", "CrossEntropyLoss", "Conv2D", "Conv2d",
-           "MaxPool2D", "MaxPool2d", "AvgPool2D", "AvgPool2d", "init", "functional", "parallel", "utils", "calcuate_gain",
-           "calculate_gain", "constants_", "constant_", "zeros_", "ones_", "uniform_", "normal_", "xavier_uniform_",
-           "xavier_normal_", "kaiming_uniform_", "kaiming_normal_"]
+__all__ = [
+    "Parameter", "Buffer", "Module",
+    # activations
+    "Sigmoid", "Tanh", "ReLU", "GELU", "LeakyReLU", "Softmax", "LogSoftmax", "SiLU", "ELU", "SELU", "Softplus",
+    "Mish", "Hardswish", "Hardsigmoid",
+    # containers and layers
+    "Sequential", "ModuleList", "ModuleDict", "Linear", "Embedding", "MultiheadAttention", "Identity", "Flatten",
+    "Unflatten", "Dropout", "Dropout1d", "Dropout2d",
+    "LayerNorm", "BatchNorm", "BatchNorm1d", "BatchNorm2d", "GroupNorm", "RMSNorm",
+    "MSELoss", "CrossEntropyLoss",
+    "Conv1d", "Conv2D", "Conv2d", "ConvTranspose1d", "ConvTranspose2d",
+    "MaxPool1d", "MaxPool2D", "MaxPool2d", "AvgPool1d", "AvgPool2D", "AvgPool2d", "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Upsample", "UpsamplingNearest2d",
+    "UpsamplingBilinear2d",
+    # submodules and initialisers
+    "init", "functional", "parallel", "utils", "calcuate_gain", "calculate_gain", "constants_", "constant_", "zeros_",
+    "ones_", "uniform_", "normal_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_"]

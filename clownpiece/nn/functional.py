@@ -10,7 +10,10 @@ from .._tensor import Tensor, TensorBase
 from .._layout import ShapeError, IndexOutOfRange
 from ..ops.nn import check_reduction, reduce_loss
 from ..autograd.functions.elementwise import where
-from ..autograd.functions.nn import avg_pool2d, conv2d, cross_entropy as _cross_entropy, layer_norm, max_pool2d
+from ..autograd.functions.conv import conv2d as _conv2d, conv_transpose2d as _conv_transpose2d, pad as _pad
+from ..autograd.functions.nn import cross_entropy as _cross_entropy, layer_norm
+from ..autograd.functions.upsample import interpolate as _interpolate
+from ..autograd.functions.pool import adaptive_pool as _adaptive_pool, avg_pool as _avg_pool, max_pool as _max_pool
 from ..autograd.functions.norm import (batch_norm as _batch_norm, group_norm as _group_norm,
                                        rms_norm as _rms_norm)
 
@@ -201,11 +204,126 @@ def dropout2d(x, p=0.5, training=True, inplace=False):
     (channel-wise 1-D dropout), with a warning."""
     if x.dim() not in (3, 4):
         raise ShapeError(f"dropout2d: expected a 3-D or 4-D [N, C, H, W] input, got {x.shape}")
-    if x.dim() == 3:
+    if x.dim() == 3 and training and p > 0:
         warnings.warn("dropout2d: a 3-D input is read as [N, C, L] (channel-wise 1-D dropout), as PyTorch does; "
                       "use dropout1d for that, or a 4-D input", UserWarning, stacklevel=2)
         return _channel_dropout(x, p, training, 1, "dropout2d")
     return _channel_dropout(x, p, training, 2, "dropout2d")
+
+
+# ---- convolution ----------------------------------------------------------------------------------
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation of input [N, C, H, W] with weight [OC, C/groups, kH, kW] (+ bias [OC]);
+    padding an int, a pair, 'valid' or 'same' (stride 1; an even total puts the extra row/column at the
+    bottom/right, as PyTorch)."""
+    return _conv2d(_tensor(input, "conv2d"), weight, bias, stride, padding, dilation, groups)
+
+
+def _one(v, name, op):
+    """A 1-D size given as an int or a one-element sequence."""
+    if isinstance(v, (list, tuple)) and len(v) == 1:
+        v = v[0]
+    if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+        raise TypeError(f"{op}: {name} must be an int or a 1-tuple of ints, got {v!r}")
+    return int(v)
+
+
+def _as_2d(x, weight, op):
+    _tensor(x, op)
+    if x.dim() != 3 or not isinstance(weight, TensorBase) or weight.dim() != 3:
+        raise ShapeError(f"{op}: expected a 3-d [N, C, L] input and a 3-d weight, got {x.shape} and "
+                         f"{getattr(weight, 'shape', type(weight).__name__)}")
+    return x.unsqueeze(2), weight.unsqueeze(2)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D cross-correlation of input [N, C, L] with weight [OC, C/groups, k]: conv2d with a height of 1."""
+    x, w = _as_2d(input, weight, "conv1d")
+    pad = padding if isinstance(padding, str) else (0, _one(padding, "padding", "conv1d"))
+    return _conv2d(x, w, bias, (1, _one(stride, "stride", "conv1d")), pad,
+                   (1, _one(dilation, "dilation", "conv1d")), groups).squeeze(2)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """The transposed convolution (the gradient of conv2d w.r.t. its input) of input [N, C, H, W] with
+    weight [C, OC/groups, kH, kW]."""
+    return _conv_transpose2d(_tensor(input, "conv_transpose2d"), weight, bias, stride, padding, output_padding,
+                             groups, dilation)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    op = "conv_transpose1d"
+    x, w = _as_2d(input, weight, op)
+    return _conv_transpose2d(x, w, bias, (1, _one(stride, "stride", op)), (0, _one(padding, "padding", op)),
+                             (0, _one(output_padding, "output_padding", op)), groups,
+                             (1, _one(dilation, "dilation", op))).squeeze(2)
+
+
+def pad(input, pad, mode="constant", value=None):
+    """Pad the last dim (pad = (left, right)) or the last two (left, right, top, bottom); mode 'constant'
+    (value, default 0; negative pads crop), 'reflect', 'replicate' or 'circular', as PyTorch."""
+    return _pad(_tensor(input, "pad"), pad, mode, value)
+
+
+# ---- pooling (inputs [N, C, H, W] or unbatched [C, H, W]; 1-D: [N, C, L] or [C, L]) -------------------------
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max over windows (stride defaults to kernel_size); padding (at most half the kernel) never wins, NaN
+    does; return_indices also gives each maximum's flat position h*W + w (a float tensor for now)."""
+    return _max_pool(_tensor(input, "max_pool2d"), kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    return _max_pool(_tensor(input, "max_pool1d"), kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices, dims=1, op="max_pool1d")
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Mean over windows; the divisor counts the zero padding unless count_include_pad=False, or is
+    divisor_override (PyTorch's rules, ceil_mode windows included)."""
+    return _avg_pool(_tensor(input, "avg_pool2d"), kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    return _avg_pool(_tensor(input, "avg_pool1d"), kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     dims=1, op="avg_pool1d")
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Average over the windows [floor(i*H/OH), ceil((i+1)*H/OH)) (and likewise for W); output_size an int, a
+    pair, or None for a dim to keep."""
+    return _adaptive_pool(_tensor(input, "adaptive_avg_pool2d"), output_size, False)
+
+
+def adaptive_avg_pool1d(input, output_size):
+    return _adaptive_pool(_tensor(input, "adaptive_avg_pool1d"), output_size, False, dims=1,
+                          op="adaptive_avg_pool1d")
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    return _adaptive_pool(_tensor(input, "adaptive_max_pool2d"), output_size, True, return_indices,
+                          op="adaptive_max_pool2d")
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    return _adaptive_pool(_tensor(input, "adaptive_max_pool1d"), output_size, True, return_indices, dims=1,
+                          op="adaptive_max_pool1d")
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None, antialias=False):
+    """Resample [N, C, L] or [N, C, H, W] to `size` or by `scale_factor` (output floor(in * factor)) with
+    mode 'nearest', 'nearest-exact', 'linear' (3-d) or 'bilinear' (4-d), PyTorch's index rules."""
+    if antialias:
+        raise NotImplementedError("interpolate: antialias=True is not supported")
+    return _interpolate(_tensor(input, "interpolate"), size, scale_factor, mode, align_corners,
+                        recompute_scale_factor)
+
+
+def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    return interpolate(input, size, scale_factor, mode, align_corners)
 
 
 # ---- normalisation --------------------------------------------------------------------------------
@@ -266,5 +384,6 @@ __all__ = ["relu", "sigmoid", "tanh", "gelu", "leaky_relu", "silu", "elu", "selu
            "hardsigmoid", "softmax", "log_softmax", "exp", "log", "log1p", "expm1",
            "sqrt", "abs",
            "linear", "embedding", "flatten", "unflatten", "dropout", "dropout1d", "dropout2d", "batch_norm",
-           "group_norm", "rms_norm", "layer_norm", "conv2d", "max_pool2d",
-           "avg_pool2d", "mse_loss", "cross_entropy"]
+           "group_norm", "rms_norm", "layer_norm", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "pad", "max_pool1d",
+           "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+           "adaptive_max_pool1d", "adaptive_max_pool2d", "interpolate", "upsample", "mse_loss", "cross_entropy"]

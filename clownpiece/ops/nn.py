@@ -1,77 +1,13 @@
-"""NNOps: fused neural-network raw ops on TensorBase (kernels in cl_kernels/nn.cl): cross-entropy, layer
-norm, 2-D convolution (im2col + the linear raw op), max/avg pooling, and the backward kernels that
-clownpiece/autograd/functions/nn.py records them with.
-
-Convolution is im2col + the `linear` raw op (one fused GEMM+bias launch) + one layout copy to NCHW. A direct
-kernel (one output element per work-item, looping over C*KH*KW) was measured against it on PoCL (2-core CI
-machine, float32, 3x3, padding 1, forward only): N=20 1->8 channels 28x28: im2col 2.3 ms, direct 1.7 ms;
-N=20 8->16 14x14: 2.2 vs 3.4 ms; N=64 16->32 14x14: 13 vs 44 ms. im2col wins as soon as there is more
-than one input channel, and its columns are reused by the weight gradient, so it is the only path."""
+"""NNOps: fused neural-network raw ops on TensorBase (kernels in cl_kernels/nn.cl): cross-entropy and layer
+norm, and the backward kernels that clownpiece/autograd/functions/nn.py records them with. (Convolution:
+ops/conv.py; pooling: ops/pool.py, with max_pool2d/avg_pool2d methods here for Tensor.)"""
 import numpy as np
 
 from .. import backend
 from .._layout import ShapeError, numel
+from . import pool as _pool
 
 _REDUCTIONS = ("mean", "sum", "none")
-
-
-def _per_element(name, out, *args):
-    """Run nn.cl's `name` with one work-item per element of the fresh contiguous `out`: the kernel takes out,
-    then `args`, then the element count."""
-    backend.launch(backend.kernel("nn", name, out.dtype), out._numel, out, *args, out._numel)
-    return out
-
-
-def _pair(v, name, op):
-    """An int or a pair of ints (height, width), as in PyTorch's kernel_size/stride/padding."""
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        v = (v, v)
-    if (not isinstance(v, (list, tuple)) or len(v) != 2
-            or not all(isinstance(e, (int, np.integer)) and not isinstance(e, bool) for e in v)):
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
-    return int(v[0]), int(v[1])
-
-
-class _Window:
-    """Geometry of a sliding window over an [N, C, H, W] input: sizes, output plane, kernel args."""
-
-    def __init__(self, x, kernel_size, stride, padding, op, pooling=False):
-        if x.dim() != 4:
-            raise ShapeError(f"{op}: expected a 4-d [N, C, H, W] input, got shape {x.shape}")
-        self.kh, self.kw = _pair(kernel_size, "kernel_size", op)
-        self.sh, self.sw = _pair(kernel_size if stride is None else stride, "stride", op)
-        self.ph, self.pw = _pair(padding, "padding", op)
-        if self.kh <= 0 or self.kw <= 0 or self.sh <= 0 or self.sw <= 0 or self.ph < 0 or self.pw < 0:
-            raise ValueError(f"{op}: kernel_size {(self.kh, self.kw)} and stride {(self.sh, self.sw)} must be "
-                             f"positive and padding {(self.ph, self.pw)} non-negative")
-        if pooling and (2 * self.ph > self.kh or 2 * self.pw > self.kw):
-            raise ValueError(f"{op}: padding {(self.ph, self.pw)} must be at most half the kernel "
-                             f"{(self.kh, self.kw)}")
-        self.n, self.c, self.h, self.w = x._shape
-        self.oh = (self.h + 2 * self.ph - self.kh) // self.sh + 1
-        self.ow = (self.w + 2 * self.pw - self.kw) // self.sw + 1
-        if self.oh <= 0 or self.ow <= 0:
-            raise ShapeError(f"{op}: kernel {(self.kh, self.kw)} with padding {(self.ph, self.pw)} does not fit "
-                             f"the input of shape {x.shape}")
-
-    def image_args(self, x):
-        """The IMG_ARGS of nn.cl for a (possibly strided) input view x."""
-        return (x, *x._strides, self.c, self.h, self.w, *self.plane_args())
-
-    def plane_args(self):
-        return (self.kh, self.kw, self.oh, self.ow, self.sh, self.sw, self.ph, self.pw)
-
-    def grad_args(self):
-        """The geometry arguments of the gather-style backward kernels (col2im, pool backward)."""
-        return (self.c, self.h, self.w, *self.plane_args())
-
-    @property
-    def in_shape(self):
-        return (self.n, self.c, self.h, self.w)
-
-    @property
-    def out_shape(self):
-        return (self.n, self.c, self.oh, self.ow)
 
 
 def _check_tensor(t, name, op, dtype):
@@ -201,69 +137,14 @@ class NNOps:
         backend.launch(backend.kernel("nn", "layer_norm_bwd_affine", x.dtype), f, dw, db, g, x, mean, rstd, n, f)
         return dx, dw, db
 
-    # ---- convolution ------------------------------------------------------------------------------
-    def conv2d(self, weight, bias=None, stride=1, padding=0):
-        """2-D cross-correlation of self [N, C, H, W] with weight [OC, C, KH, KW] (+ bias [OC]) as
-        im2col + one fused GEMM+bias launch; the result is a contiguous [N, OC, OH, OW]."""
-        return self._conv2d(weight, bias, stride, padding)[0]
+    # ---- pooling (ops/pool.py; these methods are the Tensor.max_pool2d / avg_pool2d raw forms) --------------
+    def max_pool2d(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+        y, idx, _, unbatched = _pool.max_pool(self, kernel_size, stride, padding, dilation, ceil_mode)
+        y = _pool.restore(y, unbatched, 2)
+        return (y, _pool.restore(idx, unbatched, 2)) if return_indices else y
 
-    def _conv2d(self, weight, bias, stride, padding):
-        """(y, cols [N*OH*OW, C*KH*KW], weight as [OC, C*KH*KW], window)."""
-        op = "conv2d"
-        weight = _check_tensor(weight, "weight", op, self.dtype)
-        if weight.dim() != 4:
-            raise ShapeError(f"{op}: weight must be [out_channels, in_channels, kH, kW], got {weight.shape}")
-        oc, wc, kh, kw = weight._shape
-        if self.dim() == 4 and self._shape[1] != wc:
-            raise ShapeError(f"{op}: input {self.shape} has {self._shape[1]} channels but weight {weight.shape} "
-                             f"expects {wc}")
-        if bias is not None:
-            bias = _check_tensor(bias, "bias", op, self.dtype)
-            if bias._shape != (oc,):
-                raise ShapeError(f"{op}: bias must have shape [{oc}], got {bias.shape}")
-        win = _Window(self, (kh, kw), stride, padding, op)
-        cols = self._im2col(win)
-        w2d = weight.reshape(oc, wc * kh * kw)
-        out = cols.linear(w2d, bias)  # [N*OH*OW, OC]
-        y = out.view(win.n, win.oh, win.ow, oc).permute(0, 3, 1, 2).contiguous()
-        return y, cols, w2d, win
-
-    def _im2col(self, win):
-        rows, ckk = win.n * win.oh * win.ow, win.c * win.kh * win.kw
-        return _per_element("im2col", self._empty((rows, ckk), self.dtype), *win.image_args(self))
-
-    @staticmethod
-    def _col2im(dcols, win):
-        return _per_element("col2im", dcols._empty(win.in_shape, dcols.dtype), dcols.contiguous(),
-                            *win.grad_args())
-
-    # ---- pooling ----------------------------------------------------------------------------------
-    def max_pool2d(self, kernel_size, stride=None, padding=0):
-        """Max over kernel_size windows of self [N, C, H, W]; stride defaults to kernel_size; padding is
-        never chosen (as -inf) and at most half the kernel."""
-        return self._max_pool2d(kernel_size, stride, padding)[0]
-
-    def _max_pool2d(self, kernel_size, stride, padding):
-        """(y, idx, window): idx holds the flat h*W + w position each output took, as a float tensor."""
-        win = _Window(self, kernel_size, stride, padding, "max_pool2d", pooling=True)
-        y, idx = self._empty(win.out_shape, self.dtype), self._empty(win.out_shape, self.dtype)
-        _per_element("max_pool2d_fwd", y, idx, *win.image_args(self))
-        return y, idx, win
-
-    @staticmethod
-    def _max_pool2d_backward(grad, idx, win):
-        g = grad.contiguous()
-        return _per_element("max_pool2d_bwd", g._empty(win.in_shape, g.dtype), g, idx, *win.grad_args())
-
-    def avg_pool2d(self, kernel_size, stride=None, padding=0):
-        """Mean over kernel_size windows of self [N, C, H, W]; zero padding counts in the divisor."""
-        return self._avg_pool2d(kernel_size, stride, padding)[0]
-
-    def _avg_pool2d(self, kernel_size, stride, padding):
-        win = _Window(self, kernel_size, stride, padding, "avg_pool2d", pooling=True)
-        return _per_element("avg_pool2d_fwd", self._empty(win.out_shape, self.dtype), *win.image_args(self)), win
-
-    @staticmethod
-    def _avg_pool2d_backward(grad, win):
-        g = grad.contiguous()
-        return _per_element("avg_pool2d_bwd", g._empty(win.in_shape, g.dtype), g, *win.grad_args())
+    def avg_pool2d(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                   divisor_override=None):
+        y, _, unbatched, _ = _pool.avg_pool(self, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                                            divisor_override)
+        return _pool.restore(y, unbatched, 2)

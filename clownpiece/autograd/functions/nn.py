@@ -1,5 +1,6 @@
-"""Gradients of the fused nn ops (clownpiece/ops/nn.py, kernels in cl_kernels/nn.cl): classes, because each
-forward keeps intermediates of its private raw op (row statistics, im2col columns, argmax positions).
+"""Gradients of the fused nn ops (clownpiece/ops/nn.py, kernels in cl_kernels/nn.cl): cross-entropy and layer
+norm. Classes, because each
+forward keeps intermediates of its private raw op (row statistics).
 
 The entry functions below are what nn.functional and the Tensor methods of the same names call. They pass
 tensor inputs positionally (one gradient edge each, None for an absent optional tensor) and
@@ -51,57 +52,6 @@ class LayerNorm(Op):
         return dx.view(ctx.shape), dw, db
 
 
-@differentiable()
-class Conv2d(Op):
-    @staticmethod
-    def forward(ctx, x, weight, bias, stride=1, padding=0):
-        y, cols, w2d, win = x._conv2d(weight, bias, stride, padding)
-        ctx.save_for_backward(cols, w2d)
-        ctx.win = win
-        ctx.weight_shape = weight._shape
-        ctx.has_bias = bias is not None
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        cols, w2d = ctx.get_saved_tensors()
-        win = ctx.win
-        oc = w2d._shape[0]
-        g2d = grad.permute(0, 2, 3, 1).reshape(-1, oc)  # [N*OH*OW, OC], the layout of the forward GEMM
-        dx = TensorBase._col2im(g2d.matmul(w2d), win)
-        dw = g2d.transpose(0, 1).matmul(cols).view(ctx.weight_shape)
-        db = g2d.sum(0) if ctx.has_bias else None
-        return dx, dw, db
-
-
-@differentiable()
-class MaxPool2d(Op):
-    @staticmethod
-    def forward(ctx, x, kernel_size, stride=None, padding=0):
-        y, idx, win = x._max_pool2d(kernel_size, stride, padding)
-        ctx.save_for_backward(idx)
-        ctx.win = win
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        idx, = ctx.get_saved_tensors()
-        return TensorBase._max_pool2d_backward(grad, idx, ctx.win)
-
-
-@differentiable()
-class AvgPool2d(Op):
-    @staticmethod
-    def forward(ctx, x, kernel_size, stride=None, padding=0):
-        y, win = x._avg_pool2d(kernel_size, stride, padding)
-        ctx.win = win
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        return TensorBase._avg_pool2d_backward(grad, ctx.win)
-
-
 def cross_entropy(logits, target, reduction="mean"):
     check_reduction(reduction, "cross_entropy")
     return CrossEntropy.record(logits, target, reduction=reduction)
@@ -111,18 +61,6 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     return LayerNorm.record(x, weight, bias, normalized_shape=normalized_shape, eps=eps)
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0):
-    return Conv2d.record(x, weight, bias, stride=stride, padding=padding)
-
-
-def max_pool2d(x, kernel_size, stride=None, padding=0):
-    return MaxPool2d.record(x, kernel_size=kernel_size, stride=stride, padding=padding)
-
-
-def avg_pool2d(x, kernel_size, stride=None, padding=0):
-    return AvgPool2d.record(x, kernel_size=kernel_size, stride=stride, padding=padding)
-
-
 # the Tensor methods of the same names record through the same entry points (TensorBase keeps the raw ops)
-for _entry in (cross_entropy, layer_norm, conv2d, max_pool2d, avg_pool2d):
+for _entry in (cross_entropy, layer_norm):
     register(_entry.__name__, _entry)
