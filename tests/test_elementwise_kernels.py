@@ -18,6 +18,8 @@ from conftest import assert_close
 
 _erf = np.vectorize(math.erf)
 _SQRT1_2 = 1 / math.sqrt(2)
+_K = math.sqrt(2 / math.pi)  # GELU's tanh approximation
+_ALPHA, _SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946  # SELU
 P0, P1 = -0.3, 0.45  # the two by-value parameters (leaky_relu's slope, clamp's bounds, affine's scale/shift)
 
 # name -> (numpy reference of (x, y, p0, p1), input domain of x, of y)
@@ -67,6 +69,27 @@ REFERENCE = {
     "leaky_relu_grad": (lambda x, y, p0, p1: np.where(y > 0, x, x * p0), "any", "any"),
     "gelu_grad": (lambda x, y, p0, p1: x * (0.5 * (1 + _erf(y * _SQRT1_2)) + y * np.exp(-0.5 * y * y)
                                             / math.sqrt(2 * math.pi)), "any", "any"),
+    # the activations of nn (tests/test_nn_activations.py checks them with their default parameters)
+    "gelu_tanh": (lambda x, y, p0, p1: 0.5 * x * (1 + np.tanh(_K * (x + 0.044715 * x ** 3))), "any", None),
+    "silu": (lambda x, y, p0, p1: x / (1 + np.exp(-x)), "any", None),
+    "elu": (lambda x, y, p0, p1: np.where(x > 0, x, p0 * np.expm1(x)), "any", None),
+    "selu": (lambda x, y, p0, p1: _SCALE * np.where(x > 0, x, _ALPHA * np.expm1(x)), "any", None),
+    "softplus": (lambda x, y, p0, p1: np.where(x * p0 > p1, x, np.log1p(np.exp(x * p0)) / p0), "any", None),
+    "mish": (lambda x, y, p0, p1: x * np.tanh(np.log1p(np.exp(x))), "any", None),
+    "hardswish": (lambda x, y, p0, p1: x * np.clip(x + 3, 0, 6) / 6, "any", None),
+    "hardsigmoid": (lambda x, y, p0, p1: np.clip(x + 3, 0, 6) / 6, "any", None),
+    "gelu_tanh_grad": (lambda x, y, p0, p1: x * (0.5 * (1 + np.tanh(_K * (y + 0.044715 * y ** 3)))
+                                                 + 0.5 * y * (1 - np.tanh(_K * (y + 0.044715 * y ** 3)) ** 2)
+                                                 * _K * (1 + 3 * 0.044715 * y * y)), "any", "any"),
+    "silu_grad": (lambda x, y, p0, p1: x * (1 / (1 + np.exp(-y))) * (1 + y * (1 - 1 / (1 + np.exp(-y)))),
+                  "any", "any"),
+    "elu_grad": (lambda x, y, p0, p1: np.where(y > 0, x, x * p0 * np.exp(y)), "any", "any"),
+    "selu_grad": (lambda x, y, p0, p1: _SCALE * np.where(y > 0, x, x * _ALPHA * np.exp(y)), "any", "any"),
+    "softplus_grad": (lambda x, y, p0, p1: np.where(y * p0 > p1, x, x / (1 + np.exp(-y * p0))), "any", "any"),
+    "mish_grad": (lambda x, y, p0, p1: x * (np.tanh(np.log1p(np.exp(y))) + y * (1 - np.tanh(np.log1p(np.exp(y))) ** 2)
+                                            / (1 + np.exp(-y))), "any", "any"),
+    "hardswish_grad": (lambda x, y, p0, p1: np.where(y < -3, 0, np.where(y <= 3, x * (y / 3 + 0.5), x)), "any", "any"),
+    "hardsigmoid_grad": (lambda x, y, p0, p1: np.where((y > -3) & (y < 3), x / 6, 0), "any", "any"),
 }
 
 # the kernels each macro of the op table makes (see the comment at the top of elementwise.cl)
