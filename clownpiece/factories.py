@@ -163,8 +163,27 @@ def _eye(cls, n, m=None, *, dtype=None, requires_grad=False):
 
 
 # ---- from host data --------------------------------------------------------------------------------------
+def _host_data(data, op):
+    """`data` as numpy sees it when it is an array of another library: an object with `__dlpack__` (torch,
+    JAX, CuPy... arrays on the host; read without a copy) or `__array__`; any other data as it is."""
+    if isinstance(data, (TensorBase, np.ndarray, np.generic, numbers.Number, list, tuple)):
+        return data
+    if hasattr(data, "__dlpack__"):
+        try:
+            return np.from_dlpack(data)
+        except (TypeError, ValueError, RuntimeError, BufferError) as e:
+            if not hasattr(data, "__array__"):  # e.g. an array in device memory, which only its library reads
+                raise TypeError(f"{op}: cannot read the {type(data).__name__} through __dlpack__ ({e}); copy it "
+                                f"to host memory first") from None
+    if hasattr(data, "__array__"):
+        return np.asarray(data)
+    return data
+
+
 def _tensor(cls, data, *, dtype=None, requires_grad=False):
-    """A new tensor holding a copy of `data` (nested lists, numbers, numpy arrays or a tensor)."""
+    """A new tensor holding a copy of `data` (nested lists, numbers, numpy arrays, a tensor, or an array of
+    another library: anything with `__array__` or `__dlpack__`, a torch tensor included)."""
+    data = _host_data(data, "tensor")
     if isinstance(data, TensorBase):
         if data.device is not backend.device():
             data = data.to(backend.device())  # from another device: through the host
@@ -177,9 +196,12 @@ def _tensor(cls, data, *, dtype=None, requires_grad=False):
 
 
 def _from_numpy(cls, array):
-    """A tensor with a copy of `array` on the device; float32/float64 keep their dtype, others become float32."""
+    """A tensor with a copy of `array` (a numpy array, or anything with `__array__` or `__dlpack__`) on the
+    device; float32/float64 keep their dtype, others become float32."""
+    array = _host_data(array, "from_numpy")
     if not isinstance(array, np.ndarray):
-        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+        raise TypeError(f"from_numpy: expected a numpy.ndarray or an object with __array__ or __dlpack__, got "
+                        f"{type(array).__name__}")
     dtype = array.dtype if array.dtype in (np.float32, np.float64) else np.float32
     return _tensor(cls, array, dtype=dtype)
 

@@ -33,6 +33,13 @@ def _take_counters(n):
     return seed & 0xFFFFFFFF, seed >> 32, base
 
 
+def host_generator():
+    """A numpy Generator seeded from clownpiece's generator (it takes one counter), for random choices made
+    on the host, such as random_split's permutation, that clownpiece.manual_seed must reproduce."""
+    k0, k1, base = _take_counters(1)
+    return np.random.default_rng([k0, k1, base & 0xFFFFFFFF, base >> 32])
+
+
 def _check_probability(p, op):
     if not isinstance(p, numbers.Real) or isinstance(p, bool):
         raise TypeError(f"{op}: p must be a number, got {type(p).__name__}")

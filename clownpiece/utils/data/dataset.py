@@ -2,12 +2,18 @@
 
 Samples stay on the host (numpy arrays, Python numbers, strings) until the Dataloader collates a batch,
 so a dataset of N images costs one upload per batch, not one device buffer per image."""
+import bisect
 import csv
+import itertools
+import math
+import numbers
 import os
+import warnings
 
 import numpy as np
 
 from ..._tensor import Tensor
+from ...ops.random import host_generator
 
 
 class Dataset:
@@ -19,6 +25,9 @@ class Dataset:
 
     def __len__(self):
         raise NotImplementedError(f"{type(self).__name__}.__len__ is not implemented")
+
+    def __add__(self, other):
+        return ConcatDataset([self, other])
 
 
 class TensorDataset(Dataset):
@@ -46,6 +55,105 @@ class TensorDataset(Dataset):
 
     def __len__(self):
         return len(self.tensors[0])
+
+
+class Subset(Dataset):
+    """The items of `dataset` at `indices` (any sequence of ints), in that order (torch.utils.data.Subset)."""
+
+    def __init__(self, dataset, indices):
+        self.dataset = dataset
+        self.indices = indices
+
+    def __getitem__(self, idx):
+        if isinstance(idx, list):
+            return self.dataset[[self.indices[i] for i in idx]]
+        return self.dataset[self.indices[idx]]
+
+    def __getitems__(self, indices):
+        getitems = getattr(self.dataset, "__getitems__", None)
+        if callable(getitems):
+            return getitems([self.indices[i] for i in indices])
+        return [self.dataset[self.indices[i]] for i in indices]
+
+    def _collated(self, indices):
+        """The underlying dataset's batched gather (Dataloader's fast path), when it has one."""
+        collated = getattr(self.dataset, "_collated", None)
+        return None if collated is None else collated([self.indices[i] for i in indices])
+
+    def __len__(self):
+        return len(self.indices)
+
+
+class ConcatDataset(Dataset):
+    """The datasets one after another (torch.utils.data.ConcatDataset); `cumulative_sizes[i]` is the length
+    of the first i + 1 of them."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("ConcatDataset: datasets should not be an empty iterable")
+        for d in self.datasets:
+            if not hasattr(d, "__len__") or not hasattr(d, "__getitem__"):
+                raise TypeError(f"ConcatDataset: {type(d).__name__} is not a map-style dataset "
+                                f"(__getitem__ and __len__)")
+        self.cumulative_sizes = list(itertools.accumulate(len(d) for d in self.datasets))
+
+    def __len__(self):
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, idx):
+        if isinstance(idx, bool) or not isinstance(idx, numbers.Integral):
+            raise TypeError(f"ConcatDataset: index must be an int, got {type(idx).__name__}")
+        n = len(self)
+        if idx < 0:
+            if -idx > n:
+                raise ValueError("absolute value of index should not exceed dataset length")
+            idx += n
+        if idx >= n:
+            raise IndexError(f"ConcatDataset: index {idx} is out of range for a dataset of length {n}")
+        d = bisect.bisect_right(self.cumulative_sizes, idx)
+        return self.datasets[d][idx - (self.cumulative_sizes[d - 1] if d else 0)]
+
+
+def random_split(dataset, lengths, generator=None, *, seed=None):
+    """Split `dataset` into non-overlapping Subsets of the given `lengths` (ints summing to len(dataset), or
+    fractions summing to 1, as torch.utils.data.random_split: floor(n * fraction) each, the remainder handed
+    out one at a time from the first split on). The permutation comes from `generator` (a numpy Generator),
+    else `seed`, else clownpiece's generator, so that clownpiece.manual_seed makes it reproducible. numpy
+    draws the permutation, so the splits differ from PyTorch's for the same seed."""
+    if generator is not None and seed is not None:
+        raise ValueError("random_split: pass generator or seed, not both")
+    lengths = list(lengths)
+    if not lengths:
+        raise ValueError("random_split: lengths is empty")
+    for i, v in enumerate(lengths):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"random_split: lengths[{i}] must be an int or a fraction, got {v!r}")
+    n = len(dataset)
+    if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
+        sizes = []
+        for i, frac in enumerate(lengths):
+            if frac < 0 or frac > 1:
+                raise ValueError(f"Fraction at index {i} is not between 0 and 1")
+            sizes.append(int(math.floor(n * frac)))
+        for i in range(n - sum(sizes)):
+            sizes[i % len(sizes)] += 1
+        for i, size in enumerate(sizes):
+            if size == 0:
+                warnings.warn(f"Length of split at index {i} is 0. This might result in an empty dataset.")
+        lengths = sizes
+    for i, v in enumerate(lengths):
+        if not isinstance(v, numbers.Integral) or v < 0:
+            raise ValueError(f"random_split: lengths[{i}] = {v!r} is neither a non-negative int nor one of "
+                             f"fractions that sum to 1")
+    lengths = [int(v) for v in lengths]
+    if sum(lengths) != n:
+        raise ValueError(f"Sum of input lengths does not equal the length of the input dataset! "
+                         f"(lengths {lengths} sum to {sum(lengths)}, the dataset has {n} items)")
+    if generator is None:
+        generator = np.random.default_rng(seed) if seed is not None else host_generator()
+    indices = generator.permutation(n).tolist()
+    return [Subset(dataset, indices[end - size:end]) for end, size in zip(itertools.accumulate(lengths), lengths)]
 
 
 class CSVDataset(Dataset):
