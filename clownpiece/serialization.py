@@ -1,4 +1,5 @@
-"""save(obj, path) / load(path): state dicts and nested containers of tensors in a safe format (no pickle).
+"""save(obj, path) / load(path): state dicts and nested containers of tensors in a safe format (no pickle),
+and flat dicts of tensors in Hugging Face's safetensors format (`format="safetensors"`; see below).
 
 File layout (all integers little-endian):
 
@@ -14,7 +15,18 @@ The tree encodes JSON scalars as themselves, other floats (nan, inf) as {"float"
 and tensors as tagged objects ({"list": [...]}, {"tuple": [...]}, {"dict": [[key, value], ...]} so keys
 keep their type and order, {"tensor": index}). Loading trusts nothing: every length, offset, dtype and
 tag is checked, and any problem raises SerializationError naming the file. Saving writes a temporary file
-next to the target and renames it at the end, so a failed save never leaves a half-written file."""
+next to the target and renames it at the end, so a failed save never leaves a half-written file.
+
+safetensors (written here, so the core needs no new dependency; the `safetensors` package reads and writes
+the same files):
+
+    hlen     u64      length of the header
+    header   hlen bytes of UTF-8 JSON, padded with spaces to a multiple of 8: {name: {"dtype": "F32",
+                      "shape": [...], "data_offsets": [begin, end]}, ..., "__metadata__": {str: str}}
+    data     the tensors' raw little-endian values, row-major; the [begin, end) ranges (relative to the data's
+             start) tile it exactly, without gaps or overlaps
+
+`load` tells the formats apart by their first bytes: clownpiece's magic, or a length followed by "{"."""
 import json
 import math
 import numbers
@@ -101,24 +113,22 @@ def _kind_name(t):
     return next(c.__name__ for c in type(t).__mro__ if known.get(c.__name__) is c)
 
 
-def save(obj, path):
-    """Write `obj` (tensors, numbers, strings, None, and nested lists/tuples/dicts of them) to `path`."""
-    writer = _Writer()
-    tree = writer.encode(obj, "obj")
-    header = json.dumps({"tree": tree, "tensors": writer.entries, "data_bytes": writer.offset},
-                        separators=(",", ":")).encode("utf-8")
-    crc = zlib.crc32(header)
-    for chunk in writer.chunks:
-        crc = zlib.crc32(chunk, crc)
+def save(obj, path, format="clownpiece"):
+    """Write `obj` to `path`. format="clownpiece": tensors, numbers, strings, None, and nested
+    lists/tuples/dicts of them. format="safetensors": a flat dict of name -> tensor (a state_dict; its None
+    entries, disabled parameters, are left out, which load_state_dict accepts)."""
+    if format == "safetensors":
+        chunks = _safetensors_chunks(obj)
+    elif format == "clownpiece":
+        chunks = _clownpiece_chunks(obj)
+    else:
+        raise ValueError(f"save: format must be 'clownpiece' or 'safetensors', got {format!r}")
     path = os.fspath(path)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
                                dir=os.path.dirname(os.path.abspath(path)))
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(_PREFIX.pack(MAGIC, VERSION, len(header)))
-            f.write(header)
-            f.write(_CRC.pack(crc))
-            for chunk in writer.chunks:
+            for chunk in chunks:
                 f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
@@ -129,12 +139,27 @@ def save(obj, path):
         raise
 
 
+def _clownpiece_chunks(obj):
+    writer = _Writer()
+    tree = writer.encode(obj, "obj")
+    header = json.dumps({"tree": tree, "tensors": writer.entries, "data_bytes": writer.offset},
+                        separators=(",", ":")).encode("utf-8")
+    crc = zlib.crc32(header)
+    for chunk in writer.chunks:
+        crc = zlib.crc32(chunk, crc)
+    return [_PREFIX.pack(MAGIC, VERSION, len(header)), header, _CRC.pack(crc), *writer.chunks]
+
+
 def load(path):
-    """Read an object written by `save`; tensors come back as the class they were saved as (Tensor,
-    Parameter, Buffer, TensorBase) with their dtype, shape and requires_grad."""
+    """Read a file written by `save` in either format (told apart by its first bytes). A clownpiece file
+    gives back its object, tensors as the class they were saved as (Tensor, Parameter, Buffer, TensorBase)
+    with their dtype, shape and requires_grad; a safetensors file (from any writer) a dict of name -> Tensor
+    in the header's order."""
     path = os.fspath(path)
     with open(path, "rb") as f:
         blob = f.read()
+    if _is_safetensors(blob):
+        return _load_safetensors(blob, path)
 
     def fail(what):
         return SerializationError(f"load: {path!r} is not a valid clownpiece file: {what}")
@@ -143,7 +168,8 @@ def load(path):
         raise fail(f"only {len(blob)} bytes (truncated or not a clownpiece file)")
     magic, version, hlen = _PREFIX.unpack_from(blob)
     if magic != MAGIC:
-        raise fail(f"bad magic {magic!r} (expected {MAGIC!r}): not written by clownpiece.save")
+        raise fail(f"bad magic {magic!r} (expected {MAGIC!r}): written neither by clownpiece.save nor in the "
+                   f"safetensors format")
     if version != VERSION:
         raise fail(f"format version {version} is not supported (this build reads version {VERSION})")
     start = _PREFIX.size + hlen + _CRC.size
@@ -206,3 +232,116 @@ def _decode(node, tensors, fail):
                 isinstance(p, list) and len(p) == 2 and isinstance(p[0], (str, int)) for p in value):
             return {k: _decode(v, tensors, fail) for k, v in value}
     raise fail(f"unknown entry {json.dumps(node)[:80]} in the object tree")
+
+
+# ---- safetensors ------------------------------------------------------------------------------------------
+# the format's dtype codes that numpy can hold; BF16 and the 8-bit floats have no numpy dtype
+_ST_DTYPES = {"BOOL": np.dtype("|b1"), "U8": np.dtype("|u1"), "I8": np.dtype("|i1"), "U16": np.dtype("<u2"),
+              "I16": np.dtype("<i2"), "F16": np.dtype("<f2"), "U32": np.dtype("<u4"), "I32": np.dtype("<i4"),
+              "F32": np.dtype("<f4"), "U64": np.dtype("<u8"), "I64": np.dtype("<i8"), "F64": np.dtype("<f8")}
+_ST_CODES = {dtype.newbyteorder("="): code for code, dtype in _ST_DTYPES.items()}
+_ST_MAX_HEADER = 100_000_000  # the reference implementation's limit
+_U64 = struct.Struct("<Q")
+
+
+def _is_safetensors(blob):
+    return (len(blob) >= _U64.size + 1 and blob[:len(MAGIC)] != MAGIC and blob[_U64.size:_U64.size + 1] == b"{")
+
+
+def _safetensors_chunks(obj):
+    if not isinstance(obj, dict):
+        raise SerializationError(f"save(format='safetensors'): expected a flat dict of name -> tensor (a "
+                                 f"state_dict), got {type(obj).__name__}")
+    tensors = []
+    for name, t in obj.items():
+        if not isinstance(name, str):
+            raise SerializationError(f"save(format='safetensors'): key {name!r} must be a str")
+        if name == "__metadata__":
+            raise SerializationError("save(format='safetensors'): the key '__metadata__' is reserved by the format")
+        if t is None:
+            continue
+        if not isinstance(t, TensorBase):
+            raise SerializationError(f"save(format='safetensors'): {name!r} holds a {type(t).__name__}; the format "
+                                     f"stores tensors only (use format='clownpiece' for other values)")
+        code = _ST_CODES.get(np.dtype(t.dtype))
+        if code is None:
+            raise SerializationError(f"save(format='safetensors'): {name!r} has dtype {t.dtype}, which has no "
+                                     f"safetensors code")
+        tensors.append((name, code, t.numpy().astype(_ST_DTYPES[code], copy=False)))
+    # data in order of decreasing element size keeps every tensor aligned to its element (as the reference
+    # writer does); the header keeps the dict's order, which load returns
+    ordered = sorted(tensors, key=lambda e: -e[2].itemsize)
+    offsets, offset = {}, 0
+    for name, _, data in ordered:
+        offsets[name] = (offset, offset + data.nbytes)
+        offset += data.nbytes
+    header = json.dumps({name: {"dtype": code, "shape": list(data.shape), "data_offsets": list(offsets[name])}
+                         for name, code, data in tensors}, separators=(",", ":")).encode("utf-8")
+    header += b" " * (-len(header) % 8)
+    return [_U64.pack(len(header)), header, *(np.ascontiguousarray(d).tobytes() for _, _, d in ordered)]
+
+
+def _load_safetensors(blob, path):
+    def fail(what):
+        return SerializationError(f"load: {path!r} is not a valid safetensors file: {what}")
+
+    (hlen,) = _U64.unpack_from(blob)
+    if hlen > _ST_MAX_HEADER:
+        raise fail(f"header length {hlen} exceeds the format's limit of {_ST_MAX_HEADER} bytes")
+    if _U64.size + hlen > len(blob):
+        raise fail(f"header of {hlen} bytes does not fit in the {len(blob)}-byte file (truncated)")
+
+    def unique(pairs):
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"duplicate names {sorted({k for k in keys if keys.count(k) > 1})}")
+        return dict(pairs)
+
+    try:
+        header = json.loads(blob[_U64.size:_U64.size + hlen].decode("utf-8"), object_pairs_hook=unique)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise fail(f"unreadable header ({e})") from None
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise fail("__metadata__ must map names to strings")
+    data = memoryview(blob)[_U64.size + hlen:]
+    entries = [(name, *_safetensors_entry(name, info, fail)) for name, info in header.items()]
+    end = 0
+    for name, _, _, (begin, stop) in sorted(entries, key=lambda e: e[3]):
+        if begin != end:
+            raise fail(f"tensor {name!r} starts at byte {begin} of the data where {end} was expected (the "
+                       f"tensors must tile the data without gaps or overlaps)")
+        end = stop
+    if end != len(data):
+        raise fail(f"the tensors cover {end} data bytes, the file has {len(data)} (truncated or padded)")
+    out = {}
+    for name, dtype, shape, (begin, stop) in entries:
+        arr = np.frombuffer(data, dtype, math.prod(shape), begin).reshape(shape)
+        if dtype == np.bool_ and arr.view(np.uint8).max(initial=0) > 1:
+            raise fail(f"BOOL tensor {name!r} holds bytes other than 0 and 1")
+        native = arr.astype(dtype.newbyteorder("="))
+        try:
+            out[name] = Tensor(native, dtype=native.dtype)
+        except TypeError as e:
+            raise SerializationError(f"load: {path!r}: tensor {name!r} is {dtype.name}, which clownpiece cannot "
+                                     f"hold ({e})") from None
+    return out
+
+
+def _safetensors_entry(name, info, fail):
+    """(numpy dtype, shape, (begin, end)) of one header entry, every field checked."""
+    if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+        raise fail(f"tensor {name!r} has a bad description {info!r} (expected dtype, shape and data_offsets)")
+    code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if code not in _ST_DTYPES:
+        known = code in ("BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64")
+        raise fail(f"tensor {name!r} has dtype {code!r}, which "
+                   + ("numpy, and so clownpiece, cannot hold" if known else "is not a safetensors dtype"))
+    ints = lambda v: isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0
+                                                 for x in v)
+    if not ints(shape) or not ints(offsets) or len(offsets) != 2 or offsets[0] > offsets[1]:
+        raise fail(f"tensor {name!r}: bad shape {shape!r} or data_offsets {offsets!r}")
+    dtype = _ST_DTYPES[code]
+    if offsets[1] - offsets[0] != math.prod(shape) * dtype.itemsize:
+        raise fail(f"tensor {name!r}: bytes {offsets} do not hold shape {shape} of {code}")
+    return dtype, tuple(shape), tuple(offsets)
