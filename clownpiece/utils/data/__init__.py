@@ -1,5 +1,5 @@
-"""Datasets, transforms and the Dataloader (the course's `clownpiece.utils.data`); MNIST and FashionMNIST
-live in `clownpiece.utils.data.datasets`."""
+"""Datasets, transforms and the Dataloader (the course's `clownpiece.utils.data`); MNIST, FashionMNIST and
+CIFAR10 live in `clownpiece.utils.data.datasets`."""
 from .dataset import (Dataset, TensorDataset, Subset, ConcatDataset, random_split, CSVDataset, ImageDataset,
                       sequential_transform, resize_transform, normalize_transform, to_tensor_transform)
 from .dataloader import Dataloader, DataLoader, default_collate

@@ -1,14 +1,13 @@
 """MNIST and FashionMNIST from IDX files in torchvision's layout: root/MNIST/raw/train-images-idx3-ubyte
-(optionally .gz), train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte."""
+(optionally .gz), train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; CIFAR10 (cifar.py)."""
 import gzip
-import hashlib
 import os
-import tempfile
-import urllib.request
 
 import numpy as np
 
+from .cifar import CIFAR10, CorruptDatasetError  # noqa: F401  (the datasets live here for users)
 from .dataset import Dataset
+from .download import fetch as _fetch, md5 as _md5
 
 # IDX type byte -> element dtype (big-endian on disk)
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -128,25 +127,3 @@ class FashionMNIST(MNIST):
     classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                "Ankle boot"]
 
-
-def _md5(path):
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fetch(url, target, md5):
-    """Download url to target through a temporary file, renamed only once its md5 matches."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
-        if _md5(tmp) != md5:
-            raise ValueError(f"md5 mismatch (expected {md5})")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
