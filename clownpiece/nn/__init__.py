@@ -14,6 +14,7 @@ from .conv import Conv1d, Conv2D, Conv2d, ConvTranspose1d, ConvTranspose2d
 from .pooling import (MaxPool1d, MaxPool2D, MaxPool2d, AvgPool1d, AvgPool2D, AvgPool2d, AdaptiveAvgPool1d,
                       AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, Upsample, UpsamplingNearest2d,
                       UpsamplingBilinear2d)
+from .transformer import TransformerEncoderLayer, TransformerEncoder, generate_square_subsequent_mask
 from . import init, functional, parallel, utils
 from .init import (calcuate_gain, calculate_gain, constants_, constant_, zeros_, ones_, uniform_, normal_,
                    xavier_uniform_, xavier_normal_, kaiming_uniform_, kaiming_normal_)
@@ -31,7 +32,7 @@ __all__ = [
     "Conv1d", "Conv2D", "Conv2d", "ConvTranspose1d", "ConvTranspose2d",
     "MaxPool1d", "MaxPool2D", "MaxPool2d", "AvgPool1d", "AvgPool2D", "AvgPool2d", "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Upsample", "UpsamplingNearest2d",
-    "UpsamplingBilinear2d",
+    "UpsamplingBilinear2d", "TransformerEncoderLayer", "TransformerEncoder", "generate_square_subsequent_mask",
     # submodules and initialisers
     "init", "functional", "parallel", "utils", "calcuate_gain", "calculate_gain", "constants_", "constant_", "zeros_",
     "ones_", "uniform_", "normal_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_"]

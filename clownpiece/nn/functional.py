@@ -1,6 +1,7 @@
 """nn.functional (docs/api.md, Decisions D6): the stateless forms of the layers, as in PyTorch. Everything
 composes Tensor ops (which record autograd); the fused nn ops record through the entry points of
 clownpiece/autograd/functions/nn.py."""
+import math
 import numbers
 import warnings
 
@@ -12,7 +13,10 @@ from ..ops.nn import check_reduction, reduce_loss
 from ..autograd.functions.elementwise import where
 from ..autograd.functions.conv import conv2d as _conv2d, conv_transpose2d as _conv_transpose2d, pad as _pad
 from ..autograd.functions.nn import cross_entropy as _cross_entropy, layer_norm
+from ..autograd.functions.attention import scaled_dot_product_attention as _sdpa
 from ..autograd.functions.upsample import interpolate as _interpolate
+from ..factories import _arange
+from ..ops import attention as _attention
 from ..autograd.functions.pool import adaptive_pool as _adaptive_pool, avg_pool as _avg_pool, max_pool as _max_pool
 from ..autograd.functions.norm import (batch_norm as _batch_norm, group_norm as _group_norm,
                                        rms_norm as _rms_norm)
@@ -168,7 +172,7 @@ def unflatten(x, dim, sizes):
     return x.reshape(x.shape[:d] + sizes + x.shape[d + 1:])
 
 
-def _check_p(p, op):
+def check_p(p, op):
     if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
         raise ValueError(f"{op}: probability p must be in [0, 1], got {p!r}")
 
@@ -176,7 +180,7 @@ def _check_p(p, op):
 def dropout(x, p=0.5, training=True, inplace=False):
     """Zero each element with probability p and scale the rest by 1/(1-p) (identity when not training)."""
     _tensor(x, "dropout")
-    _check_p(p, "dropout")
+    check_p(p, "dropout")
     if not training or p == 0.0:
         return x
     return x * x.dropout_mask(p)
@@ -185,7 +189,7 @@ def dropout(x, p=0.5, training=True, inplace=False):
 def _channel_dropout(x, p, training, spatial, op):
     """Zero whole channels: one draw per (sample, channel), i.e. per index of all but the last `spatial` dims."""
     _tensor(x, op)
-    _check_p(p, op)
+    check_p(p, op)
     if not training or p == 0.0:
         return x
     mask_shape = x.shape[:-spatial] + [1] * spatial
@@ -326,6 +330,93 @@ def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=
     return interpolate(input, size, scale_factor, mode, align_corners)
 
 
+# ---- attention ------------------------------------------------------------------------------------
+def attention_mask(mask, dtype, op, true_means="keep"):
+    """(tensor or None, kind) for an attention mask: a float tensor or array is added to the scores; a bool
+    one (a bool tensor, once they exist, a numpy bool array or a list of bools) keeps the scores where it is
+    True (true_means='keep': scaled_dot_product_attention) or masks them out (true_means='drop':
+    MultiheadAttention). Until bool tensors land, a float 0/1 tensor is an additive mask (PyTorch's rule)."""
+    if mask is None:
+        return None, _attention.NONE
+    boolean = _attention.KEEP if true_means == "keep" else _attention.DROP
+    if isinstance(mask, TensorBase):
+        if np.dtype(mask.dtype).kind == "b":
+            return mask, boolean
+        if np.dtype(mask.dtype).kind != "f":
+            raise TypeError(f"{op}: a mask must be bool or float, got {mask.dtype}")
+        return mask, _attention.ADD
+    arr = np.asarray(mask)
+    if arr.dtype.kind == "b":
+        return Tensor(arr.astype(dtype), dtype=dtype), boolean
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{op}: a mask must be bool or float, got an array of {arr.dtype}")
+    return Tensor(arr.astype(dtype), dtype=dtype), _attention.ADD
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                                 enable_gqa=False):
+    """softmax(query @ key^T * scale + mask) @ value (scale 1/sqrt(E) by default) over [..., L, E],
+    [..., S, E], [..., S, Ev], the batch dims broadcast. attn_mask: bool (True takes part) or float (added),
+    broadcast to [..., L, S]; is_causal: keys after the query's position (top-left aligned) are masked out;
+    dropout_p: dropout on the probabilities; enable_gqa: query heads share key/value heads in groups (dim -3).
+    Fused into kernels that never store the [L, S] scores; a row with every key masked out gives 0 (PyTorch's
+    safe softmax)."""
+    op = "scaled_dot_product_attention"
+    for t, name in ((query, "query"), (key, "key"), (value, "value")):
+        _tensor(t, f"{op} ({name})")
+    if attn_mask is not None and is_causal:
+        raise ValueError(f"{op}: give attn_mask or is_causal=True, not both (as PyTorch)")
+    mask, kind = attention_mask(attn_mask, query.dtype, op)
+    if enable_gqa:
+        return _grouped_query_attention(query, key, value, mask, kind, dropout_p, is_causal, scale)
+    if max(query.shape[-1:] + value.shape[-1:]) > _attention.MAX_HEAD_DIM:
+        return math_attention(query, key, value, mask, kind, dropout_p, is_causal, scale)[0]
+    return _sdpa(query, key, value, mask, None, (kind, 0), scale, is_causal, dropout_p)
+
+
+def _grouped_query_attention(query, key, value, mask, kind, dropout_p, is_causal, scale):
+    """Query heads h use key/value head h // (Hq / Hkv): q viewed as [..., Hkv, g, L, E] against key/value
+    [..., Hkv, 1, S, E] (a broadcast, no copy)."""
+    op = "scaled_dot_product_attention"
+    if query.dim() < 3 or key.dim() < 3 or value.dim() < 3:
+        raise ShapeError(f"{op}: enable_gqa needs [..., heads, seq, features] inputs")
+    hq, hk, hv = query.shape[-3], key.shape[-3], value.shape[-3]
+    if hk != hv or hk == 0 or hq % hk:
+        raise ShapeError(f"{op}: enable_gqa needs the query heads ({hq}) to be a multiple of the key/value heads "
+                         f"({hk}, {hv})")
+    g = hq // hk
+    q = query.reshape(query.shape[:-3] + [hk, g] + query.shape[-2:])
+    k, v = key.unsqueeze(-3), value.unsqueeze(-3)
+    if mask is not None and mask.dim() >= 3 and mask.shape[-3] != 1:
+        mask = mask.reshape(mask.shape[:-3] + [hk, g] + mask.shape[-2:])
+    out = _sdpa(q, k, v, mask, None, (kind, 0), scale, is_causal, dropout_p)
+    return out.reshape(out.shape[:-4] + [hq] + out.shape[-2:])
+
+
+def math_attention(query, key, value, mask, kind, dropout_p=0.0, is_causal=False, scale=None, mask_b=None,
+                   kind_b=0):
+    """(output, probabilities) of attention composed from matmul/softmax ops: what MultiheadAttention's
+    need_weights=True returns the weights of, and the path for head sizes the fused kernels do not take."""
+    s = (query @ key.transpose(-1, -2)) * (1.0 / math.sqrt(query.shape[-1]) if scale is None else scale)
+    for m, kd in ((mask, kind), (mask_b, kind_b)):
+        if m is None:
+            continue
+        if kd == _attention.ADD:
+            s = s + m
+        else:
+            s = where(m, s, -math.inf) if kd == _attention.KEEP else where(m, -math.inf, s)
+    if is_causal:
+        length, keys = s.shape[-2:]
+        rows = _arange(Tensor, length, dtype=s.dtype).unsqueeze(-1)
+        below = (rows - _arange(Tensor, keys, dtype=s.dtype)) >= 0  # j <= i
+        s = where(below, s, -math.inf)
+    p = s.softmax(-1)
+    p = where(p != p, 0.0, p)  # rows with every key masked out: 0, as the fused kernels
+    if dropout_p > 0.0:
+        p = dropout(p, dropout_p)
+    return p @ value, p
+
+
 # ---- normalisation --------------------------------------------------------------------------------
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5,
                *, num_batches_tracked=None):
@@ -386,4 +477,4 @@ __all__ = ["relu", "sigmoid", "tanh", "gelu", "leaky_relu", "silu", "elu", "selu
            "linear", "embedding", "flatten", "unflatten", "dropout", "dropout1d", "dropout2d", "batch_norm",
            "group_norm", "rms_norm", "layer_norm", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "pad", "max_pool1d",
            "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-           "adaptive_max_pool1d", "adaptive_max_pool2d", "interpolate", "upsample", "mse_loss", "cross_entropy"]
+           "adaptive_max_pool1d", "adaptive_max_pool2d", "interpolate", "upsample", "scaled_dot_product_attention", "mse_loss", "cross_entropy"]

@@ -27,6 +27,12 @@ class Parameter(Tensor):
     def __repr__(self):
         return "Parameter containing:\n" + Tensor.__repr__(self)
 
+    def __deepcopy__(self, memo):  # copy.deepcopy(module) keeps its parameters Parameters
+        with no_grad():
+            out = Parameter(self.clone(), requires_grad=self.requires_grad)
+        memo[id(self)] = out
+        return out
+
 
 class Buffer(Tensor):
     """A Tensor that a Module registers as state that is not trained (running statistics). A buffer with
@@ -35,6 +41,12 @@ class Buffer(Tensor):
     def __init__(self, data=None, *, persistent=True):
         Tensor.__init__(self, data, requires_grad=False)
         self.persistent = bool(persistent)
+
+    def __deepcopy__(self, memo):
+        with no_grad():
+            out = Buffer(self.clone(), persistent=self.persistent)
+        memo[id(self)] = out
+        return out
 
 
 def new_parameter(shape, dtype=None):
