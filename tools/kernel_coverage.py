@@ -23,6 +23,7 @@ BUILDS = {
     "nn": [(F32, ())],
     "optim": [(F32, ())],
     "random": [(F32, ())],
+    "augment": [(F32, ())],
     "reduce": [(F32, ())],
 }
 

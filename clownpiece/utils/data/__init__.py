@@ -4,8 +4,8 @@ from .dataset import (Dataset, TensorDataset, Subset, ConcatDataset, random_spli
                       sequential_transform, resize_transform, normalize_transform, to_tensor_transform)
 from .dataloader import Dataloader, DataLoader, default_collate
 from .sampler import DistributedSampler
-from . import datasets
+from . import datasets, transforms
 
 __all__ = ["Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "CSVDataset", "ImageDataset",
            "sequential_transform", "resize_transform", "normalize_transform", "to_tensor_transform", "Dataloader",
-           "DataLoader", "default_collate", "DistributedSampler", "datasets"]
+           "DataLoader", "default_collate", "DistributedSampler", "datasets", "transforms"]
