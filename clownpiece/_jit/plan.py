@@ -13,6 +13,7 @@ cl.Kernel with its arguments set once; a replay only resets what changes (input 
 numbers, replayable host values) and enqueues. Tensor results that live in held storage are copied into
 fresh storage, so that results of different calls never share memory."""
 import heapq
+import os
 import struct
 
 import numpy as np
@@ -22,7 +23,10 @@ from pyopencl import _cl
 from .. import backend
 from ..backend import memory, programs, runtime
 from .errors import JitError, source_of
+from .merge import merge
 from .numbers import Compiled
+
+_MERGE = os.environ.get("CLOWNPIECE_JIT_MERGE", "1") != "0"  # merge independent elementwise launches
 
 _PACK = {np.dtype(np.float32): "=f", np.dtype(np.float64): "=d", np.dtype(np.int32): "=i",
          np.dtype(np.uint32): "=I", np.dtype(np.int64): "=q", np.dtype(np.uint64): "=Q"}
@@ -112,7 +116,8 @@ class Program:
                 raise JitError(f"clownpiece.jit: {rec.name}: a tensor it used was dropped during the call")
             externals.append(st)
         self.held += externals
-        alloc_buffers = self._plan_allocations(rec)
+        events = merge(rec.events, backend.device()) if _MERGE else rec.events
+        alloc_buffers = self._plan_allocations(rec, events)
         self.watch = externals + [st for st in self.held if st not in externals]  # pending readers to settle
 
         exprs = []  # traced numbers to evaluate at each replay
@@ -128,7 +133,7 @@ class Program:
 
         self.steps = []  # ("launch", knl, gsize, lsize, buffer patches, offset patches, number patches, Kernel)
         arg_dtypes = {}
-        for event in rec.events:
+        for event in events:
             if event[0] == "upload":
                 _, role, host, offset, _ = event
                 self.steps.append(("upload", None if role[0] == "in" else static_buffer(role),
@@ -205,20 +210,27 @@ class Program:
         self.scalars = Compiled(exprs)
         self.n_exprs = len(exprs)
 
-    def _plan_allocations(self, rec):
+    def _plan_allocations(self, rec, events):
         """Buffers for the call's allocations: live ones keep theirs (held), temporaries get private buffers
-        reused by liveness."""
+        reused by liveness (first and last use in `events`, the order the replay runs)."""
+        uses = {}
+        for n, event in enumerate(events):
+            roles = (event[1],) if event[0] == "upload" else (s[1] for s in event[4] if s[0] == "buf")
+            for role in roles:
+                if role[0] == "alloc":
+                    first, _ = uses.get(role[1], (n, n))
+                    uses[role[1]] = (first, n)
         buffers = {}
         self._alloc_storage = {}
         temporaries = []
-        for k, (ref, size, first, last) in enumerate(rec.allocs):
+        for k, (ref, size, _, _) in enumerate(rec.allocs):
             st = ref()
             if st is not None:
                 self.held.append(st)
                 buffers[k] = st._buf
                 self._alloc_storage[k] = st
-            elif first is not None:
-                temporaries.append((first, last, size, k))
+            elif k in uses:
+                temporaries.append((*uses[k], size, k))
         temporaries.sort()
         free, busy = {}, []  # size -> [Storage]; heap of (last use, serial, size, Storage)
         for n, (first, last, size, k) in enumerate(temporaries):
