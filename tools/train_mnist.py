@@ -160,16 +160,25 @@ MODELS = {"seed": seed_model, "mlp": mlp_model, "cnn": cnn_model}
 
 # ---- training ---------------------------------------------------------------------------------------------
 
-def evaluate(model, loader):
-    """Accuracy in percent, counted on the device."""
+def _count_correct(model, x, y):
+    return (model(x).argmax(-1) == y).sum()
+
+
+_count_correct_jit = clownpiece.jit(_count_correct)  # the model is part of its signature
+
+
+def evaluate(model, loader, use_jit=True):
+    """Accuracy in percent, counted on the device and read back once."""
     model.eval()
-    correct = total = 0
+    count = _count_correct_jit if use_jit else _count_correct
+    correct, total = None, 0
     with no_grad():
         for x, y in loader:
-            correct += (model(x).argmax(-1) == y).sum().item()  # one value read back per batch
+            c = count(model, x, y)
+            correct = c if correct is None else correct + c
             total += len(y)
     model.train()
-    return 100.0 * correct / total
+    return 100.0 * (correct.item() if total else 0.0) / max(total, 1)
 
 
 def early_stop(acc_history, interval=EARLY_STOP_EVALS):
@@ -233,8 +242,8 @@ def make_train_step(model, loss_fn, optimizer, params):
 def train(model, train_loader, test_loader, epochs, lr, max_steps=None, dist=None, use_jit=True):
     """The seed's loop. Returns (train_losses, test_accuracies), one entry per evaluation. dist: the
     clownpiece.distributed module when training data-parallel (model wrapped in DistributedDataParallel).
-    use_jit: capture the training step once and replay it (clownpiece.jit); not with dist, whose gradient
-    hooks talk to the other ranks from the host."""
+    use_jit: capture the training step (and the evaluation's forward) once and replay it (clownpiece.jit);
+    the step not with dist, whose gradient hooks talk to the other ranks from the host."""
     loss_fn = CrossEntropyLoss()
     params = list(model.parameters())
     optimizer = SGD(params, lr=lr)
@@ -280,7 +289,7 @@ def train(model, train_loader, test_loader, epochs, lr, max_steps=None, dist=Non
                         return train_losses, test_accuracies
                 progress.update(step, len(y), mean_loss)
                 if evaluate_now:
-                    accuracy = evaluate(eval_model, test_loader) if rank0 else None
+                    accuracy = evaluate(eval_model, test_loader, use_jit) if rank0 else None
                     if dist is not None:  # the same early-stopping decision on every rank
                         accuracy = dist.broadcast_object(accuracy)
                     train_losses.append(epoch_loss / epoch_batches)
@@ -386,7 +395,7 @@ def main(argv=None):
                                           dist, use_jit=not args.no_jit)
     if not first:
         return
-    accuracy = evaluate(model.module if dist else model, test_loader)
+    accuracy = evaluate(model.module if dist else model, test_loader, use_jit=not args.no_jit)
     if test_accuracies:
         plot_curves(args.plot, train_losses, test_accuracies)
     print(f"test accuracy: {accuracy:.2f}%")
