@@ -430,3 +430,54 @@ def test_guard_thrash_falls_back_to_eager_with_a_warning():
             assert fn(x, s).numpy()[0] == (2.0 if s > 0.5 else 3.0)
     assert any("runs without jit" in str(m.message) for m in w)
     gc.collect()
+
+
+def test_pending_inputs_kwargs_none_results_errors_and_reset():
+    acc = cp.Tensor(np.zeros(3, np.float32))
+
+    def f(x, *, scale=1.0, fail=False):
+        acc.copy_(acc + x * scale)
+        if fail:
+            raise ValueError("boom")
+
+    fn = cp.jit(f)
+    base = cp.Tensor(np.ones(3, np.float32))
+    expected = np.zeros(3)
+    for i in range(6):
+        assert fn(base * float(i), scale=0.5) is None  # the input is a pending (deferred) result
+        expected += 0.5 * i
+    np.testing.assert_array_equal(acc.numpy(), expected.astype(np.float32))
+    for _ in range(3):  # eager, then twice while recording: each adds, then raises
+        with pytest.raises(ValueError, match="boom"):
+            fn(base, scale=1.0, fail=True)
+        assert not backend.runtime.recording()
+    fn.reset()
+    for _ in range(4):
+        fn(base, scale=2.0)
+    np.testing.assert_array_equal(acc.numpy(), (expected + 3 + 8).astype(np.float32))
+
+
+def test_too_many_signatures_warn_once():
+    fn = cp.jit(lambda x, k: x * float(k), max_signatures=2)
+    x = cp.Tensor(np.ones(2, np.float32))
+    with pytest.warns(UserWarning, match="more than 2 signatures"):
+        for k in range(5):
+            assert fn(x, k).tolist() == [float(k)] * 2
+
+
+def test_replayable_host_calls_run_again_with_the_new_float_arguments():
+    calls = []
+
+    def host_scale(lr):
+        calls.append(lr)
+        return (lr * 2.0,)
+
+    def f(x, lr):
+        (scale,) = backend.replayable(host_scale, lr)
+        return x * scale
+
+    fn = cp.jit(f)
+    x = cp.Tensor(np.ones(2, np.float32))
+    for lr in (0.5, 0.25, 0.125, 2.0, 4.0):
+        assert fn(x, lr).tolist() == [lr * 2.0] * 2
+    assert calls == [0.5, 0.25, 0.125, 2.0, 4.0] and all(type(c) is float for c in calls[3:])

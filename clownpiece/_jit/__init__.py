@@ -42,6 +42,8 @@ import functools
 import types
 import warnings
 
+import pyopencl as cl
+
 from .. import backend
 from .._grad_mode import is_grad_enabled
 from .._tensor import TensorBase
@@ -218,8 +220,6 @@ def _detached_results(rec, leaves):
             st = copies.get(id(src))
             if st is None:
                 st = copies[id(src)] = backend.alloc(src.size)
-                src.buf  # noqa: B018  (settled: nothing pending)
-                import pyopencl as cl
                 cl.enqueue_copy(backend.device().queue, st._buf, src._buf, byte_count=src.size)
             out.append(spec[2]._make(st, leaf._shape, leaf._strides, leaf._offset, leaf.dtype))
         elif type(leaf) is Traced:

@@ -24,7 +24,7 @@ from .. import backend
 from ..backend import memory, programs, runtime
 from .errors import JitError, source_of
 from .merge import merge
-from .numbers import Compiled
+from .numbers import Compiled, _has_host
 
 _MERGE = os.environ.get("CLOWNPIECE_JIT_MERGE", "1") != "0"  # merge independent elementwise launches
 
@@ -195,18 +195,20 @@ class Program:
         self.static_floats = tuple(static_floats)  # (leaf index, value): floats that stayed constant
         self.guards = Compiled([g for g, _ in trace.guards])
         self.guard_results = tuple(r for _, r in trace.guards)
-        self.host_calls = []
+        self.host_calls, host_arg_exprs = [], []
         for fn, args in trace.host_calls:
             spec = []
             for a in args:
                 if getattr(a, "trace", None) is trace:
-                    if "host" in repr(a.expr):
+                    if _has_host(a.expr):
                         raise JitError(f"clownpiece.jit: {rec.name}: backend.replayable was passed a value from "
                                        f"another replayable call")
-                    spec.append((True, value_index(a.expr)))
+                    host_arg_exprs.append(a.expr)
+                    spec.append((True, len(host_arg_exprs) - 1))
                 else:
                     spec.append((False, a))
             self.host_calls.append((fn, tuple(spec)))
+        self.host_args = Compiled(host_arg_exprs)  # the traced arguments of the host calls (floats only)
         self.scalars = Compiled(exprs)
         self.n_exprs = len(exprs)
 
@@ -258,13 +260,9 @@ class Program:
     def run(self, leaves):
         host = []
         if self.host_calls:
+            traced = self.host_args(leaves, None)
             for fn, spec in self.host_calls:
-                args = []
-                if any(is_expr for is_expr, _ in spec):
-                    partial = self.scalars(leaves, host)
-                for is_expr, a in spec:
-                    args.append(partial[a] if is_expr else a)
-                host.append(fn(*args))
+                host.append(fn(*[traced[a] if is_expr else a for is_expr, a in spec]))
         values = self.scalars(leaves, host) if self.n_exprs else ()
         for st in self.watch:  # pending expressions that read what the replay writes run first
             if st._expr is not None or st._readers:
@@ -293,7 +291,7 @@ class Program:
                     runtime._after_launch(k, evt)
             else:
                 _, buf, src, host_data, offset = step
-                backend.runtime._pending.append(cl.enqueue_copy(queue, in_bufs[src] if buf is None else buf,
+                runtime._pending.append(cl.enqueue_copy(queue, in_bufs[src] if buf is None else buf,
                                                                 host_data, dst_offset=offset, is_blocking=False))
         backend.counters["launches"] += self.n_launches
         return self._results(leaves, values)
