@@ -130,7 +130,7 @@ class Programs:
     def _prefetch(self, dtype):
         """Start building the PREFETCH families for `dtype` at once, in parallel (see the module docstring)."""
         self._prefetched.add(dtype.str)
-        if dtype.kind != "f" or os.environ.get("CLOWNPIECE_PREFETCH", "1") == "0":
+        if dtype.kind != "f" or os.environ.get("CLOWNPIECE_PREFETCH", "1") == "0" or not _threads_safe(self.device):
             return
         todo = []
         for family, defines in PREFETCH.items():
@@ -211,6 +211,12 @@ def _options(dtype, defines):
     # -w: compiler warnings (PoCL: the ABI of float16 vectors without AVX-512) would only reach pyopencl as
     # warnings of its own, which background builds cannot filter
     return type_defines(dtype) + [f"-D{d}" for d in defines] + ["-cl-std=CL1.2", "-cl-kernel-arg-info", "-w"]
+
+
+def _threads_safe(device):
+    """Whether the driver may build on other threads: OpenCL requires it, but the Oclgrind simulator crashes
+    when two threads build at once."""
+    return "oclgrind" not in device.device.platform.name.lower()
 
 
 _pool = None
