@@ -481,3 +481,26 @@ def test_replayable_host_calls_run_again_with_the_new_float_arguments():
     for lr in (0.5, 0.25, 0.125, 2.0, 4.0):
         assert fn(x, lr).tolist() == [lr * 2.0] * 2
     assert calls == [0.5, 0.25, 0.125, 2.0, 4.0] and all(type(c) is float for c in calls[3:])
+
+
+def test_attention_dropout_draws_fresh_masks_and_its_backward_reuses_them():
+    F = nn.functional
+    rng = np.random.default_rng(5)
+    q, k, v = (cp.Tensor(rng.standard_normal((2, 5, 4)).astype(np.float32), requires_grad=True) for _ in range(3))
+
+    def f(q, k, v):
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=0.3)
+        out.sum().backward()
+        g = q.grad
+        q.grad = k.grad = v.grad = None
+        return out, g
+
+    cp.manual_seed(11)
+    eager = [tuple(t.numpy() for t in f(q, k, v)) for _ in range(5)]
+    cp.manual_seed(11)
+    fn = cp.jit(f)
+    jitted = [tuple(t.numpy() for t in fn(q, k, v)) for _ in range(5)]
+    for a, b in zip(eager, jitted):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    assert fn.captured == 1 and not np.array_equal(jitted[3][0], jitted[4][0])

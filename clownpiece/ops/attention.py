@@ -151,7 +151,8 @@ def forward(q, k, v, masks=(), scale=None, is_causal=False, dropout_p=0.0, op="s
     (b0, b1), args, (out,) = p.views(q, k, v, writes=[((p.L, p.Ev), q)])
     nb = b0 * b1
     lse = q._empty((nb * p.L,), p.dtype)
-    counters = _take_counters(nb * p.L * p.S) if p.keep < 1.0 else (0, 0, 0)
+    # replayable: a clownpiece.jit replay draws fresh dropout counters (saved for the backward, which reuses them)
+    counters = backend.replayable(_take_counters, nb * p.L * p.S) if p.keep < 1.0 else (0, 0, 0)
     mask_args = [(a, kind) for a, (_, kind) in zip(args[3:], p.masks)]
     score = _fill_dummy(_score_args(p, b1, mask_args, counters), q)
     backend.launch(p.kernel("sdpa_fwd"), nb * p.L, *_flat(args[-1:]), lse, *_flat(args[:3]), *score, nb * p.L)
