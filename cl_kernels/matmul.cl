@@ -12,7 +12,7 @@
 //   mm_block<R>x<W> CPU, small problems: one work-item per block of R rows x W columns, one launch
 //                   (BLOCK(R, W) below makes mm_block1x4, mm_block1x8, mm_block4x4, mm_block4x8,
 //                   mm_block8x4 and mm_block8x8).
-//   pack_mr/pack_nr + mm_packed
+//   pack_panels + mm_packed
 //                   CPU: A and B are copied into MR-row / NR-column micro-panels (k-major, zero padded) and
 //                   each work-item computes an MR x NR block over the whole K in private vector accumulators.
 //   mm_tiled        GPU: 32x32 output tiles staged through local memory, 4x4 outputs per work-item.
@@ -135,18 +135,16 @@ BLOCK(8, 8)
 // ---- CPU: packed panels + register-blocked micro-kernel -------------------------------------------
 // Panels of width W along the row (A) or column (B) dim, laid out [batch][panel][k][W]; rows/columns
 // past the matrix edge are zero. One work-item packs KC consecutive k of one panel (fewer, fuller
-// work-groups: PoCL's cost per work-group is comparable to copying a few hundred floats).
-// Grid: (ceil(K / KC) rounded up to 64, panels, batch).
+// work-groups: PoCL's cost per work-group is comparable to copying a few hundred floats). One launch
+// packs both operands: panels [0, mb) are A's (MR rows each), [mb, mb + nb) B's (NR columns each).
+// Grid: (ceil(K / KC) rounded up to 64, mb + nb, batch).
 #define KC 8
 #define PACK(NAME, W)                                                                           \
-__kernel void NAME(__global T* dst, int od, __global const T* x, int ox, int s_w, int s_k,       \
-                   int extent, int K, int panels, int nd, int8 sh, int8 sx) {                    \
-    int k0 = get_global_id(0) * KC, p = get_global_id(1), bt = get_global_id(2);                \
-    if (k0 >= K || p >= panels) return;                                                         \
-    dst += od;                                                                                  \
+inline void NAME(int k0, int p, int bt, __global T* dst, __global const T* x, int s_w, int s_k,  \
+                 int extent, int K, int panels, int nd, int8 sh, int8 sx) {                      \
     int k1 = min(k0 + KC, K), w0 = p * W, wn = min(W, extent - w0);                             \
     __global T* d = dst + (((size_t)bt * panels + p) * K + k0) * W;                             \
-    __global const T* src = x + ox + (bt ? strided_offset(bt, nd, sh, sx) : 0) + w0 * s_w;        \
+    __global const T* src = x + (bt ? strided_offset(bt, nd, sh, sx) : 0) + w0 * s_w;             \
     for (int k = k0; k < k1; ++k, d += W) {                                                     \
         if (wn == W) {                                                                          \
             for (int w = 0; w < W; ++w) d[w] = src[k * s_k + w * s_w];                          \
@@ -160,11 +158,21 @@ __kernel void NAME(__global T* dst, int od, __global const T* x, int ox, int s_w
 PACK(pack_mr, MR)
 PACK(pack_nr, NR)
 
+__kernel void pack_panels(__global T* ap, int oap, __global const T* a, int oa, int sam, int sak, int M, int mb,
+                          __global T* bp, int obp, __global const T* b, int ob, int sbn, int sbk, int N, int nb,
+                          int K, int nd, int8 sh, int8 sa, int8 sb) {
+    int k0 = get_global_id(0) * KC, p = get_global_id(1), bt = get_global_id(2);
+    if (k0 >= K) return;
+    if (p < mb) pack_mr(k0, p, bt, ap + oap, a + oa, sam, sak, M, K, mb, nd, sh, sa);
+    else if (p < mb + nb) pack_nr(k0, p - mb, bt, bp + obp, b + ob, sbn, sbk, N, K, nb, nd, sh, sb);
+}
+
 typedef VEC(T, NR) TV;
 
 // Work-group g (64 work-items) covers an 8x8 square of MR x NR blocks so that the 8 A panels and 8 B
 // panels it reads stay in cache while each is reused 8 times. Grid: (tiles_m * tiles_n * 64, batch).
-__kernel void mm_packed(__global T* out, int oo, __global const T* ap, int oap, __global const T* bp, int obp,
+__kernel __attribute__((reqd_work_group_size(64, 1, 1)))
+void mm_packed(__global T* out, int oo, __global const T* ap, int oap, __global const T* bp, int obp,
                         BIAS_ARGS, int M, int N, int K, int mb, int nb, int tiles_n) {
     int g = get_group_id(0), l = get_local_id(0), bt = get_global_id(1);
     out += oo; ap += oap; bp += obp;

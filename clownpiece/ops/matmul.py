@@ -7,7 +7,7 @@ size and by what the device reports: devices whose local memory is dedicated (GP
 ("tiled", one launch) or, for small products, give each work-item one output ("direct"); devices that emulate
 local memory in cached global memory (CPUs) use register blocks ("block": one work-item per block of up to
 8 x 8 outputs, one launch) or, for large products, packed panels and a register-blocked micro-kernel
-("packed", three launches). Strategies with fixed 64-work-item groups or local tiles are only chosen where
+("packed", two launches). Strategies with fixed 64-work-item groups or local tiles are only chosen where
 the device allows them."""
 import numpy as np
 
@@ -27,8 +27,9 @@ def _defines(dtype):
 
 backend.programs.PREFETCH["matmul"] = lambda dtype: _defines(dtype) if dtype in _BLOCKS else ()
 # Below this many multiply-adds per batch element the register-blocked block kernel (one launch, no
-# packing) beats packing + micro-kernel (three launches): measured on PoCL, float32, square n^3:
-# n=256 block 67 vs packed 41 GFLOP/s, n=384 84 vs 86, n=512 83 vs 95, n=1024 61 vs 123.
+# packing) beats packing + micro-kernel (then three launches, now two): measured on PoCL, float32, square
+# n^3: n=256 block 67 vs packed 41 GFLOP/s, n=384 84 vs 86, n=512 83 vs 95, n=1024 61 vs 123. With one
+# packing launch, at 256^3 under load 5-6, best of 25: block 58-90, packed 70-73 (within the noise).
 _PACKED_MIN_MACS = 320 ** 3
 _TILED_MIN_MACS = 32 ** 3
 _PACK_KC = 8  # k values one packing work-item copies (KC in matmul.cl)
@@ -158,15 +159,14 @@ def _make_plan(a_shape, a_strides, b_shape, b_strides, batch, dtype, device):
         mb, nb = -(-m // mr), -(-n // nr)
         tiles_n = -(-nb // 8)
         k_groups = -(-k // _PACK_KC)
-        pack_a, pack_b, micro = (backend.kernel("matmul", name, dtype, defines)
-                                 for name in ("pack_mr", "pack_nr", "mm_packed"))
+        pack, micro = (backend.kernel("matmul", name, dtype, defines) for name in ("pack_panels", "mm_packed"))
         nd, sh, sa, sb = meta
         a_bytes, b_bytes = nbatch * mb * mr * k * dtype.itemsize, nbatch * nb * nr * k * dtype.itemsize
 
         def run(out, a, b, bias, sbias, has_bias):
             a_panels, b_panels = backend.alloc(a_bytes), backend.alloc(b_bytes)
-            backend.launch(pack_a, (k_groups, mb, nbatch), a_panels, 0, a, sam, sak, m, k, mb, nd, sh, sa)
-            backend.launch(pack_b, (k_groups, nb, nbatch), b_panels, 0, b, sbn, sbk, n, k, nb, nd, sh, sb)
+            backend.launch(pack, (k_groups, mb + nb, nbatch), a_panels, 0, a, sam, sak, m, mb, b_panels, 0, b, sbn,
+                           sbk, n, nb, k, nd, sh, sa, sb)
             backend.launch(micro, (-(-mb // 8) * tiles_n * _GROUP, nbatch), out, a_panels, 0, b_panels, 0, bias,
                            sbias, has_bias, m, n, k, mb, nb, tiles_n, local=(_GROUP, 1))
     return run
