@@ -68,17 +68,23 @@ __kernel void norm_stats(__global T* mean, int om, __global T* rstd, int orstd, 
     }
 }
 
+// The element kernels run on a 2-D range, dim 0 the position s < S and dim 1 the plane n * C + c, so the
+// channel and statistics index cost no division per element.
+#define PLANE_INDEX                                                                             \
+    int s_ = get_global_id(0), nc = get_global_id(1);                                          \
+    if (s_ >= S || nc >= N * C) return;                                                        \
+    int c = nc % C, n = nc / C, i = nc * S + s_;                                                \
+    int k = n * G + c / Cg;
+
 // y = (x - mean[k]) * rstd[k] * w[c] + b[c] over x [N, C, S], k = n * G + c / Cg the statistics index (batch
 // norm: G = 0, Cg = 1, so k = c). affine: bit 0 scales by w, bit 1 shifts by b. bump = 1: work-item 0 also
 // advances the running-stat count (after norm_stats has used it: one in-order queue).
 __kernel void norm_apply(__global T* y, int oy, __global const T* x, int ox, __global const T* mean, int om,
                          __global const T* rstd, int orstd, __global const T* w, int ow, __global const T* b,
-                         int ob, int affine, int C, int S, int G, int Cg, __global T* nbt, int onbt, int bump,
-                         int total) {
-    int i = get_global_id(0); if (i >= total) return;
+                         int ob, int affine, int N, int C, int S, int G, int Cg, __global T* nbt, int onbt,
+                         int bump) {
+    PLANE_INDEX
     y += oy;
-    int nc = i / S, c = nc % C, n = nc / C;
-    int k = n * G + c / Cg;
     T v = (x[ox + i] - mean[om + k]) * rstd[orstd + k];
     if (affine & 1) v *= w[ow + c];
     if (affine & 2) v += b[ob + c];
@@ -133,12 +139,10 @@ __kernel void group_grad_sums(__global T* sum_gwx, int ogwx, __global T* sum_gw,
 __kernel void norm_backward(__global T* dx, int odx, __global const T* g, int og, __global const T* x, int ox,
                             __global const T* mean, int om, __global const T* rstd, int orstd,
                             __global const T* w, int ow, int has_w, __global const T* sum_a, int oa,
-                            __global const T* sum_b, int ob, int sums_per_channel, int fixed, int C, int S,
-                            int G, int Cg, int count, int total) {
-    int i = get_global_id(0); if (i >= total) return;
+                            __global const T* sum_b, int ob, int sums_per_channel, int fixed, int N, int C, int S,
+                            int G, int Cg, int count) {
+    PLANE_INDEX
     dx += odx;
-    int nc = i / S, c = nc % C, n = nc / C;
-    int k = n * G + c / Cg;
     T wc = has_w ? w[ow + c] : ONE;
     T r = rstd[orstd + k];
     T gw = g[og + i] * wc;

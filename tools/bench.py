@@ -430,9 +430,132 @@ _OP_ENTRY_POINTS = {"_record", "run", "backward", "_binary", "_unary", "_gemm", 
                     "_assign_from", "defer", "flush", "launch", "_empty", "reshape", "transpose", "cross_entropy",
                     "clamp", "forward"}
 
+class _ResNetBlock(cp.nn.Module):
+    """A ResNet-20 basic block: conv3x3-BN-ReLU-conv3x3-BN + identity, ReLU."""
+
+    def __init__(self, c, nn):
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        self.c2, self.b2 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.b2(self.c2(self.relu(self.b1(self.c1(x))))) + x)
+
+
+class _GPTBlock(cp.nn.Module):
+    """A pre-norm GPT block: x + attn(ln(x)) with causal self-attention, then x + mlp(ln(x)) (GELU, 4x)."""
+
+    def __init__(self, d, heads, nn):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.fc, self.out = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+        self.heads, self.gelu = heads, nn.GELU()
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).reshape(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        y = cp.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, t, d)
+        x = x + self.proj(y)
+        return x + self.out(self.gelu(self.fc(self.ln2(x))))
+
+
+def _block_step(model, x):
+    model(x).sum().backward()
+
+
+def bench_layers(args):
+    print("layer blocks, forward + backward (float32): a ResNet-20 block at batch 32 (CIFAR, 16 channels 32x32 and "
+          "64 channels 8x8), a GPT block (batch 8, 128 tokens, d 128, 4 heads); fused attention and batch norm "
+          "against the same math composed from tensor ops")
+    rng = np.random.default_rng(0)
+    nn = cp.nn
+    cases = [("resnet block c16 32x32", lambda: _ResNetBlock(16, nn), (32, 16, 32, 32), 32),
+             ("resnet block c64 8x8", lambda: _ResNetBlock(64, nn), (32, 64, 8, 8), 32),
+             ("gpt block T128 d128", lambda: _GPTBlock(128, 4, nn), (8, 128, 128), 8 * 128)]
+    for name, make, shape, units in cases:
+        model = make()
+        xa = rng.standard_normal(shape).astype(np.float32)
+        x = cp.Tensor(xa, requires_grad=True)
+        t = _idle_then(lambda: median_time(lambda: _block_step(model, x), repeat=5))
+        backend.synchronize()
+        backend.reset_stats()
+        _block_step(model, x)
+        backend.synchronize()
+        s = backend.stats()
+        row = dict(clownpiece_ms=t * 1e3, per_s=units / t, launches=s["launches"], d2h=s["d2h_count"])
+        if torch is not None:
+            tm = _torch_block(name)
+            tx = torch.from_numpy(xa).requires_grad_()
+            t_t = _idle_then(lambda: median_time(lambda: _block_step(tm, tx), repeat=5, sync=False))
+            row.update(torch_ms=t_t * 1e3, ratio_to_torch=t / t_t)
+        record("layers", name, **row)
+    # fused kernels against the same math composed from ops (both clownpiece, same run)
+    q, k, v = (cp.Tensor(rng.standard_normal((8, 4, 128, 32)).astype(np.float32), requires_grad=True)
+               for _ in range(3))
+
+    def fused():
+        y = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y.backward(cp.ones_like(y))
+
+    def composed():
+        y = nn.functional.math_attention(q, k, v, None, 0, is_causal=True)[0]
+        y.backward(cp.ones_like(y))
+    t_f, t_c = _idle_then(lambda: median_time(fused, repeat=5)), _idle_then(lambda: median_time(composed, repeat=5))
+    record("layers", "sdpa causal B8 H4 T128 D32", fused_ms=t_f * 1e3, composed_ms=t_c * 1e3, ratio=t_f / t_c)
+    x = cp.Tensor(rng.standard_normal((32, 16, 32, 32)).astype(np.float32), requires_grad=True)
+    bn = nn.BatchNorm2d(16)
+    w, b = (cp.Tensor(np.ones((1, 16, 1, 1), np.float32), requires_grad=True) for _ in range(2))
+
+    def bn_fused():
+        y = bn(x)
+        y.backward(cp.ones_like(y))
+
+    def bn_composed():  # the formula from reductions and elementwise ops
+        mean = x.mean([0, 2, 3], keepdims=True)
+        var = ((x - mean) * (x - mean)).mean([0, 2, 3], keepdims=True)
+        y = (x - mean) / (var + 1e-5).sqrt() * w + b
+        y.backward(cp.ones_like(y))
+    t_f, t_c = _idle_then(lambda: median_time(bn_fused, repeat=5)), _idle_then(lambda: median_time(bn_composed,
+                                                                                                   repeat=5))
+    record("layers", "batchnorm2d train 32x16x32x32", fused_ms=t_f * 1e3, composed_ms=t_c * 1e3, ratio=t_f / t_c)
+
+
+def _torch_block(name):
+    return _TorchResNetBlock(16 if "c16" in name else 64) if name.startswith("resnet") else _TorchGPTBlock(128, 4)
+
+
+if torch is not None:
+    class _TorchResNetBlock(torch.nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.c1, self.b1 = torch.nn.Conv2d(c, c, 3, padding=1, bias=False), torch.nn.BatchNorm2d(c)
+            self.c2, self.b2 = torch.nn.Conv2d(c, c, 3, padding=1, bias=False), torch.nn.BatchNorm2d(c)
+
+        def forward(self, x):
+            r = torch.relu
+            return r(self.b2(self.c2(r(self.b1(self.c1(x))))) + x)
+
+    class _TorchGPTBlock(torch.nn.Module):
+        def __init__(self, d, heads):
+            super().__init__()
+            self.ln1, self.ln2 = torch.nn.LayerNorm(d), torch.nn.LayerNorm(d)
+            self.qkv, self.proj = torch.nn.Linear(d, 3 * d), torch.nn.Linear(d, d)
+            self.fc, self.out = torch.nn.Linear(d, 4 * d), torch.nn.Linear(4 * d, d)
+            self.heads = heads
+
+        def forward(self, x):
+            b, t, d = x.shape
+            q, k, v = self.qkv(self.ln1(x)).reshape(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+            y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + self.proj(y.transpose(1, 2).reshape(b, t, d))
+            return x + self.out(torch.nn.functional.gelu(self.fc(self.ln2(x))))
+
+
 SECTIONS = collections.OrderedDict(gemm=bench_gemm, elementwise=bench_elementwise, small=bench_small_ops,
                                    build=bench_build, train=bench_train, clip=bench_clip,
-                                   schedule=bench_schedule)
+                                   schedule=bench_schedule, layers=bench_layers)
 
 
 def main():

@@ -14,8 +14,9 @@ from .. import backend
 from .._layout import ShapeError, broadcast_shapes, broadcast_strides
 from .random import _check_probability, _take_counters
 
-BLOCK_KEYS = 16       # keys scored per online-softmax step (BK)
+TILE = 32             # rows per local-memory tile (BK), fewer where the device's local memory is small
 MAX_HEAD_DIM = 256    # HE, HV: the per-work-item arrays of the kernels
+GROUP = 64            # rows per work-group, at most
 NONE, ADD, KEEP, DROP = 0, 1, 2, 3  # mask kinds (attention.cl)
 
 
@@ -118,8 +119,19 @@ class Problem:
         return (b0, b1), args, outs
 
     def kernel(self, name):
-        return backend.kernel("attention", name, self.dtype,
-                              (f"HE={self.E}", f"HV={self.Ev}", f"BK={BLOCK_KEYS}"))
+        """The kernel for these head sizes, with the largest tile whose [BK, head] arrays (the backward's
+        four, and two per-row values) fit the device's local memory."""
+        bk = TILE
+        while bk > 1 and bk * (2 * self.E + 2 * self.Ev + 2) * self.dtype.itemsize > backend.device().local_mem_size:
+            bk //= 2
+        return backend.kernel("attention", name, self.dtype, (f"HE={self.E}", f"HV={self.Ev}", f"BK={bk}"))
+
+    def launch(self, name, rows, nb, *args):
+        """Run a row kernel: a work-group per block of rows of one batch element (2-D range rows x nb)."""
+        k = self.kernel(name)
+        group = min(GROUP, k.max_local, 1 << max(0, (rows - 1).bit_length()))
+        group = 1 << (group.bit_length() - 1)
+        backend.launch(k, (rows, nb), *args, local=(group, 1))
 
 
 def _dense_like(template, shape, dtype):
@@ -155,7 +167,7 @@ def forward(q, k, v, masks=(), scale=None, is_causal=False, dropout_p=0.0, op="s
     counters = backend.replayable(_take_counters, nb * p.L * p.S) if p.keep < 1.0 else (0, 0, 0)
     mask_args = [(a, kind) for a, (_, kind) in zip(args[3:], p.masks)]
     score = _fill_dummy(_score_args(p, b1, mask_args, counters), q)
-    backend.launch(p.kernel("sdpa_fwd"), nb * p.L, *_flat(args[-1:]), lse, *_flat(args[:3]), *score, nb * p.L)
+    p.launch("sdpa_fwd", p.L, nb, *_flat(args[-1:]), lse, *_flat(args[:3]), *score)
     return out, (p, lse, counters)
 
 
@@ -183,10 +195,8 @@ def backward(grad, q, k, v, out, state, need_mask_grad):
     mask_args = [(a, kind) for a, (_, kind) in zip(args[3:3 + nm], p.masks)]
     score = _fill_dummy(_score_args(p, b1, mask_args, counters), q)
     D = q._empty((nb * p.L,), p.dtype)
-    backend.launch(p.kernel("sdpa_bwd_q"), nb * p.L, *_flat(args[5 + nm:6 + nm]), D, *qkv, *_flat([o_arg, g_arg]),
-                   lse, *score, nb * p.L)
-    backend.launch(p.kernel("sdpa_bwd_kv"), nb * p.S, *_flat(args[6 + nm:8 + nm]), *qkv, *_flat([g_arg]), lse, D,
-                   *score, nb * p.S)
+    p.launch("sdpa_bwd_q", p.L, nb, *_flat(args[5 + nm:6 + nm]), D, *qkv, *_flat([o_arg, g_arg]), lse, *score)
+    p.launch("sdpa_bwd_kv", p.S, nb, *_flat(args[6 + nm:8 + nm]), *qkv, *_flat([g_arg]), lse, D, *score)
     dscores = None
     if need_mask_grad:
         dscores = q._empty(p.batch + (p.L, p.S), p.dtype)

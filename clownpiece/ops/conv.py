@@ -65,32 +65,42 @@ def _launch(name, out, *args):
 
 
 def im2col(x, geo):
-    """[G, N*OH*OW, Cg*KH*KW] columns of the (possibly strided) image x."""
-    cols = x._empty((geo.g, geo.rows, geo.ckk), x.dtype)
-    return _launch("im2col", cols, x, *x._strides, geo.n, *geo.args())
+    """[G, Cg*KH*KW, N*OH*OW] columns of the (possibly strided) image x."""
+    cols = x._empty((geo.g, geo.ckk, geo.rows), x.dtype)
+    runs = geo.g * geo.ckk * geo.n * geo.oh  # one work-item per output row run
+    if runs and geo.ow:
+        backend.launch(backend.kernel("conv", "im2col", x.dtype), runs, cols, x, *x._strides, geo.n, *geo.args(),
+                       runs)
+    return cols
 
 
 def col2im(cols, geo, bias=None):
-    """The [N, C, H, W] image whose im2col is summed from `cols` (+ bias[c])."""
+    """The [N, C, H, W] image whose im2col is summed from `cols` [G, Cg*KH*KW, N*OH*OW] (+ bias[c])."""
     cols = cols.contiguous()
     out = cols._empty((geo.n, geo.c, geo.h, geo.w), cols.dtype)
-    return _launch("col2im", out, cols, cols if bias is None else bias.contiguous(), int(bias is not None), geo.n,
-                   *geo.args())
+    backend.launch(backend.kernel("conv", "col2im", cols.dtype), (geo.h * geo.w, geo.n * geo.c), out, cols,
+                   cols if bias is None else bias.contiguous(), int(bias is not None), geo.n, *geo.args())
+    return out
 
 
 def rows_to_image(prod, n, oh, ow, bias=None):
-    """A GEMM result [G, N*OH*OW, OCg] (contiguous) as [N, G*OCg, OH, OW], + bias."""
-    g, _, ocg = prod._shape
+    """A GEMM result [G, OCg, N*OH*OW] (contiguous) as [N, G*OCg, OH, OW], + bias."""
+    g, ocg, _ = prod._shape
     y = prod._empty((n, g * ocg, oh, ow), prod.dtype)
-    return _launch("conv_output", y, prod, prod if bias is None else bias.contiguous(), int(bias is not None), n, g,
-                   ocg, oh * ow)
+    backend.launch(backend.kernel("conv", "conv_output", prod.dtype), (oh * ow, n * g * ocg), y, prod,
+                   prod if bias is None else bias.contiguous(), int(bias is not None), n, g * ocg, oh * ow)
+    return y
 
 
 def image_to_rows(x, groups):
-    """[N, C, H, W] as the contiguous [G, N*H*W, C/G] GEMM operand (one copy)."""
+    """[N, C, H, W] as the contiguous [G, C/G, N*H*W] GEMM operand (one launch)."""
     n, c, h, w = x._shape
-    return x.reshape(n, groups, c // groups, h, w).permute(1, 0, 3, 4, 2).contiguous().view(
-        groups, n * h * w, c // groups)
+    if h * w > 1 and x._strides[2] != w * x._strides[3] and h > 1 and w > 1:
+        x = x.contiguous()  # (h, w) must be one run of positions
+    rows = x._empty((groups, c // groups, n * h * w), x.dtype)
+    backend.launch(backend.kernel("conv", "image_to_rows", x.dtype), (h * w, n * c), rows, x, x._strides[0],
+                   x._strides[1], x._strides[3] if w > 1 else x._strides[2], n, c, h * w)
+    return rows
 
 
 def _check_operands(x, weight, bias, groups, op, transposed):
@@ -153,19 +163,16 @@ def conv2d(x, weight, bias, stride, padding, dilation, groups):
     stride, dilation = pair(stride, "stride", op), pair(dilation, "dilation", op)
     pads = conv_padding(padding, weight._shape[2:], dilation, stride, op)
     geo = Geometry(x._shape, groups, weight._shape[2:], stride, dilation, pads, op)
-    cols = im2col(x, geo)
-    oc = weight._shape[0]
-    w = weight.reshape(groups, oc // groups, geo.ckk)  # [G, OCg, Cg*KH*KW]
-    return rows_to_image(cols.matmul(w.mT), geo.n, geo.oh, geo.ow, bias), geo
+    w = weight.reshape(groups, weight._shape[0] // groups, geo.ckk)  # [G, OCg, Cg*KH*KW]
+    return rows_to_image(w.matmul(im2col(x, geo)), geo.n, geo.oh, geo.ow, bias), geo
 
 
 def conv2d_backward(grad, x, weight, geo, need_x, need_w, need_b):
     g = geo.g
-    oc = weight._shape[0]
-    g_rows = image_to_rows(grad, g)  # [G, N*OH*OW, OCg]
-    w = weight.reshape(g, oc // g, geo.ckk)
-    dx = col2im(g_rows.matmul(w), geo) if need_x else None
-    dw = g_rows.mT.matmul(im2col(x, geo)).reshape(weight._shape) if need_w else None
+    g_rows = image_to_rows(grad, g)  # [G, OCg, N*OH*OW]
+    w = weight.reshape(g, weight._shape[0] // g, geo.ckk)
+    dx = col2im(w.mT.matmul(g_rows), geo) if need_x else None
+    dw = g_rows.matmul(im2col(x, geo).mT).reshape(weight._shape) if need_w else None
     db = grad.sum([0, 2, 3]) if need_b else None
     return dx, dw, db
 
@@ -190,16 +197,16 @@ def conv_transpose2d(x, weight, bias, stride, padding, output_padding, groups, d
     # the convolution whose input gradient this is: image [N, OC, out_h, out_w] -> plane h x w
     geo = Geometry((n, oc, out_h, out_w), groups, (kh, kw), stride, dilation, (ph, ph, pw, pw), op, plane=(h, w))
     w2 = weight.reshape(groups, c // groups, geo.ckk)  # [G, Cg, OCg*KH*KW]
-    return col2im(image_to_rows(x, groups).matmul(w2), geo, bias), geo
+    return col2im(w2.mT.matmul(image_to_rows(x, groups)), geo, bias), geo
 
 
 def conv_transpose2d_backward(grad, x, weight, geo, need_x, need_w, need_b):
     g = geo.g
     n, c, h, w = x._shape
-    cols = im2col(grad, geo)  # [G, N*h*w, OCg*KH*KW]
+    cols = im2col(grad, geo)  # [G, OCg*KH*KW, N*h*w]
     w2 = weight.reshape(g, c // g, geo.ckk)
-    dx = rows_to_image(cols.matmul(w2.mT), n, h, w) if need_x else None
-    dw = image_to_rows(x, g).mT.matmul(cols).reshape(weight._shape) if need_w else None
+    dx = rows_to_image(w2.matmul(cols), n, h, w) if need_x else None
+    dw = image_to_rows(x, g).matmul(cols.mT).reshape(weight._shape) if need_w else None
     db = grad.sum([0, 2, 3]) if need_b else None
     return dx, dw, db
 

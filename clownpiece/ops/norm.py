@@ -27,8 +27,9 @@ def _segments(name, dtype, count, *args):
     backend.launch(k, count * size, *args, cl.LocalMemory(size * dtype.itemsize), local=size)
 
 
-def _per_element(name, out, *args):
-    backend.launch(backend.kernel("norm", name, out.dtype), out._numel, out, *args, out._numel)
+def _planes(name, out, n, c, s, *args):
+    """Launch an element kernel of norm.cl over [N, C, S] on its 2-D range (positions, planes)."""
+    backend.launch(backend.kernel("norm", name, out.dtype), (s, n * c), out, *args)
 
 
 def _check(t, x, name, op, shape):
@@ -100,8 +101,8 @@ def batch_norm(x, running_mean, running_var, weight, bias, training, momentum, e
         rstd = (stats[1] + eps).pow(-0.5)
         nbt, bump = xc, 0
     if y._numel:
-        _per_element("norm_apply", y, xc, mean, rstd, xc if weight is None else weight, xc if bias is None else bias,
-                     _affine(weight, bias), c, s, 0, 1, nbt, bump)
+        _planes("norm_apply", y, n, c, s, xc, mean, rstd, xc if weight is None else weight,
+                xc if bias is None else bias, _affine(weight, bias), n, c, s, 0, 1, nbt, bump)
     return y, mean, rstd, xc
 
 
@@ -118,8 +119,8 @@ def batch_norm_backward(grad, xc, mean, rstd, weight, training, need_affine):
             _segments("channel_grad_sums", xc.dtype, c, sum_gx, sum_g, g, xc, mean, rstd, n, c, s, 0, 1)
     if dx._numel:
         a, b = (sum_g, sum_gx) if training else (xc, xc)
-        _per_element("norm_backward", dx, g, xc, mean, rstd, xc if weight is None else weight,
-                     int(weight is not None), a, b, 1, int(not training), c, s, 0, 1, n * s)
+        _planes("norm_backward", dx, n, c, s, g, xc, mean, rstd, xc if weight is None else weight,
+                int(weight is not None), a, b, 1, int(not training), n, c, s, 0, 1, n * s)
     return dx, sum_gx if need_affine else None, sum_g if need_affine else None
 
 
@@ -139,8 +140,8 @@ def group_norm(x, num_groups, weight, bias, eps):
     y = x._empty(x._shape, x.dtype)
     if y._numel:
         _segments("norm_stats", x.dtype, n * g, mean, rstd, xc, cg * s, cg, s, s, eps, xc, xc, xc, 0, 0, 0, 0.0)
-        _per_element("norm_apply", y, xc, mean, rstd, xc if weight is None else weight, xc if bias is None else bias,
-                     _affine(weight, bias), c, s, g, cg, xc, 0)
+        _planes("norm_apply", y, n, c, s, xc, mean, rstd, xc if weight is None else weight,
+                xc if bias is None else bias, _affine(weight, bias), n, c, s, g, cg, xc, 0)
     return y, mean, rstd, xc
 
 
@@ -154,8 +155,8 @@ def group_norm_backward(grad, xc, mean, rstd, weight, num_groups, need_affine):
         sum_gwx, sum_gw = xc._empty((n * g,), xc.dtype), xc._empty((n * g,), xc.dtype)
         _segments("group_grad_sums", xc.dtype, n * g, sum_gwx, sum_gw, gr, xc, mean, rstd,
                   xc if weight is None else weight, int(weight is not None), g, cg, s)
-        _per_element("norm_backward", dx, gr, xc, mean, rstd, xc if weight is None else weight,
-                     int(weight is not None), sum_gw, sum_gwx, 0, 0, c, s, g, cg, cg * s)
+        _planes("norm_backward", dx, n, c, s, gr, xc, mean, rstd, xc if weight is None else weight,
+                int(weight is not None), sum_gw, sum_gwx, 0, 0, n, c, s, g, cg, cg * s)
     if need_affine:
         dw, db = xc._empty((c,), xc.dtype), xc._empty((c,), xc.dtype)
         if c:
