@@ -504,3 +504,28 @@ def test_attention_dropout_draws_fresh_masks_and_its_backward_reuses_them():
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[1], b[1])
     assert fn.captured == 1 and not np.array_equal(jitted[3][0], jitted[4][0])
+
+
+def test_a_step_schedule_records_once_when_the_rate_first_changes():
+    recordings = []
+    w = cp.Tensor(np.ones(3, np.float32))
+
+    def f(x, lr):
+        w.copy_(w - x * lr)
+        return w.sum()
+
+    fn = cp.jit(f)
+    orig = cp._jit.Jitted._record
+    cp._jit.Jitted._record = lambda self, *a: recordings.append(1) or orig(self, *a)
+    try:
+        x = cp.Tensor(np.full(3, 0.5, np.float32))
+        ref = np.ones(3, np.float32)
+        for epoch in range(6):
+            lr = 0.1 * 0.5 ** epoch  # constant within an epoch (StepLR)
+            for _ in range(4):
+                got = fn(x, lr).item()
+                ref = ref - np.float32(0.5) * np.float32(lr)
+                assert got == float(ref.sum(dtype=np.float32))
+    finally:
+        cp._jit.Jitted._record = orig
+    assert len(recordings) == 3  # calls 2 and 3, then once when the rate first changed

@@ -21,7 +21,8 @@ What a replay reuses and what it re-reads:
     (detached: requires_grad False), never sharing memory with another call's;
   - float arguments: re-read at every replay, through the expressions recorded for them (numbers.py), so a
     learning rate that changes every call works; a float that stayed the same in both recordings is
-    guarded as a constant (a new value captures again, and then it is seen to change);
+    guarded as a constant: a new value records the call once more, and that recording, compared with the
+    program's, shows where the float goes (a step schedule costs one recording per signature, not per step);
   - other arguments (ints, bools, strings, objects) are part of the signature: a new value is a new
     signature (at most `max_signatures`, least recently used dropped);
   - random ops and optimizer step counts: `backend.replayable` host calls run again at each replay;
@@ -128,11 +129,17 @@ class Jitted:
             return self.fn(*args, **kwargs)
         program = entry.program
         if program is not None:
-            if program.guards_hold(leaves):
+            decided = program.decisions_hold(leaves)
+            if decided and program.statics_hold(leaves):
                 return unflatten(program.out_spec, iter(program.run(leaves)))
             entry.program = None
-            if self._recaptured(entry):
-                return self.fn(*args, **kwargs)
+            if not decided:  # a branch on a float argument goes the other way: capture afresh
+                entry.records = []
+                if self._recaptured(entry):
+                    return self.fn(*args, **kwargs)
+            else:  # a float that had been constant changed: one recording, compared with the program's, shows
+                entry.records = [(program.rec, program.leaves)]  # where it goes
+
         if not entry.warm:
             entry.warm = True
             return self.fn(*args, **kwargs)

@@ -172,6 +172,7 @@ class Program:
         self.n_launches = sum(1 for s in self.steps if s[0] == "launch")
 
         # results: tensors in held or planned storage are copied out; views of inputs and externals are views
+        self.rec, self.leaves = rec, leaves  # compared with the next recording if a constant float changes
         self.out_spec = rec.out_spec
         self.outputs = []
         for spec in rec.out_leaves:
@@ -250,11 +251,16 @@ class Program:
         return buffers
 
     # ---- replay ---------------------------------------------------------------------------------------
-    def guards_hold(self, leaves):
+    def statics_hold(self, leaves):
+        """The floats that were the same in both recordings still are."""
         for i, value in self.static_floats:
             v = leaves[i]
             if not (v == value or (v != v and value != value)):
                 return False
+        return True
+
+    def decisions_hold(self, leaves):
+        """Every decision the recording made on a float argument comes out the same."""
         return self.guards(leaves, None) == self.guard_results
 
     def run(self, leaves):
