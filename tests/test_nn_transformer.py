@@ -95,8 +95,16 @@ def test_cross_attention_and_weights(layout, kdim, vdim, dtype):
     assert per_head.shape == [2, 2, 4, 6]
 
 
+@pytest.fixture(params=["composed", "fused"])
+def attention_path(request, monkeypatch):
+    """MultiheadAttention without weights takes matmul/softmax ops or the fused kernels by device and size
+    (nn.functional.composed_attention_pays); each test using this runs both."""
+    monkeypatch.setattr(nn.functional, "composed_attention_pays", lambda q, k: request.param == "composed")
+    return request.param
+
+
 @pytest.mark.parametrize("mask_kind", ["bool", "float"])
-def test_masks(mask_kind):
+def test_masks(mask_kind, attention_path):
     m = randomize(nn.MultiheadAttention(6, 3, dtype=f64))
     q, k = rng.standard_normal((2, 4, 6)), rng.standard_normal((2, 5, 6))
     kpm = rng.random((2, 5)) > 0.7
@@ -116,7 +124,7 @@ def test_masks(mask_kind):
         assert_close(fused, ref)
 
 
-def test_is_causal_hint_batch_first_false_and_unbatched():
+def test_is_causal_hint_batch_first_false_and_unbatched(attention_path):
     m = randomize(nn.MultiheadAttention(4, 2, batch_first=False, dtype=f64))
     x = rng.standard_normal((5, 2, 4))  # [L, B, E]
     causal = np.triu(np.ones((5, 5), bool), 1)
@@ -145,7 +153,7 @@ def test_add_bias_kv_and_zero_attn():
     assert_close(w, ref_w)
 
 
-def test_gradients_of_both_call_forms():
+def test_gradients_of_both_call_forms(attention_path):
     m = randomize(nn.MultiheadAttention(4, 2, kdim=3, dtype=f64))
     q, k, v = leaf(rng.standard_normal((2, 3, 4))), leaf(rng.standard_normal((2, 5, 3))), \
         leaf(rng.standard_normal((2, 5, 4)))

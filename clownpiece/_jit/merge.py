@@ -3,7 +3,8 @@
 Eager execution launches an elementwise kernel per tensor: a clamp per gradient, an update per parameter.
 A recording shows all of them at once, so the plan can move such launches next to each other (only past
 launches they do not conflict with) and replace each run by one generated kernel whose work-items cover
-every segment in turn. Each segment computes exactly what its launch did, with the same op bodies
+every segment in turn. Each segment spans whole work-groups (a group's work-items take one branch) and computes exactly what its
+launch did, with the same op bodies
 (fusion.OPS), so results stay bit-identical; the device runs one launch instead of many (on PoCL, ~10 us
 of scheduling each).
 
@@ -210,17 +211,19 @@ def _merged(group):
     name = f"merged{len(parts)}_" + "_".join(dict.fromkeys(h for p in parts for h in p[4]))[:40].rstrip("_")
     lines = ['#include "common.h"'] + list(helpers.values())
     lines.append(f"__kernel void {name}({', '.join(d for p in parts for d in p[1])}) {{")
-    lines.append("    int i = get_global_id(0);")
+    # g, the group's first work-item, picks the segment: a condition PoCL sees as uniform over the group
+    lines.append("    int i = get_global_id(0), g = get_group_id(0) * get_local_size(0);")
     lines += [p[2] for p in parts]
     lines.append("}")
     knl = runtime.program_cache().generated_kernel(key, "\n".join(lines) + "\n", name, dtype_char)
+    size = knl.local
     slots, total = [], 0
     for e, seg, _ in group:
         order, n_at = _slot_order(e[4], seg)
-        slots += [e[4][i] for i in order]
-        total += e[4][n_at][1]
-    size = knl.local
-    return ("launch", knl, (-(-total // size) * size,), (size,), slots, group[0][0][5])
+        span = -(-e[4][n_at][1] // size) * size  # whole work-groups: each group works on one segment
+        slots += [e[4][i] for i in order] + [("num", span)]
+        total += span
+    return ("launch", knl, (total,), (size,), slots, group[0][0][5])
 
 
 def _slot_order(slots, seg):
@@ -240,10 +243,10 @@ def _part(slots, seg, s):
         _, family, kname, n_at = seg
         params, body, _ = _per_element(family, kname)
         names = [p.split()[-1].lstrip("*") for p in params]
-        decls = [f"{p[:len(p) - len(nm)]}{nm}_{s}" for p, nm in zip(params, names)]
+        decls = [f"{p[:len(p) - len(nm)]}{nm}_{s}" for p, nm in zip(params, names)] + [f"int w{s}"]
         helper = f"inline void seg_{kname}(int i, {', '.join(params)}) {{\n    if (i >= n) return;{body}}}"
         call = f"seg_{kname}(i, {', '.join(f'{nm}_{s}' for nm in names)});"
-        code = f"    if (i < n_{s}) {{ {call} return; }} i -= n_{s};"
+        code = f"    if (g < w{s}) {{ {call} return; }} g -= w{s}; i -= w{s};"
         return ("fn", family, kname), decls, code, {f"seg_{kname}": helper}, [kname]
     sig, _, reads, numbers, _ = seg
     used = []
@@ -266,8 +269,8 @@ def _part(slots, seg, s):
     e = expr(sig)
     decls = [f"__global T* out{s}", f"int oo{s}"]
     decls += [f"__global const T* in{s}_{k}, int o{s}_{k}" for k in range(len(reads))]
-    decls += [f"T s{s}_{k}" for k in range(len(numbers))] + [f"int n_{s}"]
+    decls += [f"T s{s}_{k}" for k in range(len(numbers))] + [f"int n_{s}", f"int w{s}"]
     loads = "".join(f" T v{s}_{k} = in{s}_{k}[o{s}_{k} + i];" for k in range(len(reads)))
-    code = f"    if (i < n_{s}) {{{loads} out{s}[oo{s} + i] = {e}; return; }} i -= n_{s};"
+    code = f"    if (g < w{s}) {{ if (i < n_{s}) {{{loads} out{s}[oo{s} + i] = {e}; }} return; }} g -= w{s}; i -= w{s};"
     helpers = {f"f_{op}": f"inline T f_{op}({fusion.OPS[op][0]}) {{ return ({fusion.OPS[op][1]}); }}" for op in used}
     return sig, decls, code, helpers, used or ["copy"]

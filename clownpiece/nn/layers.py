@@ -252,9 +252,9 @@ class MultiheadAttention(Module):
         causal = is_causal and kpm is None and not need_weights
         if causal:
             am = None  # PyTorch's rule: the hint replaces the mask when nothing else needs it
-        if need_weights:
-            out, weights = F.math_attention(q, k, v, am, am_kind, p, False, None, kpm, kpm_kind)
-            weights = weights.mean(1) if average else weights
+        if need_weights or F.composed_attention_pays(q, k):
+            out, weights = F.math_attention(q, k, v, am, am_kind, p, causal, None, kpm, kpm_kind)
+            weights = None if not need_weights else weights.mean(1) if average else weights
         else:
             out, weights = _sdpa(q, k, v, am, kpm, (am_kind, kpm_kind), None, causal, p, op), None
         out = self.out_proj(out.transpose(1, 2).reshape(b, length, self.embed_dim))
