@@ -553,9 +553,14 @@ if torch is not None:
             return x + self.out(torch.nn.functional.gelu(self.fc(self.ln2(x))))
 
 
+def bench_loader(args):
+    from bench_loader import bench_loader as run  # tools/bench_loader.py: DataLoader prefetching
+    run(args, record)
+
+
 SECTIONS = collections.OrderedDict(gemm=bench_gemm, elementwise=bench_elementwise, small=bench_small_ops,
                                    build=bench_build, train=bench_train, clip=bench_clip,
-                                   schedule=bench_schedule, layers=bench_layers)
+                                   schedule=bench_schedule, layers=bench_layers, loader=bench_loader)
 
 
 def main():

@@ -9,7 +9,7 @@ path, transfers and counters. Knows nothing about tensors' autograd.
     stats.py      counters"""
 from . import fusion  # noqa: F401  (registers its flush hook with memory)
 from .discovery import DeviceError, describe, list_devices
-from .memory import DeviceMemoryError, Storage
+from .memory import DeviceMemoryError, HostOnlyThreadError, Storage, host_only_thread
 from .programs import KernelBuildError
 from .runtime import (DeviceMismatchError, LaunchError, alloc, alloc_on, count_kernels, device, download,
                       empty_cache, kernel, kernel_number, launch, program_cache, replayable, resolve_device,
@@ -19,4 +19,5 @@ from .stats import counters, reset_stats, stats
 __all__ = ["device", "set_device", "program_cache", "kernel", "launch", "alloc", "upload", "download",
            "synchronize", "empty_cache", "count_kernels", "stats", "reset_stats", "counters", "list_devices",
            "describe", "Storage", "DeviceError", "DeviceMemoryError", "DeviceMismatchError", "KernelBuildError",
-           "LaunchError", "kernel_number", "replayable", "resolve_device", "using_device", "alloc_on"]
+           "LaunchError", "kernel_number", "replayable", "resolve_device", "using_device", "alloc_on",
+           "HostOnlyThreadError", "host_only_thread"]

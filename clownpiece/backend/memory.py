@@ -5,6 +5,8 @@ goes to one in-order queue, so work that reads the old contents runs before work
 The pool respects the device's limits: one buffer at most `max_mem_alloc_size` bytes, and (when
 CLOWNPIECE_LIMITS sets `global_mem_size`) no more than that in all. Running out frees the cached buffers and
 tries once more before raising DeviceMemoryError."""
+import threading
+
 import pyopencl as cl
 
 from . import stats as _stats
@@ -14,6 +16,38 @@ _MIN_BYTES = 256
 
 class DeviceMemoryError(MemoryError):
     pass
+
+
+# ---- host-only threads -----------------------------------------------------------------------------------
+# The pool, the counters, fusion's pending expressions and the order of the queue belong to the thread that
+# runs the ops: nothing here is locked. Threads that must stay off the device (the data loader's workers,
+# utils/data/dataloader.py) register here, and the entry points to device state (allocation here; launch,
+# upload and download in runtime.py) refuse them before touching anything.
+HOST_ONLY_THREADS = set()  # thread idents
+
+
+class HostOnlyThreadError(RuntimeError):
+    """Device work asked for on a thread registered as host-only."""
+
+
+def refuse_host_only(what):
+    """Raise HostOnlyThreadError when the calling thread is registered host-only (callers check the set first,
+    so that the common case, no such threads, costs one test)."""
+    if threading.get_ident() in HOST_ONLY_THREADS:
+        raise HostOnlyThreadError(f"{what} on a data loader worker thread: worker threads may only build host "
+                                  f"data (numpy arrays, numbers); device tensors are made on the main thread")
+
+
+class host_only_thread:
+    """`with host_only_thread():` registers the calling thread as host-only for the block."""
+
+    def __enter__(self):
+        HOST_ONLY_THREADS.add(threading.get_ident())
+        return self
+
+    def __exit__(self, *exc):
+        HOST_ONLY_THREADS.discard(threading.get_ident())
+        return False
 
 
 def _bucket(nbytes):
@@ -54,6 +88,8 @@ class Pool:
         self.capacity = device.global_mem_size if "global_mem_size" in device.limited else None
 
     def alloc(self, nbytes):
+        if HOST_ONLY_THREADS:
+            refuse_host_only("a device allocation")
         size = bucket(nbytes)
         free = self.free.get(size)
         if free:

@@ -18,7 +18,7 @@ import pyopencl as cl
 
 from . import memory, stats as _stats
 from .discovery import Device, DeviceError, describe, list_devices
-from .memory import OUT_OF_MEMORY, Pool, Storage
+from .memory import HOST_ONLY_THREADS, OUT_OF_MEMORY, Pool, Storage, refuse_host_only
 from .programs import Programs
 
 _SYNC_EACH = os.environ.get("CLOWNPIECE_SYNC", "") not in ("", "0")
@@ -213,6 +213,8 @@ def launch(k, grid, *args, local=None):
     """Enqueue Kernel `k` over `grid` work-items (an int, or a tuple for a 2-D/3-D range), each dim rounded up
     to a whole number of work-groups of `local` (default: the kernel's 1-D size, with 1 in the other dims).
     Kernels check `get_global_id(d) < extent` themselves. An empty grid launches nothing."""
+    if HOST_ONLY_THREADS:
+        refuse_host_only(f"launching kernel {k.name}")
     packed = _unpack(args)
     if type(grid) is int:
         if grid <= 0:
@@ -319,6 +321,8 @@ def count_kernels(on=True):
 # ---- transfers ------------------------------------------------------------------------------------------
 def upload(storage, host, byte_offset=0):
     """Copy a contiguous numpy array into `storage` without waiting."""
+    if HOST_ONLY_THREADS:
+        refuse_host_only("an upload to the device")
     if host.nbytes == 0:
         return
     host = np.ascontiguousarray(host)
@@ -337,6 +341,8 @@ def upload(storage, host, byte_offset=0):
 
 def download(storage, host, byte_offset=0):
     """Read device memory (of any device) into the contiguous numpy array `host`; waits for its queue."""
+    if HOST_ONLY_THREADS:
+        refuse_host_only("a read of device memory")
     if _recorder is not None:
         _recorder.host_read()  # raises: a captured function cannot wait for the device
     if host.nbytes:

@@ -21,7 +21,6 @@ import numpy as np
 
 from .dataset import Dataset
 from .download import fetch, md5
-from ..._tensor import Tensor
 
 
 class CorruptDatasetError(RuntimeError):
@@ -79,13 +78,12 @@ class CIFAR10(Dataset):
         return len(self.data)
 
     def _collated(self, indices):
-        """What default_collate makes of these items, in one gather (Dataloader's fast path); None when a
-        transform is set."""
+        """The host batch default_collate would make of these items, in one gather (Dataloader's fast path);
+        None when a transform is set."""
         if self.transform is not None or self.target_transform is not None:
             return None
         rows = np.asarray(indices)
-        return (Tensor(_to_chw_float(self.data[rows]), requires_grad=False),
-                Tensor(np.asarray(self.targets)[rows], requires_grad=False))
+        return _to_chw_float(self.data[rows]), np.asarray(self.targets)[rows]
 
     # ---- the python version ------------------------------------------------------------------------------
     def _py_path(self, name):

@@ -45,13 +45,13 @@ class TensorDataset(Dataset):
         return tuple(t[index] for t in self.tensors)
 
     def _collated(self, indices):
-        """What default_collate makes of these samples, with one numpy gather and one upload per field
-        instead of a Python call per sample (Dataloader's fast path); None unless every field is numeric
-        numpy data."""
+        """The host batch default_collate would make of these samples, with one numpy gather per field instead
+        of a Python call per sample (Dataloader's fast path, which uploads each field once); None unless
+        every field is numeric numpy data."""
         if not all(isinstance(t, np.ndarray) and t.dtype.kind in "biuf" for t in self.tensors):
             return None
         rows = np.asarray(indices)
-        return tuple(Tensor(t[rows], requires_grad=False) for t in self.tensors)
+        return tuple(t[rows] for t in self.tensors)
 
     def __len__(self):
         return len(self.tensors[0])
@@ -76,7 +76,7 @@ class Subset(Dataset):
         return [self.dataset[self.indices[i]] for i in indices]
 
     def _collated(self, indices):
-        """The underlying dataset's batched gather (Dataloader's fast path), when it has one."""
+        """The underlying dataset's batched host gather (Dataloader's fast path), when it has one."""
         collated = getattr(self.dataset, "_collated", None)
         return None if collated is None else collated([self.indices[i] for i in indices])
 
