@@ -208,3 +208,17 @@ def test_bad_arguments_and_inputs_raise_clearly():
     for fn, error, message in cases:
         with pytest.raises(error, match=message):
             fn()
+
+
+def test_replays_under_jit_draw_fresh_choices_like_eager():
+    aug = T.Compose([T.RandomCrop(6, padding=2, padding_mode="reflect"), T.RandomHorizontalFlip(),
+                     T.Normalize([0.5], [0.25])])
+    x, _ = images((8, 1, 6, 6))
+    cp.manual_seed(4)
+    eager = [aug(x).numpy() for _ in range(6)]
+    cp.manual_seed(4)
+    fn = cp.jit(aug)
+    jitted = [fn(x).numpy() for _ in range(6)]
+    for a, b in zip(eager, jitted):
+        np.testing.assert_array_equal(a, b)
+    assert fn.captured == 1 and not np.array_equal(jitted[4], jitted[5])
