@@ -159,3 +159,19 @@ def test_kernels_found_from_installed_wheel(tmp_path):
     assert out.returncode == 0, out.stderr
     path, values = out.stdout.strip().splitlines()
     assert path.startswith(str(target)) and values == "[3.0, 6.0]"
+
+
+def test_uploads_copy_the_host_array_so_callers_may_change_it_at_once():
+    """An upload runs when the queue reaches it, after the call returns: the host values are those at the
+    call, whatever the caller writes into its array afterwards (with a busy queue, so the copy is late)."""
+    busy = cp.Tensor(np.ones((384, 384), np.float32))
+    made = []
+    for make in (cp.Tensor, cp.tensor, cp.from_numpy, lambda a: cp.Tensor(a[::2])):
+        for _ in range(3):
+            busy = busy @ busy * 0.001
+        a = np.arange(64, dtype=np.float32)
+        made.append((make(a), make(a.copy())))
+        a[:] = -1.0
+    for t, expected in made:
+        np.testing.assert_array_equal(t.numpy(), expected.numpy())
+        assert t.numpy().min() >= 0

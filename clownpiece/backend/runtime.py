@@ -320,12 +320,14 @@ def count_kernels(on=True):
 
 # ---- transfers ------------------------------------------------------------------------------------------
 def upload(storage, host, byte_offset=0):
-    """Copy a contiguous numpy array into `storage` without waiting."""
+    """Copy a numpy array into `storage` without waiting."""
     if HOST_ONLY_THREADS:
         refuse_host_only("an upload to the device")
     if host.nbytes == 0:
         return
-    host = np.ascontiguousarray(host)
+    # the device reads the host memory when the copy runs, after this returns: from a private copy, so that
+    # the caller may change or free its array at once (a host memcpy, cheap beside the transfer)
+    host = np.array(host, order="C", copy=True)
     if _recorder is not None:
         _recorder.upload(storage, host, byte_offset)
     evt = cl.enqueue_copy(storage.pool.device.queue, storage.buf, host, dst_offset=byte_offset,
