@@ -529,3 +529,20 @@ def test_a_step_schedule_records_once_when_the_rate_first_changes():
     finally:
         cp._jit.Jitted._record = orig
     assert len(recordings) == 3  # calls 2 and 3, then once when the rate first changed
+
+
+def test_independent_launches_of_kernels_with_helper_functions_replay():
+    """Merging moves a kernel's body into generated source that has common.h only: kernels that call a helper
+    of their own file (index.cl's row_id in a gather) or of another header (philox.h) stay separate launches."""
+    a, b = cp.Tensor(np.arange(12.0).reshape(4, 3)), cp.Tensor(np.arange(8.0).reshape(4, 2))
+    ids = cp.Tensor([2.0, 0.0, 3.0])
+
+    def two_lookups(a, b, ids):
+        return a[ids] * 1.0, b[ids] * 2.0
+
+    fn = cp.jit(two_lookups)
+    for _ in range(5):
+        x, y = fn(a, b, ids)
+    assert fn.captured == 1
+    np.testing.assert_array_equal(x.numpy(), np.arange(12.0).reshape(4, 3)[[2, 0, 3]])
+    np.testing.assert_array_equal(y.numpy(), 2 * np.arange(8.0).reshape(4, 2)[[2, 0, 3]])

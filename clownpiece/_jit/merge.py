@@ -85,7 +85,13 @@ def _count(sig, leaf):
 _KERNEL = re.compile(r"__kernel\s+void\s+(\w+)\s*\(([^)]*)\)\s*\{")
 _START = re.compile(r"\s*int\s+i\s*=\s*get_global_id\(0\);\s*if\s*\(i\s*>=\s*n\)\s*return;")
 _OTHER_IDS = re.compile(r"get_(global|local|group)_(id|size)|get_num_groups|barrier|__local|#")
+_FUNCTION = re.compile(r"^[ \t]*(?:inline[ \t]+)?\w+[ \t]+(\w+)\s*\([^;{)]*\)\s*\{", re.MULTILINE)
 _functions = {}  # (family, name) -> (parameters, body, index of the `n` parameter), or None
+
+
+def _common_functions():
+    with open(programs.kernel_path("elementwise").replace("elementwise.cl", "common.h")) as f:
+        return set(_FUNCTION.findall(f.read()))
 
 
 def _per_element(family, name):
@@ -105,6 +111,11 @@ def _per_element(family, name):
             body = text[m.end():end - 1]
             start = _START.match(body)
             if "\\\n" in text[m.start():end] or start is None or _OTHER_IDS.search(body[start.end():]):
+                break
+            # the merged source has common.h only: a body that calls a function of its file or of another
+            # header it includes (philox.h's philox_at in augment.cl) cannot move there
+            own = set(_FUNCTION.findall(text)) - _common_functions()
+            if any(re.search(rf"\b{f}\s*\(", body) for f in own):
                 break
             params = [p.strip() for p in m.group(2).split(",")]
             names = [p.split()[-1].lstrip("*") for p in params]
