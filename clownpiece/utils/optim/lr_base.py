@@ -1,6 +1,9 @@
 """The scheduler base class and the rule for base learning rates (see lr_scheduler.py's docstring), shared
 by lr_scheduler.py (the schedulers that are a formula of the epoch) and lr_policies.py (the others)."""
+from __future__ import annotations
+
 import weakref
+from typing import Any, Optional
 
 from .optimizer import Optimizer
 
@@ -49,7 +52,7 @@ def _format_param(name, optimizer, param):
 
 
 class LRScheduler:
-    def __init__(self, optimizer, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         _check_optimizer(optimizer)
         self.optimizer = optimizer
         self.base_lrs = _base_lrs(optimizer)
@@ -60,10 +63,10 @@ class LRScheduler:
         self._step_count = 0
         self.step()
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         raise NotImplementedError(f"{type(self).__name__}.get_lr() is not implemented")
 
-    def step(self, epoch=None):
+    def step(self, epoch: Optional[int] = None) -> None:
         self._step_count += 1
         if epoch is None:
             self.last_epoch += 1
@@ -75,15 +78,15 @@ class LRScheduler:
         _write_lrs(self, lrs)
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
-    def get_last_lr(self):
+    def get_last_lr(self) -> list[float]:
         return [group["lr"] for group in self.optimizer.param_groups]
 
     def _current(self):
         return [group["lr"] for group in self.optimizer.param_groups]
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """Everything but the optimizer and callables (PyTorch's convention)."""
         return {k: v for k, v in self.__dict__.items() if k != "optimizer" and not callable(v)}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.__dict__.update(state_dict)

@@ -2,10 +2,14 @@
 importable from clownpiece.utils.optim.lr_scheduler like the others): OneCycleLR, a fixed-length policy
 for lr and momentum; SequentialLR and ChainedScheduler, compositions of schedulers; ReduceLROnPlateau,
 driven by a metric."""
+from __future__ import annotations
+
 import math
 from bisect import bisect_right
+from typing import Any, Iterable, Literal, Optional, Sequence, SupportsFloat, Union
 
 from .lr_base import LRScheduler, _check_optimizer, _format_param, _write_lrs
+from .optimizer import Optimizer
 
 
 class OneCycleLR(LRScheduler):
@@ -14,9 +18,13 @@ class OneCycleLR(LRScheduler):
     first comes back down to initial_lr. With cycle_momentum, momentum (or Adam's beta1) moves inversely
     between max_momentum and base_momentum. Stepping past total_steps raises ValueError."""
 
-    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
-                 anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
-                 div_factor=25.0, final_div_factor=1e4, three_phase=False, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, max_lr: Union[float, Sequence[float]], total_steps: Optional[int] = None,
+                 epochs: Optional[int] = None, steps_per_epoch: Optional[int] = None, pct_start: float = 0.3,
+                 anneal_strategy: Literal["cos", "linear"] = "cos", cycle_momentum: bool = True,
+                 base_momentum: Union[float, Sequence[float]] = 0.85,
+                 max_momentum: Union[float, Sequence[float]] = 0.95,
+                 div_factor: float = 25.0, final_div_factor: float = 1e4, three_phase: bool = False,
+                 last_epoch: int = -1) -> None:
         _check_optimizer(optimizer)
         self.optimizer = optimizer
         if total_steps is not None:
@@ -80,7 +88,7 @@ class OneCycleLR(LRScheduler):
             return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
         return (end - start) * pct + start
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         step = self.last_epoch
         if step > self.total_steps:
             raise ValueError(f"Tried to step {step} times. The specified number of total steps is {self.total_steps}")
@@ -108,12 +116,12 @@ class OneCycleLR(LRScheduler):
 class _SchedulerList(LRScheduler):
     """A scheduler made of schedulers: its state_dict holds theirs (PyTorch's layout)."""
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
         state["_schedulers"] = [s.state_dict() for s in self._schedulers]
         return state
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state = dict(state_dict)
         inner = state.pop("_schedulers")
         self.__dict__.update(state)
@@ -123,7 +131,8 @@ class _SchedulerList(LRScheduler):
 class SequentialLR(_SchedulerList):
     """Runs schedulers[0] until milestones[0], then schedulers[1] (restarted at its epoch 0), and so on."""
 
-    def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler], milestones: Sequence[int],
+                 last_epoch: int = -1) -> None:
         _check_optimizer(optimizer)
         _check_schedulers(self, optimizer, schedulers)
         if len(milestones) != len(schedulers) - 1:
@@ -141,7 +150,7 @@ class SequentialLR(_SchedulerList):
         self._schedulers[0]._initial_step()
         self._last_lr = self._schedulers[0].get_last_lr()
 
-    def step(self):
+    def step(self) -> None:
         self.last_epoch += 1
         idx = bisect_right(self._milestones, self.last_epoch)
         scheduler = self._schedulers[idx]
@@ -154,7 +163,7 @@ class SequentialLR(_SchedulerList):
 class ChainedScheduler(_SchedulerList):
     """Steps every scheduler at each step(), so their factors multiply (PyTorch's ChainedScheduler)."""
 
-    def __init__(self, schedulers, optimizer=None):
+    def __init__(self, schedulers: Iterable[LRScheduler], optimizer: Optional[Optimizer] = None) -> None:
         schedulers = list(schedulers)
         if not schedulers:
             raise ValueError("ChainedScheduler expects at least one scheduler to be chained, but got no scheduler.")
@@ -165,7 +174,7 @@ class ChainedScheduler(_SchedulerList):
         self.optimizer = optimizer
         self._last_lr = self.get_last_lr()
 
-    def step(self):
+    def step(self) -> None:
         for s in self._schedulers:
             s.step()
         self._last_lr = self.get_last_lr()
@@ -194,8 +203,9 @@ class ReduceLROnPlateau(LRScheduler):
     than `threshold` relative (rel) or absolute (abs) in the direction of `mode`. A reduction smaller than
     `eps` is skipped. step(metric) reads a tensor metric back from the device (float(metric))."""
 
-    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
-                 cooldown=0, min_lr=0, eps=1e-8):
+    def __init__(self, optimizer: Optimizer, mode: Literal["min", "max"] = "min", factor: float = 0.1,
+                 patience: int = 10, threshold: float = 1e-4, threshold_mode: Literal["rel", "abs"] = "rel",
+                 cooldown: int = 0, min_lr: Union[float, Sequence[float]] = 0, eps: float = 1e-8) -> None:
         if factor >= 1.0:
             raise ValueError("Factor should be < 1.0.")
         self.factor = factor
@@ -231,7 +241,7 @@ class ReduceLROnPlateau(LRScheduler):
         self.cooldown_counter = 0
         self.num_bad_epochs = 0
 
-    def is_better(self, a, best):
+    def is_better(self, a: float, best: float) -> bool:
         if self.mode == "min" and self.threshold_mode == "rel":
             return a < best * (1.0 - self.threshold)
         if self.mode == "min":
@@ -241,10 +251,10 @@ class ReduceLROnPlateau(LRScheduler):
         return a > best + self.threshold
 
     @property
-    def in_cooldown(self):
+    def in_cooldown(self) -> bool:
         return self.cooldown_counter > 0
 
-    def step(self, metrics, epoch=None):
+    def step(self, metrics: SupportsFloat, epoch: Optional[int] = None) -> None:
         current = float(metrics)
         self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
         if self.is_better(current, self.best):
@@ -276,6 +286,6 @@ class ReduceLROnPlateau(LRScheduler):
             if old - new > self.eps:
                 group["lr"] = new
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.__dict__.update(state_dict)
         self._init_is_better(self.mode, self.threshold, self.threshold_mode)

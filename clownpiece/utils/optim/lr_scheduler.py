@@ -14,12 +14,16 @@ that resets lr and attaches a new scheduler). No key is added to the groups.
 
 Only `optimizer.param_groups` (and `defaults`, for OneCycleLR's momentum) is used, so "duck" optimizers
 that subclass Optimizer and set just those work too. `get_last_lr()` is the groups' current lrs."""
+from __future__ import annotations
+
 import math
 import types
 from bisect import bisect_right
 from collections import Counter
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 from .lr_base import LRScheduler, _check_optimizer, _write_lrs
+from .optimizer import Optimizer
 # the schedulers that are not a formula of the epoch live in lr_policies.py
 from .lr_policies import OneCycleLR, SequentialLR, ChainedScheduler, ReduceLROnPlateau  # noqa: F401
 
@@ -27,22 +31,23 @@ from .lr_policies import OneCycleLR, SequentialLR, ChainedScheduler, ReduceLROnP
 class LambdaLR(LRScheduler):
     """lr = base_lr * lr_lambda(epoch); lr_lambda is one callable or one per group."""
 
-    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, lr_lambda: Union[Callable[[int], float], Sequence[Callable[[int], float]]],
+                 last_epoch: int = -1) -> None:
         _check_optimizer(optimizer)
         self.lr_lambdas = _lambdas("LambdaLR", optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         return [base * fn(self.last_epoch) for base, fn in zip(self.base_lrs, self.lr_lambdas)]
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """PyTorch's: functions are not saved; callable objects save their __dict__."""
         state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
         state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
                                for fn in self.lr_lambdas]
         return state
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state = dict(state_dict)
         lambdas = state.pop("lr_lambdas", None) or []
         self.__dict__.update(state)
@@ -67,7 +72,7 @@ def _lambdas(name, optimizer, lr_lambda):
 class MultiplicativeLR(LambdaLR):
     """lr = lr * lr_lambda(epoch) at every step after the first."""
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self.last_epoch > 0:
             return [lr * fn(self.last_epoch) for lr, fn in zip(self._current(), self.lr_lambdas)]
         return self._current()
@@ -78,11 +83,11 @@ class MultiplicativeLR(LambdaLR):
 class ExponentialLR(LRScheduler):
     """lr = base_lr * gamma ** epoch; gamma defaults to 0.1 as in the course (PyTorch has no default)."""
 
-    def __init__(self, optimizer, gamma=0.1, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, gamma: float = 0.1, last_epoch: int = -1) -> None:
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self.last_epoch == 0:
             return self._current()
         return [lr * self.gamma for lr in self._current()]
@@ -94,14 +99,14 @@ class ExponentialLR(LRScheduler):
 class StepLR(LRScheduler):
     """lr = base_lr * gamma ** (epoch // step_size)."""
 
-    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
         if not isinstance(step_size, int) or step_size <= 0:
             raise ValueError(f"StepLR: step_size must be a positive int, got {step_size!r}")
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
             return self._current()
         return [lr * self.gamma for lr in self._current()]
@@ -113,12 +118,13 @@ class StepLR(LRScheduler):
 class MultiStepLR(LRScheduler):
     """lr = base_lr * gamma ** (number of milestones <= epoch); a milestone listed twice counts twice."""
 
-    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1,
+                 last_epoch: int = -1) -> None:
         self.milestones = Counter(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         times = Counter(self.milestones).get(self.last_epoch, 0)  # a loaded state holds a plain dict
         return [lr * self.gamma ** times for lr in self._current()] if times else self._current()
 
@@ -130,14 +136,15 @@ class MultiStepLR(LRScheduler):
 class ConstantLR(LRScheduler):
     """lr = base_lr * factor until epoch total_iters, then base_lr."""
 
-    def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
+                 last_epoch: int = -1) -> None:
         if factor > 1.0 or factor < 0:
             raise ValueError("Constant multiplicative factor expected to be between 0 and 1.")
         self.factor = factor
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self.last_epoch == 0:
             return [lr * self.factor for lr in self._current()]
         if self.last_epoch != self.total_iters:
@@ -152,7 +159,8 @@ class ConstantLR(LRScheduler):
 class LinearLR(LRScheduler):
     """lr = base_lr * (start_factor + (end_factor - start_factor) * min(epoch, total_iters) / total_iters)."""
 
-    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 total_iters: int = 5, last_epoch: int = -1) -> None:
         if start_factor > 1.0 or start_factor <= 0:
             raise ValueError("Starting multiplicative factor expected to be greater than 0 and less or equal to 1.")
         if end_factor > 1.0 or end_factor < 0:
@@ -162,7 +170,7 @@ class LinearLR(LRScheduler):
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self.last_epoch == 0:
             return [lr * self.start_factor for lr in self._current()]
         if self.last_epoch > self.total_iters:
@@ -179,12 +187,12 @@ class LinearLR(LRScheduler):
 class PolynomialLR(LRScheduler):
     """lr = base_lr * (1 - min(epoch, total_iters) / total_iters) ** power."""
 
-    def __init__(self, optimizer, total_iters=5, power=1.0, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1) -> None:
         self.total_iters = total_iters
         self.power = power
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self.last_epoch == 0 or self.last_epoch > self.total_iters:
             return self._current()
         factor = ((1.0 - self.last_epoch / self.total_iters) /
@@ -200,14 +208,14 @@ class CosineAnnealingLR(LRScheduler):
     """lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2 (PyTorch's closed form; step()
     uses PyTorch's recursive form, which equals it and composes with other schedulers)."""
 
-    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
         if T_max <= 0:
             raise ValueError(f"CosineAnnealingLR: T_max must be positive, got {T_max!r}")
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         e, T, eta = self.last_epoch, self.T_max, self.eta_min
         if e == 0:
             return self._current()
@@ -228,7 +236,8 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     """lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * T_cur / T_i)) / 2, restarting after T_i epochs
     with T_i growing by T_mult; step(epoch) takes fractional epochs (step(epoch + i / iters) per batch)."""
 
-    def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
+                 last_epoch: int = -1) -> None:
         if not isinstance(T_0, int) or isinstance(T_0, bool) or T_0 <= 0:
             raise ValueError(f"Expected positive integer T_0, but got {T_0}")
         if not isinstance(T_mult, int) or isinstance(T_mult, bool) or T_mult < 1:
@@ -242,11 +251,11 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         self.T_cur = last_epoch
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         cos = (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
         return [self.eta_min + (base - self.eta_min) * cos for base in self.base_lrs]
 
-    def step(self, epoch=None):
+    def step(self, epoch: Optional[float] = None) -> None:
         if epoch is None and self.last_epoch < 0:
             epoch = 0
         if epoch is None:

@@ -8,19 +8,25 @@ call, so that clownpiece.jit replays advance it too; a learning rate reaches ker
 `group["lr"]`. Constructors validate their arguments with PyTorch's messages before anything runs;
 `foreach` and `fused` are accepted for PyTorch's signatures and change nothing (every update already is one
 fused kernel)."""
+from __future__ import annotations
+
 import itertools
 import numbers
+from typing import Any, Callable, Iterable, Optional, Union
 
 import numpy as np
 
 from ..._grad_mode import no_grad
-from ..._tensor import TensorBase
+from ..._tensor import Tensor, TensorBase
 from ...autograd.autograd import zero_grads
 from ..._layout import ShapeError
 
 # `state` is keyed by each parameter's `param_id` (the course's API). Ids come from one process-wide counter:
 # the course numbered 0, 1, ... per optimizer, so ids kept from an earlier optimizer could collide.
 _param_ids = itertools.count()
+
+# what an optimizer takes: tensors, param groups (dicts of 'params' and per-group hyper-parameters), or one group
+ParamsT = Union[Iterable[Tensor], Iterable[dict[str, Any]], dict[str, Any]]
 
 
 def _param_id(param):
@@ -31,7 +37,7 @@ def _param_id(param):
 
 
 class Optimizer:
-    def __init__(self, parameters, defaults):
+    def __init__(self, parameters: ParamsT, defaults: dict[str, Any]) -> None:
         if isinstance(parameters, TensorBase):
             raise TypeError("optimizer params should be an iterable of tensors or dicts, got a single tensor")
         self.defaults = dict(defaults)
@@ -45,7 +51,7 @@ class Optimizer:
         for group in groups:
             self.add_param_group(group)
 
-    def add_param_group(self, group):
+    def add_param_group(self, group: dict[str, Any]) -> None:
         if not isinstance(group, dict):
             raise TypeError(f"add_param_group: expected a dict with key 'params', got {type(group).__name__}")
         params = group["params"]
@@ -62,14 +68,14 @@ class Optimizer:
             group.setdefault(key, value)
         self.param_groups.append(group)
 
-    def zero_grad(self, set_to_None=True, *, set_to_none=None):
+    def zero_grad(self, set_to_None: bool = True, *, set_to_none: Optional[bool] = None) -> None:
         """None the grads (default) or zero them in place; `set_to_none` is PyTorch's spelling."""
         if set_to_none is not None:
             set_to_None = set_to_none
         for group in self.param_groups:
             zero_grads(group.get("params", ()), set_to_None)
 
-    def step(self, closure=None):
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.step() is not implemented")
 
     def _run(self, closure, update):
@@ -84,7 +90,7 @@ class Optimizer:
         return loss
 
     # ---- checkpointing ----------------------------------------------------------------------------------
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """{'state': {index: per-parameter state}, 'param_groups': [hyper-parameters + 'params': indices]},
         indices numbering the parameters in group order (PyTorch's format). Tensors are shared, not copied."""
         index, groups = {}, []
@@ -97,7 +103,7 @@ class Optimizer:
         state = {index[pid]: dict(s) for pid, s in self.state.items() if pid in index}
         return {"state": state, "param_groups": groups}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups):
             raise ValueError(f"load_state_dict: {len(groups)} parameter groups given, the optimizer has "
@@ -116,7 +122,7 @@ class Optimizer:
             mine.update({k: v for k, v in saved.items() if k != "params"})
         self.state = new_state
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
         for i, group in enumerate(self.param_groups):
             lines.append(f"Parameter Group {i}")
@@ -171,8 +177,8 @@ class SGD(Optimizer):
     the first step (and every step without momentum) uses (1 - damping) * g [differs from PyTorch].
     `dampening` is PyTorch's name for `damping`; `nesterov` as in PyTorch (needs momentum, no damping)."""
 
-    def __init__(self, params, lr, momentum=0.0, damping=0.0, weight_decay=0.0, *, dampening=None,
-                 nesterov=False):
+    def __init__(self, params: ParamsT, lr: float, momentum: float = 0.0, damping: float = 0.0,
+                 weight_decay: float = 0.0, *, dampening: Optional[float] = None, nesterov: bool = False) -> None:
         if dampening is not None:
             damping = dampening
         _check_non_negative(lr=lr, momentum=momentum, damping=damping, weight_decay=weight_decay)
@@ -181,7 +187,7 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, damping=damping, weight_decay=weight_decay,
                                       nesterov=bool(nesterov)))
 
-    def step(self, closure=None):
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
         return self._run(closure, self._update)
 
     def _update(self, group, p):
@@ -202,15 +208,16 @@ class Adam(Optimizer):
     the maximum of the second moments (state 'max_exp_avg_sq'); `maximize` ascends."""
     _decoupled = False
 
-    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
-                 maximize=False, foreach=None, fused=None):
+    def __init__(self, params: ParamsT, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False,
+                 foreach: Optional[bool] = None, fused: Optional[bool] = None) -> None:
         _check_non_negative(lr=lr, eps=eps)
         betas = _check_betas(betas)
         _check_non_negative(weight_decay=weight_decay)
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       amsgrad=bool(amsgrad), maximize=bool(maximize)))
 
-    def step(self, closure=None):
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
         return self._run(closure, self._update)
 
     def _update(self, group, p):
@@ -235,8 +242,9 @@ class AdamW(Adam):
     """Adam with decoupled weight decay: p *= 1 - lr * weight_decay before the Adam update."""
     _decoupled = True
 
-    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False, *,
-                 maximize=False, foreach=None, fused=None):
+    def __init__(self, params: ParamsT, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.01, amsgrad: bool = False, *, maximize: bool = False,
+                 foreach: Optional[bool] = None, fused: Optional[bool] = None) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
 
 
@@ -245,13 +253,14 @@ class RMSprop(Optimizer):
     by the estimated variance (square_avg - grad_avg^2) instead; `momentum` > 0 accumulates the scaled
     step in 'momentum_buffer'. State: 'step', 'square_avg', 'grad_avg' (centered), 'momentum_buffer'."""
 
-    def __init__(self, params, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *,
-                 maximize=False, foreach=None):
+    def __init__(self, params: ParamsT, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, *, maximize: bool = False,
+                 foreach: Optional[bool] = None) -> None:
         _check_non_negative(lr=lr, eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha)
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
                                       centered=bool(centered), maximize=bool(maximize)))
 
-    def step(self, closure=None):
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
         return self._run(closure, self._update)
 
     def _update(self, group, p):
@@ -276,15 +285,16 @@ class Adagrad(Optimizer):
     (sqrt(sum) + eps) with clr = lr / (1 + (step - 1) * lr_decay). State: 'step', 'sum' (made at the first
     step, where PyTorch makes it at construction)."""
 
-    def __init__(self, params, lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
-                 *, maximize=False, foreach=None, fused=None):
+    def __init__(self, params: ParamsT, lr: float = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10, *, maximize: bool = False,
+                 foreach: Optional[bool] = None, fused: Optional[bool] = None) -> None:
         _check_non_negative(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                             initial_accumulator_value=initial_accumulator_value, eps=eps)
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value,
                                       maximize=bool(maximize)))
 
-    def step(self, closure=None):
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
         return self._run(closure, self._update)
 
     def _update(self, group, p):
