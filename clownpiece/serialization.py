@@ -27,6 +27,8 @@ the same files):
              start) tile it exactly, without gaps or overlaps
 
 `load` tells the formats apart by their first bytes: clownpiece's magic, or a length followed by "{"."""
+from __future__ import annotations
+
 import json
 import math
 import numbers
@@ -34,6 +36,7 @@ import os
 import struct
 import tempfile
 import zlib
+from typing import Any, Literal, Union
 
 import numpy as np
 
@@ -113,7 +116,8 @@ def _kind_name(t):
     return next(c.__name__ for c in type(t).__mro__ if known.get(c.__name__) is c)
 
 
-def save(obj, path, format="clownpiece"):
+def save(obj: Any, path: Union[str, os.PathLike[str]],
+         format: Literal["clownpiece", "safetensors"] = "clownpiece") -> None:
     """Write `obj` to `path`. format="clownpiece": tensors, numbers, strings, None, and nested
     lists/tuples/dicts of them. format="safetensors": a flat dict of name -> tensor (a state_dict; its None
     entries, disabled parameters, are left out, which load_state_dict accepts)."""
@@ -150,7 +154,7 @@ def _clownpiece_chunks(obj):
     return [_PREFIX.pack(MAGIC, VERSION, len(header)), header, _CRC.pack(crc), *writer.chunks]
 
 
-def load(path):
+def load(path: Union[str, os.PathLike[str]]) -> Any:
     """Read a file written by `save` in either format (told apart by its first bytes). A clownpiece file
     gives back its object, tensors as the class they were saved as (Tensor, Parameter, Buffer, TensorBase)
     with their dtype, shape and requires_grad; a safetensors file (from any writer) a dict of name -> Tensor

@@ -17,7 +17,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # starts with (the root package "clownpiece" only matches itself).
 LAYERS = [
     {"backend": ["clownpiece.backend"]},
-    {"layout": ["clownpiece._layout"], "grad mode": ["clownpiece._grad_mode"]},
+    {"layout": ["clownpiece._layout"], "grad mode": ["clownpiece._grad_mode"], "types": ["clownpiece._types"]},
     {"tensor": ["clownpiece.ops", "clownpiece._tensor", "clownpiece.factories", "clownpiece.tensor_impl",
                 "clownpiece.utils_"]},
     {"autograd": ["clownpiece.autograd", "clownpiece.tensor"]},

@@ -15,8 +15,10 @@ import pytest
 
 import clownpiece.nn as nn
 import clownpiece.nn.init
+import clownpiece.nn.parallel
 import clownpiece.nn.utils
 import clownpiece.utils.optim as optim
+from clownpiece import serialization
 
 
 def _functions_of(klass: type, package: str) -> Iterator[tuple[str, Callable[..., Any], bool]]:
@@ -43,13 +45,16 @@ def _functions_of(klass: type, package: str) -> Iterator[tuple[str, Callable[...
                     yield f"{owner.__module__}.{owner.__qualname__}.{label}", fn, is_method
 
 
-def public_api(module: types.ModuleType, package: str) -> list[tuple[str, Callable[..., Any], bool]]:
+def public_api(module: types.ModuleType, package: str, exclude: tuple[str, ...] = ()
+               ) -> list[tuple[str, Callable[..., Any], bool]]:
     """Every public function and public class method that `module` exports (its __all__, else its public
-    names) and `package` defines."""
+    names) and `package` defines, except what the modules in `exclude` define."""
     names = getattr(module, "__all__", None) or [n for n in vars(module) if not n.startswith("_")]
     found, ids = [], set()
     for name in names:
         value = getattr(module, name)
+        if getattr(value, "__module__", None) in exclude:
+            continue
         if isinstance(value, type) and value.__module__.startswith(package):
             entries = list(_functions_of(value, package))
         elif isinstance(value, types.FunctionType) and value.__module__.startswith(package):
@@ -81,15 +86,23 @@ def hint_problems(label: str, fn: Callable[..., Any], is_method: bool,
     return problems
 
 
+# group -> (the walk, the fewest functions it must find: a walk that finds nothing would pass)
 GROUPS = {
-    "optim": lambda: public_api(optim, "clownpiece.utils.optim"),
+    "optim": (lambda: public_api(optim, "clownpiece.utils.optim"), 40),
+    # modules, containers, layers and their bases; the loss modules are not annotated yet
+    "nn": (lambda: public_api(nn, "clownpiece.nn", exclude=("clownpiece.nn.loss",)), 100),
+    "nn.init": (lambda: public_api(clownpiece.nn.init, "clownpiece.nn.init"), 10),
+    "nn.parallel": (lambda: public_api(clownpiece.nn.parallel, "clownpiece.nn.parallel"), 3),
+    "nn.utils": (lambda: public_api(clownpiece.nn.utils, "clownpiece.nn.utils"), 4),
+    "serialization": (lambda: public_api(serialization, "clownpiece.serialization"), 2),
 }
 
 
 @pytest.mark.parametrize("group", sorted(GROUPS))
 def test_public_api_is_annotated(group: str) -> None:
-    entries = GROUPS[group]()
-    assert len(entries) > 10, f"{group}: the walk found only {len(entries)} functions"
+    walk, fewest = GROUPS[group]
+    entries = walk()
+    assert len(entries) >= fewest, f"{group}: the walk found only {len(entries)} functions"
     problems = [p for label, fn, is_method in entries for p in hint_problems(label, fn, is_method)]
     assert not problems, f"{len(problems)} missing or broken type hints:\n  " + "\n  ".join(problems)
 

@@ -2,10 +2,14 @@
 docs/api.md, Decisions D7): Conv1d, Conv2d (= Conv2D), ConvTranspose1d, ConvTranspose2d. Kernels: im2col +
 GEMM (ops/conv.py); padding_mode other than 'zeros' pads with F.pad first, as PyTorch does. The pooling
 modules are importable from here too (nn/pooling.py)."""
+from __future__ import annotations
+
 import math
+from typing import Literal, Optional, Sequence, Union
 
 from .._tensor import Tensor
 from .._layout import ShapeError
+from .._types import DeviceLike, DTypeLike, IntOrPair
 from ..ops.conv import conv_padding, pair
 from .module import Module, Parameter
 from . import functional as F, init
@@ -29,8 +33,9 @@ class _ConvNd(Module):
     _dims = 2
     _transposed = False
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode,
-                 dtype, output_padding=0):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair, stride: IntOrPair,
+                 padding: Union[IntOrPair, str], dilation: IntOrPair, groups: int, bias: bool, padding_mode: str,
+                 dtype: DTypeLike, output_padding: IntOrPair = 0) -> None:
         super().__init__()
         op = type(self).__name__
         if not isinstance(groups, int) or groups <= 0 or in_channels % groups or out_channels % groups:
@@ -85,7 +90,7 @@ class _ConvNd(Module):
             raise ShapeError(f"{op}: expected a {self._dims + 2}-d {layout} input with C = {self.in_channels}, "
                              f"got {x.shape}")
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         padding = repr(self.padding) if isinstance(self.padding, str) else f"{self.padding}"
         text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={padding}")
@@ -106,12 +111,14 @@ class Conv2D(_ConvNd):
     padding_mode='zeros'): weight [out, in/groups, kH, kW] and bias [out] ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))
     as in PyTorch; padding may be 'same' or 'valid'."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
-                 padding_mode="zeros", device=None, dtype=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair, stride: IntOrPair = 1,
+                 padding: Union[IntOrPair, Literal["valid", "same"]] = 0, dilation: IntOrPair = 1, groups: int = 1,
+                 bias: bool = True, padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros",
+                 device: DeviceLike = None, dtype: DTypeLike = None) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          padding_mode, dtype)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         if self.padding_mode != "zeros":
             return F.conv2d(self._explicit_padding(x), self.weight, self.bias, self.stride, 0, self.dilation,
@@ -124,12 +131,14 @@ class Conv1d(_ConvNd):
     padding_mode='zeros') on [N, C, L] inputs; weight [out, in/groups, k]."""
     _dims = 1
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
-                 padding_mode="zeros", device=None, dtype=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair, stride: IntOrPair = 1,
+                 padding: Union[IntOrPair, Literal["valid", "same"]] = 0, dilation: IntOrPair = 1, groups: int = 1,
+                 bias: bool = True, padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros",
+                 device: DeviceLike = None, dtype: DTypeLike = None) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          padding_mode, dtype)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         if self.padding_mode != "zeros":
             return F.conv1d(self._explicit_padding(x), self.weight, self.bias, self.stride, 0, self.dilation,
@@ -140,8 +149,10 @@ class Conv1d(_ConvNd):
 class _ConvTransposeNd(_ConvNd):
     _transposed = True
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
-                 bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair, stride: IntOrPair = 1,
+                 padding: IntOrPair = 0, output_padding: IntOrPair = 0, groups: int = 1, bias: bool = True,
+                 dilation: IntOrPair = 1, padding_mode: Literal["zeros"] = "zeros", device: DeviceLike = None,
+                 dtype: DTypeLike = None) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          padding_mode, dtype, output_padding)
 
@@ -168,7 +179,7 @@ class ConvTranspose2d(_ConvTransposeNd):
     bias=True, dilation=1): weight [in, out/groups, kH, kW]; output (H-1)*stride - 2*padding +
     dilation*(kH-1) + output_padding + 1."""
 
-    def forward(self, x, output_size=None):
+    def forward(self, x: Tensor, output_size: Optional[Sequence[int]] = None) -> Tensor:
         self._check_input(x)
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
                                   self._output_padding(x, output_size), self.groups, self.dilation)
@@ -177,7 +188,7 @@ class ConvTranspose2d(_ConvTransposeNd):
 class ConvTranspose1d(_ConvTransposeNd):
     _dims = 1
 
-    def forward(self, x, output_size=None):
+    def forward(self, x: Tensor, output_size: Optional[Sequence[int]] = None) -> Tensor:
         self._check_input(x)
         return F.conv_transpose1d(x, self.weight, self.bias, self.stride, self.padding,
                                   self._output_padding(x, output_size), self.groups, self.dilation)

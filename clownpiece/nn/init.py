@@ -1,9 +1,13 @@
 """In-place initialisers (docs/api.md, nn). Random fills run on the device (ops/random.py) under no_grad and
 return the tensor. The course's names come first (`calcuate_gain`, `constants_`, table key `idenity`);
 PyTorch's spellings are aliases."""
+from __future__ import annotations
+
 import math
+from typing import Literal, Optional
 
 from .._grad_mode import no_grad
+from .._tensor import Tensor
 
 _GAINS = {
     "linear": lambda a: 1.0,
@@ -19,7 +23,7 @@ _GAINS = {
 }
 
 
-def calcuate_gain(nonlinearity, a=0):
+def calcuate_gain(nonlinearity: str, a: Optional[float] = 0) -> float:
     """The recommended gain for `nonlinearity` (case-insensitive); unknown names raise KeyError."""
     key = str(nonlinearity).lower()
     if key not in _GAINS:
@@ -50,49 +54,52 @@ def _fan(tensor, mode):
 
 
 @no_grad()
-def constants_(tensor, value):
+def constants_(tensor: Tensor, value: float) -> Tensor:
     return tensor.fill_(value)
 
 
 constant_ = constants_
 
 
-def zeros_(tensor):
+def zeros_(tensor: Tensor) -> Tensor:
     return constants_(tensor, 0.0)
 
 
-def ones_(tensor):
+def ones_(tensor: Tensor) -> Tensor:
     return constants_(tensor, 1.0)
 
 
 @no_grad()
-def uniform_(tensor, low=0.0, high=1.0, *, a=None, b=None):
+def uniform_(tensor: Tensor, low: float = 0.0, high: float = 1.0, *, a: Optional[float] = None,
+             b: Optional[float] = None) -> Tensor:
     """U(low, high); PyTorch's keyword names a=/b= work too."""
     return tensor.uniform_(low if a is None else a, high if b is None else b)
 
 
 @no_grad()
-def normal_(tensor, mean=0.0, std=1.0):
+def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     return tensor.normal_(mean, std)
 
 
-def xavier_uniform_(tensor, gain=1.0):
+def xavier_uniform_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     fan_in, fan_out = _fans(tensor)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(tensor, -bound, bound)
 
 
-def xavier_normal_(tensor, gain=1.0):
+def xavier_normal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     fan_in, fan_out = _fans(tensor)
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
 
 
-def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
+def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: Literal["fan_in", "fan_out"] = "fan_in",
+                     nonlinearity: str = "leaky_relu") -> Tensor:
     bound = calcuate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(tensor, mode))
     return uniform_(tensor, -bound, bound)
 
 
-def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
+def kaiming_normal_(tensor: Tensor, a: float = 0, mode: Literal["fan_in", "fan_out"] = "fan_in",
+                    nonlinearity: str = "leaky_relu") -> Tensor:
     return normal_(tensor, 0.0, calcuate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode)))
 
 

@@ -1,14 +1,18 @@
 """Layers with parameters or state (docs/api.md, nn): Linear, Embedding, MultiheadAttention, plus Identity,
 Flatten, Unflatten and the dropouts (beyond the course: docs/api.md, Decisions, D7). LayerNorm and BatchNorm
 live in norm.py and are importable from here, as in the course."""
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Any, Literal, Optional, Sequence, Union
 
 import numpy as np
 
 from .._grad_mode import no_grad
 from .._tensor import Tensor, TensorBase
 from .._layout import ShapeError
+from .._types import DeviceLike, DTypeLike
 from ..autograd.autograd import zeros
 from ..autograd.functions.attention import scaled_dot_product_attention as _sdpa
 from ..autograd.functions.index import cat
@@ -27,7 +31,8 @@ def _check_features(x, expected, op):
 class Linear(Module):
     """y = x @ weight.T + bias; weight [out, in], bias [out] (or None), both ~ U(-1/sqrt(in), 1/sqrt(in))."""
 
-    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device: DeviceLike = None,
+                 dtype: DTypeLike = None) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         bound = 1.0 / math.sqrt(in_features) if in_features else 0.0
@@ -37,11 +42,11 @@ class Linear(Module):
         else:
             self.register_parameter("bias", None)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         _check_features(x, self.in_features, "Linear")
         return F.linear(x, self.weight, self.bias)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
@@ -50,9 +55,11 @@ class Embedding(Module):
     Course names num_embd/embd_dim, PyTorch's num_embeddings/embedding_dim too. padding_idx: that row starts
     at zero and gets no gradient (PyTorch); weight ~ N(0, 1)."""
 
-    def __init__(self, num_embd=None, embd_dim=None, padding_idx=None, max_norm=None, norm_type=2.0,
-                 scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None, dtype=None, *,
-                 num_embeddings=None, embedding_dim=None):
+    def __init__(self, num_embd: Optional[int] = None, embd_dim: Optional[int] = None,
+                 padding_idx: Optional[int] = None, max_norm: Optional[float] = None, norm_type: float = 2.0,
+                 scale_grad_by_freq: bool = False, sparse: bool = False, _weight: Optional[Tensor] = None,
+                 _freeze: bool = False, device: DeviceLike = None, dtype: DTypeLike = None, *,
+                 num_embeddings: Optional[int] = None, embedding_dim: Optional[int] = None) -> None:
         super().__init__()
         num_embd = num_embeddings if num_embd is None else num_embd
         embd_dim = embedding_dim if embd_dim is None else embd_dim
@@ -76,19 +83,20 @@ class Embedding(Module):
                 self.weight.requires_grad_(False)
 
     @classmethod
-    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, **kwargs):
+    def from_pretrained(cls, embeddings: Tensor, freeze: bool = True, padding_idx: Optional[int] = None,
+                        **kwargs: Any) -> Embedding:
         """An Embedding holding `embeddings` [num, dim] (shared, not copied); freeze: no gradient."""
         if embeddings.dim() != 2:
             raise ShapeError(f"Embedding.from_pretrained: embeddings must be 2-D, got {embeddings.shape}")
         n, d = embeddings.shape
         return cls(n, d, padding_idx, _weight=embeddings, _freeze=freeze, **kwargs)
 
-    def forward(self, ids):
+    def forward(self, ids: Union[Tensor, Sequence[int], np.ndarray]) -> Tensor:
         if not isinstance(ids, TensorBase):
             ids = Tensor(ids, dtype=self.weight.dtype)
         return F.embedding(ids, self.weight, self.padding_idx)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.num_embd}, {self.embd_dim}" + ("" if self.padding_idx is None
                                                        else f", padding_idx={self.padding_idx}")
 
@@ -116,9 +124,11 @@ class MultiheadAttention(Module):
     state_dict. need_weights=False (or the course's call) runs the fused kernels; need_weights=True composes
     the explicit softmax (a row with every key masked out gives 0 in both)."""
 
-    def __init__(self, hidden_dim=None, num_heads=None, bias=True, *, dropout=0.0, add_bias_kv=False,
-                 add_zero_attn=False, kdim=None, vdim=None, batch_first=True, device=None, dtype=None,
-                 layout="course", embed_dim=None):
+    def __init__(self, hidden_dim: Optional[int] = None, num_heads: Optional[int] = None, bias: bool = True, *,
+                 dropout: float = 0.0, add_bias_kv: bool = False, add_zero_attn: bool = False,
+                 kdim: Optional[int] = None, vdim: Optional[int] = None, batch_first: bool = True,
+                 device: DeviceLike = None, dtype: DTypeLike = None, layout: Literal["course", "pytorch"] = "course",
+                 embed_dim: Optional[int] = None) -> None:
         super().__init__()
         hidden_dim = embed_dim if hidden_dim is None else hidden_dim
         if isinstance(bias, float):
@@ -184,8 +194,10 @@ class MultiheadAttention(Module):
         return F.linear(query, wq, bq), F.linear(key, wk, bk), F.linear(value, wv, bv)
 
     # ---- forward ----------------------------------------------------------------------------------------
-    def forward(self, query=None, key=None, value=None, key_padding_mask=None, need_weights=None, attn_mask=None,
-                average_attn_weights=True, is_causal=False, *, hidden_states=None):
+    def forward(self, query: Optional[Tensor] = None, key: Optional[Tensor] = None, value: Optional[Tensor] = None,
+                key_padding_mask: Optional[Tensor] = None, need_weights: Optional[bool] = None,
+                attn_mask: Optional[Tensor] = None, average_attn_weights: bool = True, is_causal: bool = False, *,
+                hidden_states: Optional[Tensor] = None) -> Union[Tensor, tuple[Tensor, Optional[Tensor]]]:
         if hidden_states is not None:  # the course's keyword
             if query is not None:
                 raise TypeError("MultiheadAttention: pass the input as query or hidden_states, not both")
@@ -316,7 +328,7 @@ class MultiheadAttention(Module):
             state[prefix + "in_proj_bias"] = _join(biases)
         return state
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"hidden_dim={self.hidden_dim}, num_heads={self.num_heads}" + (
             f", dropout={self.dropout}" if self.dropout else "") + (
             "" if self.batch_first else ", batch_first=False")
@@ -338,39 +350,39 @@ def _pad_key(mask):
 class Identity(Module):
     """Returns its input; accepts (and ignores) any constructor arguments, as in PyTorch."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return x
 
 
 class Flatten(Module):
-    def __init__(self, start_dim=1, end_dim=-1):
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.flatten(x, self.start_dim, self.end_dim)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class Unflatten(Module):
     """Splits dim `dim` into `unflattened_size` (one entry may be -1)."""
 
-    def __init__(self, dim, unflattened_size):
+    def __init__(self, dim: int, unflattened_size: Sequence[int]) -> None:
         super().__init__()
         if not isinstance(unflattened_size, (list, tuple)) or not unflattened_size:
             raise TypeError(f"Unflatten: unflattened_size must be a non-empty list or tuple of ints, got "
                             f"{unflattened_size!r}")
         self.dim, self.unflattened_size = dim, tuple(unflattened_size)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.unflatten(x, self.dim, self.unflattened_size)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
@@ -378,16 +390,16 @@ class Dropout(Module):
     """Zeroes elements with probability p in training mode (survivors scaled by 1/(1-p)); identity in eval."""
     _fn = staticmethod(F.dropout)
 
-    def __init__(self, p=0.5, inplace=False):
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"{type(self).__name__}: probability p must be in [0, 1], got {p}")
         self.p, self.inplace = p, inplace
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return type(self)._fn(x, self.p, self.training)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p}" + (", inplace=True" if self.inplace else "")
 
 

@@ -1,8 +1,11 @@
 """Parameter, Buffer and Module: the registration, traversal, state-dict and repr machinery every layer
 builds on (docs/api.md, nn)."""
+from __future__ import annotations
+
 import itertools
 import numbers
 from collections import OrderedDict, namedtuple
+from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar
 
 import numpy as np
 
@@ -10,21 +13,24 @@ from .._grad_mode import no_grad
 from .._tensor import Tensor, TensorBase
 from ..autograd.autograd import zero_grads
 from ..autograd.hooks import RemovableHandle
+from .._types import DTypeLike
 
 _hook_ids = itertools.count()
 
 # what load_state_dict returns (PyTorch's name and fields; unpacks as (missing, unexpected))
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
+M = TypeVar("M", bound="Module")  # methods that return self keep the caller's class (Sequential.eval() is one)
+
 
 class Parameter(Tensor):
     """A Tensor that a Module registers as trainable: shares `data`'s storage and always requires grad
     (even under no_grad, as in PyTorch)."""
 
-    def __init__(self, data=None, requires_grad=True):
+    def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
         Tensor.__init__(self, data, requires_grad=requires_grad)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Parameter containing:\n" + Tensor.__repr__(self)
 
     def __deepcopy__(self, memo):  # copy.deepcopy(module) keeps its parameters Parameters
@@ -38,7 +44,7 @@ class Buffer(Tensor):
     """A Tensor that a Module registers as state that is not trained (running statistics). A buffer with
     persistent=False is part of the module but not of its state_dict (PyTorch's nn.Buffer)."""
 
-    def __init__(self, data=None, *, persistent=True):
+    def __init__(self, data: Any = None, *, persistent: bool = True) -> None:
         Tensor.__init__(self, data, requires_grad=False)
         self.persistent = bool(persistent)
 
@@ -49,12 +55,12 @@ class Buffer(Tensor):
         return out
 
 
-def new_parameter(shape, dtype=None):
+def new_parameter(shape: tuple[int, ...], dtype: DTypeLike = None) -> Parameter:
     """An uninitialised Parameter of `shape` (callers fill it through nn.init)."""
     return Parameter(Tensor._empty(tuple(shape), Tensor._check_dtype(dtype)))
 
 
-def new_buffer(shape, value, dtype=None, persistent=True):
+def new_buffer(shape: tuple[int, ...], value: float, dtype: DTypeLike = None, persistent: bool = True) -> Buffer:
     """A Buffer of `shape` filled with `value`."""
     return Buffer(Tensor._empty(tuple(shape), Tensor._check_dtype(dtype)).fill_(value), persistent=persistent)
 
@@ -62,7 +68,7 @@ def new_buffer(shape, value, dtype=None, persistent=True):
 class Module:
     """Base class of all layers. Subclasses call `super().__init__()` before assigning attributes."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
@@ -92,7 +98,7 @@ class Module:
         if not persistent:
             self._non_persistent_buffers.add(name)
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         params, buffers, modules = self._registries()
         if isinstance(value, Parameter):
             self._forget(name)
@@ -116,7 +122,7 @@ class Module:
             self._forget(name)
             object.__setattr__(self, name, value)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         # only called when normal lookup fails: look in the registries
         d = self.__dict__
         for registry in ("_parameters", "_buffers", "_modules"):
@@ -124,7 +130,7 @@ class Module:
                 return d[registry][name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
-    def __delattr__(self, name):
+    def __delattr__(self, name: str) -> None:
         params, buffers, modules = self._registries()
         for registry in (params, buffers, modules):
             if name in registry:
@@ -132,14 +138,14 @@ class Module:
                 return
         object.__delattr__(self, name)
 
-    def register_parameter(self, name, param):
+    def register_parameter(self, name: str, param: Optional[Parameter]) -> None:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: '{name}' must be a Parameter or None, got "
                             f"{type(param).__name__}")
         self._forget(name)
         self._registries()[0][name] = param
 
-    def register_buffer(self, name, buffer, persistent=True):
+    def register_buffer(self, name: str, buffer: Optional[TensorBase], persistent: bool = True) -> None:
         """A tensor (wrapped as a Buffer) or None registered as state; persistent=False keeps it out of
         state_dict (PyTorch)."""
         if buffer is not None and not isinstance(buffer, TensorBase):
@@ -149,7 +155,7 @@ class Module:
         buffer = buffer if buffer is None or isinstance(buffer, Buffer) else Buffer(buffer)
         self._set_buffer(name, buffer, persistent)
 
-    def register_module(self, name, module):
+    def register_module(self, name: str, module: Optional[Module]) -> None:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"register_module: '{name}' must be a Module or None, got {type(module).__name__}")
         self._forget(name)
@@ -159,7 +165,7 @@ class Module:
     add_module = register_module
 
     # ---- traversal ------------------------------------------------------------------------------
-    def named_modules(self, recursive=True, prefix=""):
+    def named_modules(self, recursive: bool = True, prefix: str = "") -> Iterator[tuple[str, Module]]:
         """(name, module) for self (name '') and, when recursive, every descendant, depth-first."""
         yield prefix, self
         for name, child in self._modules.items():
@@ -171,27 +177,27 @@ class Module:
             else:
                 yield path, child
 
-    def modules(self, recursive=True):
+    def modules(self, recursive: bool = True) -> Iterator[Module]:
         for _, m in self.named_modules(recursive):
             yield m
 
-    def named_children(self):
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         for name, child in self._modules.items():
             if child is not None:
                 yield name, child
 
-    def children(self):
+    def children(self) -> Iterator[Module]:
         for _, child in self.named_children():
             yield child
 
-    def apply(self, fn):
+    def apply(self: M, fn: Callable[[Module], Any]) -> M:
         """Call fn(module) on every descendant (children first) and then on self; returns self."""
         for child in self.children():
             child.apply(fn)
         fn(self)
         return self
 
-    def get_submodule(self, target):
+    def get_submodule(self, target: str) -> Module:
         """The descendant at dotted path `target` ('' is self)."""
         module = self
         for part in target.split(".") if target else ():
@@ -208,35 +214,35 @@ class Module:
                 if value is not None:
                     yield (f"{prefix}.{name}" if prefix else name), value
 
-    def named_parameters(self, recursive=True):
+    def named_parameters(self, recursive: bool = True) -> Iterator[tuple[str, Parameter]]:
         """(dotted name, Parameter): own parameters in registration order, then each child's; disabled
         (None) parameters are skipped."""
         return self._named_members("_parameters", recursive)
 
-    def parameters(self, recursive=True):
+    def parameters(self, recursive: bool = True) -> Iterator[Parameter]:
         for _, p in self.named_parameters(recursive):
             yield p
 
-    def named_buffers(self, recursive=True):
+    def named_buffers(self, recursive: bool = True) -> Iterator[tuple[str, Buffer]]:
         return self._named_members("_buffers", recursive)
 
-    def buffers(self, recursive=True):
+    def buffers(self, recursive: bool = True) -> Iterator[Buffer]:
         for _, b in self.named_buffers(recursive):
             yield b
 
     # ---- modes and gradients --------------------------------------------------------------------
-    def train(self, flag=True):
+    def train(self: M, flag: bool = True) -> M:
         for m in self.modules():
             object.__setattr__(m, "training", bool(flag))
         return self
 
-    def eval(self):
+    def eval(self: M) -> M:
         return self.train(False)
 
-    def zero_grad(self, set_to_none=True):
+    def zero_grad(self, set_to_none: bool = True) -> None:
         zero_grads(self.parameters(), set_to_none)
 
-    def to(self, *args, **kwargs):
+    def to(self: M, *args: Any, **kwargs: Any) -> M:
         """Move and/or convert every parameter and buffer in place (the same Python objects, so optimizers
         and state_dict keep seeing them): Tensor.to's forms, to(dtype), to(device), to(device, dtype).
         A move to another device moves the gradients along; a dtype change drops them."""
@@ -251,22 +257,22 @@ class Module:
                 t.grad = None if grad is None or grad.dtype != t.dtype else TensorBase.to(grad, t.device)
         return self
 
-    def double(self):
+    def double(self: M) -> M:
         return self.to(np.float64)
 
-    def float(self):
+    def float(self: M) -> M:
         return self.to(np.float32)
 
-    def requires_grad_(self, requires_grad=True):
+    def requires_grad_(self: M, requires_grad: bool = True) -> M:
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
 
     # ---- forward --------------------------------------------------------------------------------
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         d = self.__dict__
         if d.get("_forward_pre_hooks") or d.get("_forward_hooks"):
             return self._call_with_hooks(args, kwargs)
@@ -286,14 +292,16 @@ class Module:
             hooks.move_to_end(key, last=False)
         return RemovableHandle(hooks, key)
 
-    def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
+    def register_forward_pre_hook(self, hook: Callable[..., Any], *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
         """hook(module, args) runs before forward and may return new args (a tuple, or one value that is
         wrapped in a tuple); with_kwargs=True: hook(module, args, kwargs) may return (args, kwargs).
         Returns a handle whose remove() unregisters it."""
         return self._add_hook("_forward_pre_hooks", hook, prepend, (hook, bool(with_kwargs)),
                               "register_forward_pre_hook")
 
-    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False, always_call=False):
+    def register_forward_hook(self, hook: Callable[..., Any], *, prepend: bool = False, with_kwargs: bool = False,
+                              always_call: bool = False) -> RemovableHandle:
         """hook(module, args, output) (or hook(module, args, kwargs, output) with with_kwargs=True) runs
         after forward and may return a replacement output; always_call=True runs it even when forward
         raised. Returns a handle whose remove() unregisters it."""
@@ -331,7 +339,7 @@ class Module:
         return out
 
     # ---- state dict -----------------------------------------------------------------------------
-    def state_dict(self, *, prefix=""):
+    def state_dict(self, *, prefix: str = "") -> OrderedDict[str, Optional[Tensor]]:
         """Flat dict dotted name -> live tensor of every parameter and persistent buffer; disabled entries
         are None (course semantics). `prefix` is put before every key."""
         state = OrderedDict()
@@ -350,7 +358,7 @@ class Module:
         PyTorch layout differs from the course's override it (MultiheadAttention's in_proj_weight)."""
         return state
 
-    def load_state_dict(self, state_dict, strict=True):
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy `state_dict`'s values (tensors, numpy arrays, anything with __array__, or numbers for 0-dim
         entries) into this module's tensors in place, converting dtypes. strict: missing or unexpected
         keys and shape mismatches raise RuntimeError before anything is copied; non-strict skips them (the
@@ -387,10 +395,10 @@ class Module:
         return IncompatibleKeys(missing, unexpected)
 
     # ---- repr -----------------------------------------------------------------------------------
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return ""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         lines = [f"({name}): " + _indent(repr(child)) for name, child in self._modules.items()]
         extra = self.extra_repr()
         if not lines:

@@ -1,10 +1,14 @@
 """Normalisation layers (docs/api.md, nn): the course's LayerNorm and channel-last BatchNorm, which gain
 PyTorch's keywords, and PyTorch's BatchNorm1d, BatchNorm2d, GroupNorm and RMSNorm with PyTorch's
 state_dict keys, shapes and defaults (kernels: cl_kernels/norm.cl and the layer-norm kernels of nn.cl)."""
-import numbers
+from __future__ import annotations
 
-from .._tensor import TensorBase
+import numbers
+from typing import Optional
+
+from .._tensor import Tensor, TensorBase
 from .._layout import ShapeError
+from .._types import DeviceLike, DTypeLike, ShapeLike
 from ..autograd.functions.norm import batch_norm as _batch_norm
 from .module import Module, new_buffer, new_parameter
 from . import functional as F, init
@@ -43,8 +47,9 @@ class LayerNorm(Module):
     normalized_shape): those must be the trailing dims, and weight and bias have that shape.
     affine / elementwise_affine (PyTorch's name) and bias=False as in PyTorch."""
 
-    def __init__(self, num_features, eps=1e-5, affine=True, bias=True, device=None, dtype=None, *,
-                 elementwise_affine=None):
+    def __init__(self, num_features: ShapeLike, eps: float = 1e-5, affine: bool = True, bias: bool = True,
+                 device: DeviceLike = None, dtype: DTypeLike = None, *,
+                 elementwise_affine: Optional[bool] = None) -> None:
         super().__init__()
         affine = affine if elementwise_affine is None else elementwise_affine
         self._course_form = isinstance(num_features, numbers.Integral)
@@ -53,11 +58,11 @@ class LayerNorm(Module):
         self.eps, self.affine, self.elementwise_affine = eps, affine, affine
         _affine_parameters(self, self.normalized_shape, affine, affine and bias, dtype)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         shape = self.num_features if self._course_form else self.normalized_shape
         return F.layer_norm(_input(x, "LayerNorm"), shape, self.weight, self.bias, self.eps)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         if self._course_form:
             return f"{self.num_features}, eps={self.eps}, affine={self.affine}"
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.affine}"
@@ -67,7 +72,8 @@ class RMSNorm(Module):
     """y = x / sqrt(mean(x^2) + eps) * weight over the trailing dims normalized_shape (PyTorch's RMSNorm;
     eps=None is the dtype's machine epsilon)."""
 
-    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None):
+    def __init__(self, normalized_shape: ShapeLike, eps: Optional[float] = None, elementwise_affine: bool = True,
+                 device: DeviceLike = None, dtype: DTypeLike = None) -> None:
         super().__init__()
         self.normalized_shape = _shape_tuple(normalized_shape, "RMSNorm")
         self.eps, self.elementwise_affine = eps, elementwise_affine
@@ -76,10 +82,10 @@ class RMSNorm(Module):
         else:
             self.register_parameter("weight", None)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.rms_norm(_input(x, "RMSNorm"), self.normalized_shape, self.weight, self.eps)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
@@ -87,20 +93,21 @@ class GroupNorm(Module):
     """Normalise each sample's num_groups groups of channels of an [N, C, *] input (PyTorch's GroupNorm);
     weight and bias are per channel."""
 
-    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None, dtype=None):
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 device: DeviceLike = None, dtype: DTypeLike = None) -> None:
         super().__init__()
         if num_groups <= 0 or num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_channels {num_channels} must be divisible by num_groups {num_groups}")
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
         _affine_parameters(self, (num_channels,), affine, affine, dtype)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         _input(x, "GroupNorm")
         if x.dim() < 2 or x.shape[1] != self.num_channels:
             raise ShapeError(f"GroupNorm: expected an input of shape [N, {self.num_channels}, *], got {x.shape}")
         return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
 
 
@@ -111,8 +118,8 @@ class _BatchNorm(Module):
     running_mean, running_var, num_batches_tracked (float32 for now: int64 tensors are planned)."""
     _dims = ()
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, device=None,
-                 dtype=None):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, device: DeviceLike = None, dtype: DTypeLike = None) -> None:
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
@@ -125,16 +132,16 @@ class _BatchNorm(Module):
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)
 
-    def reset_running_stats(self):
+    def reset_running_stats(self) -> None:
         if self.track_running_stats:
             self.running_mean.zero_(), self.running_var.fill_(1.0), self.num_batches_tracked.zero_()
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         self.reset_running_stats()
         if self.affine:
             init.ones_(self.weight), init.zeros_(self.bias)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         name = type(self).__name__
         _input(x, name)
         if x.dim() not in self._dims:
@@ -150,7 +157,7 @@ class _BatchNorm(Module):
                             use_batch_stats, self.momentum, self.eps,
                             num_batches_tracked=self.num_batches_tracked if tracking else None)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"track_running_stats={self.track_running_stats}")
 
@@ -171,8 +178,8 @@ class BatchNorm(Module):
     PyTorch's keywords track_running_stats (False: batch statistics always, no buffers) and momentum=None
     (cumulative average) are accepted; for PyTorch's channel-first layer use BatchNorm1d/BatchNorm2d."""
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, device=None,
-                 dtype=None):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, device: DeviceLike = None, dtype: DTypeLike = None) -> None:
         super().__init__()
         if momentum is None and track_running_stats:
             raise ValueError("BatchNorm (channel-last) keeps no num_batches_tracked: momentum=None needs "
@@ -187,7 +194,7 @@ class BatchNorm(Module):
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         _input(x, "BatchNorm")
         c = self.num_features
         if x.dim() == 0 or x.shape[-1] != c:
@@ -199,5 +206,5 @@ class BatchNorm(Module):
                         self.weight, self.bias, use_batch_stats, self.momentum, self.eps, unbiased=False)
         return y.reshape(x.shape)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"

@@ -10,9 +10,12 @@ starts while backward goes on. When the last bucket has started, the hook waits 
 each summed bucket back in one transfer, scales it by 1/world_size on the device and makes the
 parameters' grads views of the result. Buckets start in bucket order on every rank, whatever order the
 hooks fire in, because MPI needs every rank to issue collectives in the same order."""
+from __future__ import annotations
+
 import contextlib
 import math
 import numbers
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -80,7 +83,7 @@ class DistributedDataParallel(Module):
     Every parameter that requires grad must get a gradient in every synchronised backward; one that does
     not leaves its bucket unreduced, and the next forward raises naming it."""
 
-    def __init__(self, module, bucket_cap_mb=25, broadcast_buffers=True):
+    def __init__(self, module: Module, bucket_cap_mb: float = 25, broadcast_buffers: bool = True) -> None:
         super().__init__()
         if not isinstance(module, Module):
             raise TypeError(f"DistributedDataParallel: expected an nn.Module, got {type(module).__name__}")
@@ -110,7 +113,7 @@ class DistributedDataParallel(Module):
         self._handles = [p.register_post_accumulate_grad_hook(self._grad_ready) for p in self._params]
 
     # ---- the training-loop side ----------------------------------------------------------------------
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         if self._ready:
             missing = [self._names[id(p)] for p in self._params if id(p) not in self._ready]
             raise RuntimeError(
@@ -123,7 +126,7 @@ class DistributedDataParallel(Module):
         return self.module(*args, **kwargs)
 
     @contextlib.contextmanager
-    def no_sync(self):
+    def no_sync(self) -> Iterator[None]:
         """Backward passes of forwards run inside this block only accumulate local gradients (gradient
         accumulation); the first synchronised backward after it averages the accumulated sums."""
         previous = self.require_backward_grad_sync

@@ -1,10 +1,14 @@
 """PyTorch's TransformerEncoderLayer and TransformerEncoder, with PyTorch's signatures, defaults and
 state_dict keys (self_attn.in_proj_weight, linear1, norm1, ...): a PyTorch checkpoint of these layers loads
 one to one. Attention runs on the fused kernels (need_weights=False)."""
+from __future__ import annotations
+
 import copy
 import math
+from typing import Callable, Optional, Union
 
 from .._tensor import Tensor
+from .._types import DeviceLike, DTypeLike
 from ..autograd.functions.elementwise import where
 from ..factories import _arange
 from .module import Module
@@ -30,8 +34,10 @@ class TransformerEncoderLayer(Module):
     """Self-attention then a feed-forward block, each with dropout, a residual connection and LayerNorm:
     after the residual by default (post-norm), before each block with norm_first=True (pre-norm)."""
 
-    def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu", layer_norm_eps=1e-5,
-                 batch_first=False, norm_first=False, bias=True, device=None, dtype=None):
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
+                 activation: Union[str, Callable[[Tensor], Tensor]] = "relu", layer_norm_eps: float = 1e-5,
+                 batch_first: bool = False, norm_first: bool = False, bias: bool = True, device: DeviceLike = None,
+                 dtype: DTypeLike = None) -> None:
         super().__init__()
         self.self_attn = MultiheadAttention(d_model, nhead, bias, dropout=dropout, batch_first=batch_first,
                                             layout="pytorch", dtype=dtype)
@@ -46,7 +52,8 @@ class TransformerEncoderLayer(Module):
         self.activation = _activation(activation)  # a Module (nn.GELU()) registers as a child, as in PyTorch
         self.batch_first = batch_first
 
-    def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
+    def forward(self, src: Tensor, src_mask: Optional[Tensor] = None, src_key_padding_mask: Optional[Tensor] = None,
+                is_causal: bool = False) -> Tensor:
         x = src
         if self.norm_first:
             x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
@@ -67,7 +74,8 @@ class TransformerEncoder(Module):
     """num_layers copies of encoder_layer (deep copies: independent parameters, keys layers.0., layers.1., ...)
     and an optional final norm."""
 
-    def __init__(self, encoder_layer, num_layers, norm=None, enable_nested_tensor=True, mask_check=True):
+    def __init__(self, encoder_layer: Module, num_layers: int, norm: Optional[Module] = None,
+                 enable_nested_tensor: bool = True, mask_check: bool = True) -> None:
         super().__init__()
         if not isinstance(encoder_layer, Module):
             raise TypeError(f"TransformerEncoder: encoder_layer must be a Module, got {type(encoder_layer).__name__}")
@@ -75,7 +83,8 @@ class TransformerEncoder(Module):
         self.num_layers = num_layers
         self.norm = norm
 
-    def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
+    def forward(self, src: Tensor, mask: Optional[Tensor] = None, src_key_padding_mask: Optional[Tensor] = None,
+                is_causal: Optional[bool] = None) -> Tensor:
         """is_causal: a hint that `mask` is the causal mask (None: treated as False; the mask is used as
         given, which gives the same result)."""
         x = src
@@ -84,7 +93,7 @@ class TransformerEncoder(Module):
         return self.norm(x) if self.norm is not None else x
 
 
-def generate_square_subsequent_mask(sz, dtype=None):
+def generate_square_subsequent_mask(sz: int, dtype: DTypeLike = None) -> Tensor:
     """The float causal mask [sz, sz]: 0 on and below the diagonal, -inf above (PyTorch's
     nn.Transformer.generate_square_subsequent_mask)."""
     rows = _arange(Tensor, sz, dtype=dtype).unsqueeze(-1)

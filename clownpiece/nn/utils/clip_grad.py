@@ -2,8 +2,11 @@
 number of multi-tensor launches (clownpiece/ops/foreach.py): for P parameters with gradients,
 clip_grad_norm_ launches 2 * ceil(P / S) + 1 kernels and clip_grad_value_ ceil(P / S), S =
 foreach.slots_per_launch() (56 on PoCL, at least 8 anywhere), and neither reads device memory back."""
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Iterable, Optional, Union
 
 from ..._grad_mode import no_grad
 from ..._tensor import Tensor, TensorBase
@@ -44,7 +47,8 @@ def _in_place(grads, apply, fallback):
             fallback(g)
 
 
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
+def clip_grad_norm_(parameters: Union[Tensor, Iterable[Tensor]], max_norm: float, norm_type: float = 2.0,
+                    error_if_nonfinite: bool = False, foreach: Optional[bool] = None) -> Tensor:
     """Scale the gradients of `parameters` (a tensor or an iterable of them) in place so that their
     `norm_type`-norm, taken over all of them together, is at most `max_norm`: each is multiplied by
     min(max_norm / (total_norm + 1e-6), 1). Returns the total norm (before clipping) as a 0-dim tensor.
@@ -74,7 +78,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     return total_norm
 
 
-def clip_grad_value_(parameters, clip_value, foreach=None):
+def clip_grad_value_(parameters: Union[Tensor, Iterable[Tensor]], clip_value: float,
+                     foreach: Optional[bool] = None) -> None:
     """Clamp the gradients of `parameters` in place to [-clip_value, clip_value] (PyTorch: first at least
     -clip_value, then at most clip_value; NaN stays NaN). Returns None."""
     clip_value = _number(clip_value, "clip_grad_value_", "clip_value")

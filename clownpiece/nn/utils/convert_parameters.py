@@ -1,6 +1,10 @@
 """parameters_to_vector and vector_to_parameters (PyTorch's torch.nn.utils.convert_parameters)."""
+from __future__ import annotations
+
+from typing import Iterable
+
 from ..._layout import contiguous_strides
-from ..._tensor import TensorBase
+from ..._tensor import Tensor, TensorBase
 from ...autograd.functions import cat
 
 
@@ -14,7 +18,7 @@ def _tensors(parameters, op):
     return params
 
 
-def parameters_to_vector(parameters):
+def parameters_to_vector(parameters: Iterable[Tensor]) -> Tensor:
     """One 1-D tensor of every parameter's elements in order (a copy; differentiable)."""
     params = _tensors(parameters, "parameters_to_vector")
     if not params:
@@ -22,7 +26,7 @@ def parameters_to_vector(parameters):
     return cat([p.reshape(-1) for p in params])
 
 
-def vector_to_parameters(vec, parameters):
+def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
     """Make each parameter a view of the next slice of the 1-D tensor `vec` (shape and all): like PyTorch's
     `param.data = vec[a:b].view_as(param)`, the parameters then share vec's storage and dtype. vec must be
     contiguous and hold at least as many elements as the parameters together (extra ones are ignored, as
