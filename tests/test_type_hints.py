@@ -17,19 +17,24 @@ import clownpiece.nn as nn
 import clownpiece.nn.init
 import clownpiece.nn.parallel
 import clownpiece.nn.utils
+import clownpiece.utils.data as data
 import clownpiece.utils.optim as optim
 from clownpiece import serialization
 
+# the special methods users call through syntax (construction, calls, indexing, len, iteration)
+PROTOCOL = {"__init__", "__call__", "__getitem__", "__setitem__", "__delitem__", "__len__", "__iter__",
+            "__contains__"}
+
 
 def _functions_of(klass: type, package: str) -> Iterator[tuple[str, Callable[..., Any], bool]]:
-    """(qualified name, function, is_method) for the public methods (and __init__) that `klass` and its bases
-    from `package` define; a method an override replaces is not checked twice."""
+    """(qualified name, function, is_method) for the public methods (and PROTOCOL's) that `klass` and its
+    bases from `package` define; a method an override replaces is not checked twice."""
     seen = set()
     for owner in klass.__mro__:
         if not owner.__module__.startswith(package):
             continue
         for name, attr in vars(owner).items():
-            if name in seen or (name.startswith("_") and name != "__init__"):
+            if name in seen or (name.startswith("_") and name not in PROTOCOL):
                 continue
             seen.add(name)
             if isinstance(attr, property):
@@ -95,6 +100,9 @@ GROUPS = {
     "nn.parallel": (lambda: public_api(clownpiece.nn.parallel, "clownpiece.nn.parallel"), 3),
     "nn.utils": (lambda: public_api(clownpiece.nn.utils, "clownpiece.nn.utils"), 4),
     "serialization": (lambda: public_api(serialization, "clownpiece.serialization"), 2),
+    "data": (lambda: public_api(data, "clownpiece.utils.data"), 30),
+    "data.datasets": (lambda: public_api(data.datasets, "clownpiece.utils.data"), 10),
+    "data.transforms": (lambda: public_api(data.transforms, "clownpiece.utils.data.transforms"), 10),
 }
 
 
@@ -144,3 +152,6 @@ def test_walk_finds_methods_properties_and_overrides() -> None:
     assert "clownpiece.utils.optim.lr_base.LRScheduler.get_last_lr" in labels
     assert "clownpiece.utils.optim.lr_policies._SchedulerList.state_dict" in labels  # a private base's public method
     assert {fn.__name__ for _, fn, _ in entries if fn.__name__.startswith("_")} == {"__init__"}  # private: skipped
+    labels = {label for label, _, _ in public_api(nn, "clownpiece.nn")}
+    assert {"clownpiece.nn.containers.ModuleDict.__getitem__", "clownpiece.nn.module.Module.__call__"} <= labels
+    assert "clownpiece.nn.module.Module._call_with_hooks" not in labels

@@ -11,11 +11,14 @@ parser with an allow-list is less code, and the check on every global is in one 
 Every file is checked against torchvision's md5 when the dataset is made, as torchvision does, so a truncated
 or altered file raises instead of loading. The binary version has no published per-file checksums (only its
 archive's); its files must be whole numbers of 3073-byte records, `records_per_file` of them."""
+from __future__ import annotations
+
 import hashlib
 import io
 import os
 import pickle
 import tarfile
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
@@ -53,7 +56,9 @@ class CIFAR10(Dataset):
     records_per_file = 10000
     num_classes = 10
 
-    def __init__(self, root, train=True, transform=None, target_transform=None, download=False):
+    def __init__(self, root: Union[str, os.PathLike[str]], train: bool = True,
+                 transform: Optional[Callable[[np.ndarray], Any]] = None,
+                 target_transform: Optional[Callable[[int], Any]] = None, download: bool = False) -> None:
         self.root = os.path.expanduser(os.fspath(root))
         self.train = train
         self.transform = transform
@@ -67,14 +72,14 @@ class CIFAR10(Dataset):
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
 
     # ---- items -------------------------------------------------------------------------------------------
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
         img, target = self.data[index], self.targets[index]
         img = self.transform(img) if self.transform is not None else _to_chw_float(img)
         if self.target_transform is not None:
             target = self.target_transform(target)
         return img, target
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.data)
 
     def _collated(self, indices):
@@ -170,7 +175,7 @@ class CIFAR10(Dataset):
                 return False
         return True
 
-    def download(self):
+    def download(self) -> None:
         """Fetch the python version's archive (md5-checked) and extract its batches into root, unless every
         file is already there with the right md5."""
         if self._check_integrity():

@@ -13,17 +13,21 @@ does not wait, so this costs the main thread little). Workers are registered as 
 HostOnlyThreadError before touching device state. A dataset or collate_fn that makes device tensors (the
 course's to_tensor_transform) is caught that way: the loader then does that work on the main thread from the
 next batch on, with one warning, so results are the same, only without the overlap."""
+from __future__ import annotations
+
 import math
 import numbers
 import queue
 import threading
 import warnings
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
 from ...ops.index import stack
 from ..._tensor import TensorBase, Tensor
 from ...backend import HostOnlyThreadError, host_only_thread
+from .dataset import MapDataset
 
 
 class ConflictingOptionsError(ValueError, AssertionError):
@@ -70,7 +74,7 @@ def _to_device(batch):
     return batch
 
 
-def default_collate(samples):
+def default_collate(samples: list[Any]) -> Any:
     """Stack a list of samples into a batch: tuples/lists field-wise into a tuple, dicts key-wise;
     clownpiece tensors with clownpiece.stack; numbers and numpy (or array-like) values with numpy, uploaded
     as one Tensor (requires_grad=False, float32: docs/api.md, dtypes); strings and other objects are returned
@@ -97,9 +101,12 @@ class Dataloader:
     its start, `timeout` (seconds, 0: none) bounds the wait for a batch. `pin_memory` is accepted and has no
     effect (uploads are already asynchronous enqueues)."""
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, sampler=None, collate_fn=None,
-                 *, num_workers=0, pin_memory=False, timeout=0, worker_init_fn=None, prefetch_factor=None,
-                 persistent_workers=False, seed=None, generator=None):
+    def __init__(self, dataset: MapDataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
+                 sampler: Optional[Iterable[int]] = None, collate_fn: Optional[Callable[[list[Any]], Any]] = None,
+                 *, num_workers: int = 0, pin_memory: bool = False, timeout: float = 0,
+                 worker_init_fn: Optional[Callable[[int], None]] = None, prefetch_factor: Optional[int] = None,
+                 persistent_workers: bool = False, seed: Optional[int] = None,
+                 generator: Optional[np.random.Generator] = None) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
             raise ValueError(f"Dataloader: batch_size must be a positive int, got {batch_size!r}")
         if shuffle and sampler is not None:
@@ -175,7 +182,7 @@ class Dataloader:
             kind, payload = "batch", self.collate_fn(payload)
         return _to_device(payload) if kind == "host" else payload
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         if self.num_workers == 0:
             return (self._finish("indices", indices) for indices in self._batches())
         if not self.persistent_workers:
@@ -184,7 +191,7 @@ class Dataloader:
             self._workers = _Workers(self)
         return _PrefetchingIterator(self, self._workers, owned=False)
 
-    def __len__(self):
+    def __len__(self) -> int:
         n = len(self.sampler) if self.sampler is not None else len(self.dataset)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 

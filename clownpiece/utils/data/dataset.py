@@ -2,6 +2,8 @@
 
 Samples stay on the host (numpy arrays, Python numbers, strings) until the Dataloader collates a batch,
 so a dataset of N images costs one upload per batch, not one device buffer per image."""
+from __future__ import annotations
+
 import bisect
 import csv
 import itertools
@@ -9,6 +11,7 @@ import math
 import numbers
 import os
 import warnings
+from typing import Any, Callable, Iterable, Optional, Protocol, Sequence, Union
 
 import numpy as np
 
@@ -16,24 +19,33 @@ from ..._tensor import Tensor
 from ...ops.random import host_generator
 
 
+class MapDataset(Protocol):
+    """What the loaders, Subset, ConcatDataset and random_split take: any map-style dataset (clownpiece's,
+    torchvision's, a list), i.e. `__getitem__(index)` and `__len__()` (a type for annotations only)."""
+
+    def __getitem__(self, index: int) -> Any: ...
+
+    def __len__(self) -> int: ...
+
+
 class Dataset:
     """Base of map-style datasets: `__getitem__(index)` and `__len__()`. Takes no constructor arguments
     (course code subclasses it without calling super().__init__)."""
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.__getitem__ is not implemented")
 
-    def __len__(self):
+    def __len__(self) -> int:
         raise NotImplementedError(f"{type(self).__name__}.__len__ is not implemented")
 
-    def __add__(self, other):
+    def __add__(self, other: MapDataset) -> ConcatDataset:
         return ConcatDataset([self, other])
 
 
 class TensorDataset(Dataset):
     """Item i is (t[i] for t in tensors); the tensors (clownpiece Tensors or numpy arrays) share dim 0."""
 
-    def __init__(self, *tensors):
+    def __init__(self, *tensors: Union[Tensor, np.ndarray]) -> None:
         if not tensors:
             raise ValueError("TensorDataset needs at least one tensor")
         sizes = {len(t) for t in tensors}
@@ -41,7 +53,7 @@ class TensorDataset(Dataset):
             raise ValueError(f"TensorDataset: tensors differ in their first dim: {[len(t) for t in tensors]}")
         self.tensors = tensors
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
         return tuple(t[index] for t in self.tensors)
 
     def _collated(self, indices):
@@ -53,23 +65,23 @@ class TensorDataset(Dataset):
         rows = np.asarray(indices)
         return tuple(t[rows] for t in self.tensors)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.tensors[0])
 
 
 class Subset(Dataset):
     """The items of `dataset` at `indices` (any sequence of ints), in that order (torch.utils.data.Subset)."""
 
-    def __init__(self, dataset, indices):
+    def __init__(self, dataset: MapDataset, indices: Sequence[int]) -> None:
         self.dataset = dataset
         self.indices = indices
 
-    def __getitem__(self, idx):
+    def __getitem__(self, idx: Union[int, list[int]]) -> Any:
         if isinstance(idx, list):
             return self.dataset[[self.indices[i] for i in idx]]
         return self.dataset[self.indices[idx]]
 
-    def __getitems__(self, indices):
+    def __getitems__(self, indices: Sequence[int]) -> list[Any]:
         getitems = getattr(self.dataset, "__getitems__", None)
         if callable(getitems):
             return getitems([self.indices[i] for i in indices])
@@ -80,7 +92,7 @@ class Subset(Dataset):
         collated = getattr(self.dataset, "_collated", None)
         return None if collated is None else collated([self.indices[i] for i in indices])
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.indices)
 
 
@@ -88,7 +100,7 @@ class ConcatDataset(Dataset):
     """The datasets one after another (torch.utils.data.ConcatDataset); `cumulative_sizes[i]` is the length
     of the first i + 1 of them."""
 
-    def __init__(self, datasets):
+    def __init__(self, datasets: Iterable[MapDataset]) -> None:
         self.datasets = list(datasets)
         if not self.datasets:
             raise ValueError("ConcatDataset: datasets should not be an empty iterable")
@@ -98,10 +110,10 @@ class ConcatDataset(Dataset):
                                 f"(__getitem__ and __len__)")
         self.cumulative_sizes = list(itertools.accumulate(len(d) for d in self.datasets))
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.cumulative_sizes[-1]
 
-    def __getitem__(self, idx):
+    def __getitem__(self, idx: int) -> Any:
         if isinstance(idx, bool) or not isinstance(idx, numbers.Integral):
             raise TypeError(f"ConcatDataset: index must be an int, got {type(idx).__name__}")
         n = len(self)
@@ -115,7 +127,8 @@ class ConcatDataset(Dataset):
         return self.datasets[d][idx - (self.cumulative_sizes[d - 1] if d else 0)]
 
 
-def random_split(dataset, lengths, generator=None, *, seed=None):
+def random_split(dataset: MapDataset, lengths: Sequence[Union[int, float]],
+                 generator: Optional[np.random.Generator] = None, *, seed: Optional[int] = None) -> list[Subset]:
     """Split `dataset` into non-overlapping Subsets of the given `lengths` (ints summing to len(dataset), or
     fractions summing to 1, as torch.utils.data.random_split: floor(n * fraction) each, the remainder handed
     out one at a time from the first split on). The permutation comes from `generator` (a numpy Generator),
@@ -160,20 +173,21 @@ class CSVDataset(Dataset):
     """Every row of a CSV file (lists of strings, no header skipping), each passed through `transform`
     once at load time."""
 
-    def __init__(self, file_path, transform=None):
+    def __init__(self, file_path: Union[str, os.PathLike[str]],
+                 transform: Optional[Callable[[list[str]], Any]] = None) -> None:
         self.file_path = file_path
         self.transform = transform if transform is not None else (lambda row: row)
         self.data = []
         self.load_data()
 
-    def load_data(self):
+    def load_data(self) -> None:
         with open(self.file_path, newline="") as f:
             self.data = [self.transform(row) for row in csv.reader(f)]
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> Any:
         return self.data[index]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.data)
 
 
@@ -191,7 +205,8 @@ class ImageDataset(Dataset):
     file is loaded with PIL as an RGB uint8 array [H, W, 3] and passed through `transform` at load time.
     Items are (image, label) with label a Python int."""
 
-    def __init__(self, file_path, transform=None):
+    def __init__(self, file_path: Union[str, os.PathLike[str]],
+                 transform: Optional[Callable[[np.ndarray], Any]] = None) -> None:
         self.file_path = file_path
         self.transform = transform if transform is not None else (lambda img: img)
         self.class_to_idx = {}
@@ -199,7 +214,7 @@ class ImageDataset(Dataset):
         self.labels = []
         self.load_data()
 
-    def load_data(self):
+    def load_data(self) -> None:
         Image = _pil_image()
         classes = sorted(d for d in os.listdir(self.file_path) if os.path.isdir(os.path.join(self.file_path, d)))
         self.class_to_idx = {name: i for i, name in enumerate(classes)}
@@ -214,16 +229,16 @@ class ImageDataset(Dataset):
                 self.data.append(self.transform(arr))
                 self.labels.append(self.class_to_idx[name])
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> tuple[Any, int]:
         return self.data[index], self.labels[index]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.data)
 
 
 # ---- transforms (each factory returns a one-argument function) -----------------------------------------
 
-def sequential_transform(*transforms):
+def sequential_transform(*transforms: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Apply `transforms` left to right."""
     def apply(x):
         for t in transforms:
@@ -232,7 +247,7 @@ def sequential_transform(*transforms):
     return apply
 
 
-def resize_transform(size):
+def resize_transform(size: tuple[int, int]) -> Callable[[Any], np.ndarray]:
     """Resize an image array with PIL's bilinear filter; size = (width, height), PIL's order."""
     Image = _pil_image()
     size = tuple(size)
@@ -248,7 +263,8 @@ def resize_transform(size):
     return resize
 
 
-def normalize_transform(mean, std):
+def normalize_transform(mean: Union[float, Sequence[float]], std: Union[float, Sequence[float]]
+                        ) -> Callable[[Any], np.ndarray]:
     """(x - mean) / std on the raw values (no /255 scaling); returns an ndarray."""
     mean = np.asarray(mean, dtype=np.float32)
     std = np.asarray(std, dtype=np.float32)
@@ -258,7 +274,7 @@ def normalize_transform(mean, std):
     return normalize
 
 
-def to_tensor_transform():
+def to_tensor_transform() -> Callable[[Any], Tensor]:
     """An ndarray -> a clownpiece Tensor of the SAME shape ([H, W, C] stays HWC, no scaling),
     requires_grad=False."""
     def to_tensor(x):

@@ -1,7 +1,10 @@
 """MNIST and FashionMNIST from IDX files in torchvision's layout: root/MNIST/raw/train-images-idx3-ubyte
 (optionally .gz), train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; CIFAR10 (cifar.py)."""
+from __future__ import annotations
+
 import gzip
 import os
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
@@ -17,7 +20,7 @@ class IDXError(ValueError):
     pass
 
 
-def read_idx(path):
+def read_idx(path: Union[str, os.PathLike[str]]) -> np.ndarray:
     """The array stored in an IDX file (gzipped or not: told apart by the gzip magic bytes)."""
     try:
         with open(path, "rb") as f:
@@ -54,7 +57,9 @@ class MNIST(Dataset):
     classes = ["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five", "6 - six",
                "7 - seven", "8 - eight", "9 - nine"]
 
-    def __init__(self, root, train=True, download=False, transform=None, target_transform=None):
+    def __init__(self, root: Union[str, os.PathLike[str]], train: bool = True, download: bool = False,
+                 transform: Optional[Callable[[np.ndarray], Any]] = None,
+                 target_transform: Optional[Callable[[int], Any]] = None) -> None:
         self.root = os.path.expanduser(str(root))
         self.train = train
         self.transform = transform
@@ -69,7 +74,7 @@ class MNIST(Dataset):
                            f"shape {list(self.targets.shape)} in {self.raw_folder} do not match")
 
     @property
-    def raw_folder(self):
+    def raw_folder(self) -> str:
         return os.path.join(self.root, type(self).__name__, "raw")
 
     def _find(self, name):
@@ -88,7 +93,7 @@ class MNIST(Dataset):
             return False
         return True
 
-    def download(self):
+    def download(self) -> None:
         """Fetch the gzipped IDX files from the mirrors into raw_folder, checking their md5."""
         os.makedirs(self.raw_folder, exist_ok=True)
         for name, md5 in self.resources:
@@ -107,14 +112,14 @@ class MNIST(Dataset):
                                    + "\n  ".join(errors)
                                    + f"\nPut the IDX files in {self.raw_folder} by hand.")
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
         img, target = self.data[index], int(self.targets[index])
         img = self.transform(img) if self.transform is not None else (img[None] / np.float32(255))
         if self.target_transform is not None:
             target = self.target_transform(target)
         return img, target
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.data)
 
 

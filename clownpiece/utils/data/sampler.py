@@ -1,6 +1,9 @@
 """DistributedSampler: each rank's share of a dataset's indices, as torch.utils.data.DistributedSampler."""
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Iterator, Optional, Sized
 
 import numpy as np
 
@@ -22,7 +25,8 @@ class DistributedSampler:
     default to clownpiece.distributed's world size and rank. The permutation is numpy's, so shuffled
     orders differ from PyTorch's (the partitioning rule is PyTorch's)."""
 
-    def __init__(self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False):
+    def __init__(self, dataset: Sized, num_replicas: Optional[int] = None, rank: Optional[int] = None,
+                 shuffle: bool = True, seed: int = 0, drop_last: bool = False) -> None:
         if num_replicas is None or rank is None:
             from ... import distributed
             if not distributed.is_initialized():
@@ -47,11 +51,11 @@ class DistributedSampler:
             self.num_samples = math.ceil(n / self.num_replicas)
         self.total_size = self.num_samples * self.num_replicas
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch: int) -> None:
         """Use `epoch` for the next shuffle (every rank must pass the same value)."""
         self.epoch = _check_int("epoch", epoch, 0)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         n = len(self.dataset)
         if self.shuffle:
             indices = np.random.default_rng(self.seed + self.epoch).permutation(n)
@@ -63,5 +67,5 @@ class DistributedSampler:
             indices = indices[:self.total_size]
         return iter(indices[self.rank:self.total_size:self.num_replicas].tolist())
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.num_samples

@@ -6,7 +6,10 @@ Every image of a batch gets its own random choice, as torchvision gives each sam
 per sample in a dataset, so `RandomCrop(32, padding=4)(x)` on a collated batch is distributed as
 torchvision's per-sample pipeline. The choices come from clownpiece's generator (`clownpiece.manual_seed`).
 `draw(x)` returns them as a float32 table [N, 3] of (top, left, flip); `t(x, params)` applies a given table."""
+from __future__ import annotations
+
 import numbers
+from typing import Callable, Literal, Optional, Sequence, Union
 
 import numpy as np
 
@@ -66,7 +69,9 @@ class RandomCrop:
     padding_mode="constant") for a batch: each image is padded, then cropped to `size` at its own random
     position."""
 
-    def __init__(self, size, padding=None, pad_if_needed=False, fill=0, padding_mode="constant"):
+    def __init__(self, size: Union[int, Sequence[int]], padding: Union[int, Sequence[int], None] = None,
+                 pad_if_needed: bool = False, fill: float = 0,
+                 padding_mode: Literal["constant", "edge", "reflect", "symmetric"] = "constant") -> None:
         self.size = _size_pair(size, "RandomCrop")
         if padding is not None and not isinstance(padding, (numbers.Number, tuple, list)):
             raise TypeError(f"RandomCrop: got inappropriate padding arg {padding!r}")
@@ -97,18 +102,18 @@ class RandomCrop:
                              f"{(h2, w2)}" + (" (after padding)" if h2 != h or w2 != w else ""))
         return n, (ew, eh), (h2 - th + 1, w2 - tw + 1)
 
-    def draw(self, x):
+    def draw(self, x: Tensor) -> Tensor:
         """The random (top, left, flip = 0) of each image of x: a float32 tensor [N, 3]."""
         n, _, (ry, rx) = self._geometry(x)
         return _ops.draw_params(n, ry, rx, 0.0)
 
-    def __call__(self, x, params=None):
+    def __call__(self, x: Tensor, params: Optional[Tensor] = None) -> Tensor:
         n, extra, (ry, rx) = self._geometry(x)
         params = _ops.draw_params(n, ry, rx, 0.0) if params is None else \
             _ops.check_params(params, n, ry, rx, "RandomCrop")
         return _ops.crop_flip(x, params, self.size, self._pads, extra, self.padding_mode, float(self.fill))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"RandomCrop(size={self.size}, padding={self.padding}, pad_if_needed={self.pad_if_needed}, "
                 f"fill={self.fill}, padding_mode={self.padding_mode})")
 
@@ -117,21 +122,21 @@ class RandomHorizontalFlip:
     """torchvision.transforms.RandomHorizontalFlip(p=0.5) for a batch: each image is mirrored left-right
     with probability p, independently."""
 
-    def __init__(self, p=0.5):
+    def __init__(self, p: float = 0.5) -> None:
         self.p = _check_p(p, "RandomHorizontalFlip")
 
-    def draw(self, x):
+    def draw(self, x: Tensor) -> Tensor:
         """The random (0, 0, flip) of each image of x: a float32 tensor [N, 3]."""
         (n, _, _, _), _ = _ops.image_layout(x, "RandomHorizontalFlip")
         return _ops.draw_params(n, 1, 1, self.p)
 
-    def __call__(self, x, params=None):
+    def __call__(self, x: Tensor, params: Optional[Tensor] = None) -> Tensor:
         (n, _, h, w), _ = _ops.image_layout(x, "RandomHorizontalFlip")
         params = _ops.draw_params(n, 1, 1, self.p) if params is None else \
             _ops.check_params(params, n, 1, 1, "RandomHorizontalFlip")
         return _ops.crop_flip(x, params, (h, w))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"RandomHorizontalFlip(p={self.p})"
 
 
@@ -139,7 +144,8 @@ class Normalize:
     """torchvision.transforms.Normalize(mean, std): (x - mean[c]) / std[c] for every channel c (dim -3),
     computed in x's dtype; mean and std hold 1 or C values."""
 
-    def __init__(self, mean, std, inplace=False):
+    def __init__(self, mean: Union[float, Sequence[float]], std: Union[float, Sequence[float]],
+                 inplace: bool = False) -> None:
         if inplace:
             raise NotImplementedError("Normalize: inplace=True is not supported; the result is a new tensor")
         self.mean = self._values(mean, "mean")
@@ -154,7 +160,7 @@ class Normalize:
             raise ValueError(f"Normalize: {name} is empty")
         return [float(a) for a in arr]
 
-    def __call__(self, x):
+    def __call__(self, x: Tensor) -> Tensor:
         (_, c, _, _), _ = _ops.image_layout(x, "Normalize", min_dim=3)
         for name, values in (("mean", self.mean), ("std", self.std)):
             if len(values) not in (1, c):
@@ -172,20 +178,20 @@ class Normalize:
         mean, std = self._uploaded[key]
         return _ops.normalize_channels(x, mean, std)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Normalize(mean={self.mean}, std={self.std})"
 
 
 class Compose:
     """torchvision.transforms.Compose(transforms): each transform in turn."""
 
-    def __init__(self, transforms):
+    def __init__(self, transforms: Sequence[Callable[[Tensor], Tensor]]) -> None:
         self.transforms = list(transforms)
 
-    def __call__(self, x):
+    def __call__(self, x: Tensor) -> Tensor:
         for t in self.transforms:
             x = t(x)
         return x
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Compose(\n" + "".join(f"    {t}\n" for t in self.transforms) + ")"
