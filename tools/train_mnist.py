@@ -23,7 +23,6 @@ import math
 import os
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -37,6 +36,7 @@ from clownpiece.nn.parallel import DistributedDataParallel  # noqa: E402
 from clownpiece.utils.data import Dataloader, TensorDataset, DistributedSampler  # noqa: E402
 from clownpiece.utils.data.datasets import MNIST  # noqa: E402
 from clownpiece.utils.optim import SGD, LambdaLR  # noqa: E402
+from example_utils import Progress  # noqa: E402  (tools/, the script's folder)
 
 MEAN, STD = 0.1307, 0.3081  # the seed's transforms.Normalize((0.1307,), (0.3081,))
 EVAL_EVERY = 100            # steps (the seed's print_iter_interval)
@@ -188,39 +188,6 @@ def early_stop(acc_history, interval=EARLY_STOP_EVALS):
     return max(acc_history[:-interval]) >= max(acc_history[-interval:])
 
 
-class Progress:
-    """A tqdm bar with loss and images/s, or plain lines every LOG_EVERY steps when tqdm is missing."""
-
-    def __init__(self, total_steps, batch_size, bar=True):
-        self.total, self.batch_size, self.start = total_steps, batch_size, time.perf_counter()
-        self.bar = None
-        if bar:  # not on ranks other than 0: tqdm draws on stderr, which they keep for errors
-            try:
-                from tqdm import tqdm
-                self.bar = tqdm(total=total_steps * batch_size, unit="img", unit_scale=True, dynamic_ncols=True)
-            except ImportError:
-                pass
-
-    def update(self, step, images, loss):
-        rate = step * self.batch_size / max(time.perf_counter() - self.start, 1e-9)
-        if self.bar is not None:
-            self.bar.update(images)
-            if loss is not None:
-                self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-        elif loss is not None:
-            print(f"step {step}/{self.total}  loss {loss:.4f}  {rate:.0f} images/s", flush=True)
-
-    def write(self, line):
-        if self.bar is not None:
-            self.bar.write(line)
-        else:
-            print(line, flush=True)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-
-
 def make_train_step(model, loss_fn, optimizer, params):
     """The seed's training step: forward, backward, gradients clamped, SGD update, grads zeroed. The learning
     rate is an argument so that a jitted step re-reads it every call (the scheduler changes it)."""
@@ -257,7 +224,7 @@ def train(model, train_loader, test_loader, epochs, lr, max_steps=None, dist=Non
     scheduler = LambdaLR(optimizer, lambda step: math.exp(beta * step))
     train_losses, test_accuracies = [], []
     rank0 = dist is None or dist.get_rank() == 0
-    progress = Progress(total_steps, train_loader.batch_size, bar=rank0)
+    progress = Progress(total_steps, "images", bar=rank0)  # not on other ranks: tqdm draws on their stderr
     eval_model = model.module if isinstance(model, DistributedDataParallel) else model  # rank 0 alone runs it
     step = 0
     model.train()
