@@ -297,8 +297,8 @@ class Program:
                     runtime._after_launch(k, evt)
             else:
                 _, buf, src, host_data, offset = step
-                runtime._pending.append(cl.enqueue_copy(queue, in_bufs[src] if buf is None else buf,
-                                                                host_data, dst_offset=offset, is_blocking=False))
+                runtime.in_flight(cl.enqueue_copy(queue, in_bufs[src] if buf is None else buf, host_data,
+                                                  dst_offset=offset, is_blocking=False))
         backend.counters["launches"] += self.n_launches
         return self._results(leaves, values)
 

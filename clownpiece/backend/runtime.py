@@ -319,6 +319,14 @@ def count_kernels(on=True):
 
 
 # ---- transfers ------------------------------------------------------------------------------------------
+def in_flight(evt):
+    """Keep a non-blocking upload's event (and through it the host array it reads) until it completed; the
+    oldest completed ones are dropped, so a long run without a synchronize holds a few, not one per copy."""
+    _pending.append(evt)
+    while len(_pending) > 16 and _pending[0].command_execution_status == cl.command_execution_status.COMPLETE:
+        _pending.popleft()
+
+
 def upload(storage, host, byte_offset=0):
     """Copy a numpy array into `storage` without waiting."""
     if HOST_ONLY_THREADS:
@@ -330,11 +338,8 @@ def upload(storage, host, byte_offset=0):
     host = np.array(host, order="C", copy=True)
     if _recorder is not None:
         _recorder.upload(storage, host, byte_offset)
-    evt = cl.enqueue_copy(storage.pool.device.queue, storage.buf, host, dst_offset=byte_offset,
-                          is_blocking=False)
-    _pending.append(evt)
-    while len(_pending) > 16 and _pending[0].command_execution_status == cl.command_execution_status.COMPLETE:
-        _pending.popleft()
+    in_flight(cl.enqueue_copy(storage.pool.device.queue, storage.buf, host, dst_offset=byte_offset,
+                              is_blocking=False))
     counters["h2d_count"] += 1
     counters["h2d_bytes"] += host.nbytes
     if _SYNC_EACH:
