@@ -25,6 +25,7 @@ BUILDS = {
     "random": [(F32, ())],
     "augment": [(F32, ())],
     "reduce": [(F32, ())],
+    "loss": [(F32, ()), (F32, ("NLL",))],
 }
 
 

@@ -9,7 +9,8 @@ from .containers import Sequential, ModuleList, ModuleDict
 from .layers import (Linear, Embedding, MultiheadAttention, Identity, Flatten, Unflatten, Dropout, Dropout1d,
                      Dropout2d)
 from .norm import LayerNorm, BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, RMSNorm
-from .loss import MSELoss, CrossEntropyLoss
+from .loss import (MSELoss, CrossEntropyLoss, NLLLoss, BCELoss, BCEWithLogitsLoss, L1Loss, SmoothL1Loss, HuberLoss,
+                   KLDivLoss, MarginRankingLoss, CosineEmbeddingLoss)
 from .conv import Conv1d, Conv2D, Conv2d, ConvTranspose1d, ConvTranspose2d
 from .pooling import (MaxPool1d, MaxPool2D, MaxPool2d, AvgPool1d, AvgPool2D, AvgPool2d, AdaptiveAvgPool1d,
                       AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, Upsample, UpsamplingNearest2d,
@@ -28,7 +29,8 @@ __all__ = [
     "Sequential", "ModuleList", "ModuleDict", "Linear", "Embedding", "MultiheadAttention", "Identity", "Flatten",
     "Unflatten", "Dropout", "Dropout1d", "Dropout2d",
     "LayerNorm", "BatchNorm", "BatchNorm1d", "BatchNorm2d", "GroupNorm", "RMSNorm",
-    "MSELoss", "CrossEntropyLoss",
+    "MSELoss", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "L1Loss", "SmoothL1Loss", "HuberLoss",
+    "KLDivLoss", "MarginRankingLoss", "CosineEmbeddingLoss",
     "Conv1d", "Conv2D", "Conv2d", "ConvTranspose1d", "ConvTranspose2d",
     "MaxPool1d", "MaxPool2D", "MaxPool2d", "AvgPool1d", "AvgPool2D", "AvgPool2d", "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Upsample", "UpsamplingNearest2d",

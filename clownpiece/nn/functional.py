@@ -10,6 +10,9 @@ import numpy as np
 from .._tensor import Tensor, TensorBase
 from .._layout import ShapeError, IndexOutOfRange
 from ..ops.nn import check_reduction, reduce_loss
+from . import loss_functions as _loss_functions
+from .loss_functions import (nll_loss, binary_cross_entropy, binary_cross_entropy_with_logits, l1_loss,
+                             smooth_l1_loss, huber_loss, kl_div, margin_ranking_loss, cosine_embedding_loss)
 from ..autograd.functions.elementwise import where
 from ..autograd.functions.conv import conv2d as _conv2d, conv_transpose2d as _conv_transpose2d, pad as _pad
 from ..autograd.functions.nn import cross_entropy as _cross_entropy, layer_norm
@@ -498,3 +501,4 @@ __all__ = ["relu", "sigmoid", "tanh", "gelu", "leaky_relu", "silu", "elu", "selu
            "group_norm", "rms_norm", "layer_norm", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "pad", "max_pool1d",
            "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
            "adaptive_max_pool1d", "adaptive_max_pool2d", "interpolate", "upsample", "scaled_dot_product_attention", "mse_loss", "cross_entropy"]
+__all__ += _loss_functions.__all__

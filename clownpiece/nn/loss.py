@@ -1,6 +1,7 @@
 """Losses (docs/api.md, nn): 0-dim results for 'mean'/'sum', per-position values for 'none'."""
 from .module import Module
 from . import functional as F
+from . import loss_functions as LF
 from ..ops.nn import check_reduction
 
 
@@ -27,3 +28,106 @@ class CrossEntropyLoss(_Loss):
 
     def forward(self, logits, target):
         return F.cross_entropy(logits, target, self.reduction)
+
+
+# ---- PyTorch's losses (nn.functional forms in nn/loss_functions.py) --------------------------------------
+class _PyTorchLoss(_Loss):
+    """A loss with PyTorch's constructor: the deprecated size_average/reduce map to `reduction`."""
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean"):
+        Module.__init__(self)
+        self.reduction = LF.legacy_reduction(size_average, reduce, reduction, type(self).__name__)
+
+
+class _WeightedLoss(_PyTorchLoss):
+    """A loss with a class (or element) weight, registered as a buffer as in PyTorch."""
+
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(size_average, reduce, reduction)
+        self.register_buffer("weight", weight)
+
+
+class NLLLoss(_WeightedLoss):
+    """Negative log-likelihood of log-probabilities [N, C, d1, ...] against class indices [N, d1, ...]."""
+
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+        super().__init__(weight, size_average, reduce, reduction)
+        self.ignore_index = ignore_index
+
+    def forward(self, input, target):
+        return LF.nll_loss(input, target, self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
+
+
+class BCELoss(_WeightedLoss):
+    """Binary cross-entropy of probabilities against same-shaped targets; weight broadcasts to the input."""
+
+    def forward(self, input, target):
+        return LF.binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
+
+
+class BCEWithLogitsLoss(_WeightedLoss):
+    """Binary cross-entropy on logits (stable for large logits), with an optional pos_weight."""
+
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None):
+        super().__init__(weight, size_average, reduce, reduction)
+        self.register_buffer("pos_weight", pos_weight)
+
+    def forward(self, input, target):
+        return LF.binary_cross_entropy_with_logits(input, target, self.weight, reduction=self.reduction,
+                                                   pos_weight=self.pos_weight)
+
+
+class L1Loss(_PyTorchLoss):
+    def forward(self, input, target):
+        return LF.l1_loss(input, target, reduction=self.reduction)
+
+
+class SmoothL1Loss(_PyTorchLoss):
+    def __init__(self, size_average=None, reduce=None, reduction="mean", beta=1.0):
+        super().__init__(size_average, reduce, reduction)
+        self.beta = beta
+
+    def forward(self, input, target):
+        return LF.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+
+class HuberLoss(_Loss):
+    def __init__(self, reduction="mean", delta=1.0):
+        super().__init__(reduction)
+        self.delta = delta
+
+    def forward(self, input, target):
+        return LF.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+
+class KLDivLoss(Module):
+    """reduction: 'mean' (PyTorch's default: every element), 'batchmean' (the KL divergence), 'sum', 'none'."""
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean", log_target=False):
+        super().__init__()
+        if size_average is not None or reduce is not None:
+            reduction = LF.legacy_reduction(size_average, reduce, "mean", "KLDivLoss")
+        elif reduction not in LF.KL_REDUCTIONS:
+            raise ValueError(f"KLDivLoss: reduction must be one of {LF.KL_REDUCTIONS}, got {reduction!r}")
+        self.reduction, self.log_target = reduction, log_target
+
+    def forward(self, input, target):
+        return LF.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+
+class _MarginLoss(_PyTorchLoss):
+    """A loss of two inputs and a +-1 target with a margin."""
+
+    def __init__(self, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(size_average, reduce, reduction)
+        self.margin = margin
+
+
+class MarginRankingLoss(_MarginLoss):
+    def forward(self, input1, input2, target):
+        return LF.margin_ranking_loss(input1, input2, target, self.margin, reduction=self.reduction)
+
+
+class CosineEmbeddingLoss(_MarginLoss):
+    def forward(self, input1, input2, target):
+        return LF.cosine_embedding_loss(input1, input2, target, self.margin, reduction=self.reduction)
