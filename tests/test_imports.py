@@ -17,9 +17,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # starts with (the root package "clownpiece" only matches itself).
 LAYERS = [
     {"backend": ["clownpiece.backend"]},
-    {"layout": ["clownpiece._layout"], "grad mode": ["clownpiece._grad_mode"], "types": ["clownpiece._types"]},
+    {"layout": ["clownpiece._layout"], "grad mode": ["clownpiece._grad_mode"]},
     {"tensor": ["clownpiece.ops", "clownpiece._tensor", "clownpiece.factories", "clownpiece.tensor_impl",
-                "clownpiece.utils_"]},
+                "clownpiece.utils_", "clownpiece._types"]},
     {"autograd": ["clownpiece.autograd", "clownpiece.tensor"]},
     {"distributed": ["clownpiece.distributed"]},
     {"nn": ["clownpiece.nn"], "optim": ["clownpiece.utils.optim"], "data": ["clownpiece.utils.data"],
@@ -42,14 +42,19 @@ def _module_files():
     return files
 
 
-def import_graph(files=None):
-    """module -> set of the package's modules it imports (anywhere in the file)."""
+def import_graph(files=None, type_checking=True):
+    """module -> set of the package's modules it imports (anywhere in the file). type_checking=False leaves
+    out the imports under `if TYPE_CHECKING:`, which only a type checker runs (the run-time graph)."""
     files = files or _module_files()
     graph = {}
     for name, (path, is_package) in files.items():
         package = name if is_package else name.rpartition(".")[0]
         targets = set()
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        tree = ast.parse(path.read_text(), str(path))
+        skip = set() if type_checking else _type_checking_imports(tree)
+        for node in ast.walk(tree):
+            if id(node) in skip:
+                continue
             if isinstance(node, ast.Import):
                 targets.update(_known(alias.name, files) for alias in node.names)
             elif isinstance(node, ast.ImportFrom):
@@ -62,6 +67,18 @@ def import_graph(files=None):
                     targets.add(sub if sub in files else _known(base, files))
         graph[name] = {t for t in targets if t is not None and t != name}
     return graph
+
+
+def _type_checking_imports(tree):
+    """ids of the import nodes inside `if TYPE_CHECKING:` (or `typing.TYPE_CHECKING`) blocks of `tree`."""
+    found = set()
+    for node in ast.walk(tree):
+        test = getattr(node, "test", None)
+        if isinstance(node, ast.If) and (getattr(test, "id", None) == "TYPE_CHECKING"
+                                         or getattr(test, "attr", None) == "TYPE_CHECKING"):
+            found.update(id(n) for stmt in node.body for n in ast.walk(stmt)
+                         if isinstance(n, (ast.Import, ast.ImportFrom)))
+    return found
 
 
 def _known(module, files):
@@ -145,7 +162,9 @@ def test_no_import_goes_up_a_layer():
 
 
 def test_no_import_cycles():
-    assert cycles(import_graph()) == []
+    # at run time: an import only a type checker runs (annotations of a class's mixins) cannot make a cycle,
+    # but it still obeys the layers (test_no_import_goes_up_a_layer reads the full graph)
+    assert cycles(import_graph(type_checking=False)) == []
 
 
 def test_the_graph_sees_imports_inside_functions_and_relative_imports():
@@ -170,6 +189,13 @@ def test_no_module_over_600_lines():
 
 
 # ---- the checker itself ---------------------------------------------------------------------------------
+def test_type_checking_imports_are_in_the_full_graph_only():
+    full, runtime = import_graph(), import_graph(type_checking=False)
+    assert "clownpiece._tensor" in full["clownpiece._types"]  # under `if TYPE_CHECKING:`
+    assert "clownpiece._tensor" not in runtime["clownpiece._types"]
+    assert "clownpiece.backend.discovery" in runtime["clownpiece._types"]
+
+
 def test_cycles_are_found():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
     assert cycles(graph) == [["a", "b", "c"]]

@@ -80,4 +80,6 @@ def install(tensor_cls):
 
         method.__name__ = method.__qualname__ = name
         method.__doc__ = raw.__doc__
+        # the raw op's signature and type hints are the method's (inspect.signature follows __wrapped__)
+        method.__wrapped__, method.__annotations__ = raw, raw.__annotations__
         setattr(tensor_cls, name, property(method) if isinstance(attr, property) else method)
