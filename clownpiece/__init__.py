@@ -15,7 +15,7 @@ from . import nn, utils
 from ._jit import JitError, jit
 
 
-def device():
+def device() -> str:
     """The OpenCL device in use, described (selected by $CLOWNPIECE_DEVICE; see `python -m clownpiece.devices`)."""
     return str(backend.device())
 

@@ -32,4 +32,5 @@ IntOrPair = Union[int, Sequence[int]]
 # the dims a reduction runs over: one, several, or None for all
 DimLike = Union[int, Sequence[int], None]
 
-__all__ = ["AnyTensor", "DTypeLike", "DeviceLike", "DimLike", "IntOrPair", "ShapeLike", "TensorOrScalar", "TensorT"]
+__all__ = ["AnyTensor", "Device", "DTypeLike", "DeviceLike", "DimLike", "IntOrPair", "ShapeLike", "TensorOrScalar",
+           "TensorT"]

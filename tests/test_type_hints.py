@@ -6,6 +6,7 @@ return must be annotated, and typing.get_type_hints must resolve all of them: a 
 used only in an annotation and never imported, fails here instead of in a user's type checker or IDE."""
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 import typing
@@ -13,6 +14,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
+import clownpiece.autograd
 import clownpiece.nn as nn
 import clownpiece.nn.init
 import clownpiece.nn.parallel
@@ -21,9 +23,13 @@ import clownpiece.utils.data as data
 import clownpiece.utils.optim as optim
 from clownpiece import serialization
 
-# the special methods users call through syntax (construction, calls, indexing, len, iteration)
+# the special methods users call through syntax: construction, calls, indexing, len, iteration, conversions
+# and the operators
 PROTOCOL = {"__init__", "__call__", "__getitem__", "__setitem__", "__delitem__", "__len__", "__iter__",
-            "__contains__"}
+            "__contains__", "__bool__", "__float__", "__int__", "__index__", "__array__", "__neg__", "__pos__",
+            "__abs__", "__invert__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"} | {
+    f"__{r}{op}__" for r in ("", "r") for op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow",
+                                                 "matmul", "and", "or", "xor", "lshift", "rshift")}
 
 
 def _functions_of(klass: type, package: str) -> Iterator[tuple[str, Callable[..., Any], bool]]:
@@ -50,11 +56,11 @@ def _functions_of(klass: type, package: str) -> Iterator[tuple[str, Callable[...
                     yield f"{owner.__module__}.{owner.__qualname__}.{label}", fn, is_method
 
 
-def public_api(module: types.ModuleType, package: str, exclude: tuple[str, ...] = ()
-               ) -> list[tuple[str, Callable[..., Any], bool]]:
+def public_api(module: types.ModuleType, package: str, exclude: tuple[str, ...] = (),
+               only: Optional[tuple[str, ...]] = None) -> list[tuple[str, Callable[..., Any], bool]]:
     """Every public function and public class method that `module` exports (its __all__, else its public
-    names) and `package` defines, except what the modules in `exclude` define."""
-    names = getattr(module, "__all__", None) or [n for n in vars(module) if not n.startswith("_")]
+    names; `only`: just those names) and `package` defines, except what the modules in `exclude` define."""
+    names = only or getattr(module, "__all__", None) or [n for n in vars(module) if not n.startswith("_")]
     found, ids = [], set()
     for name in names:
         value = getattr(module, name)
@@ -64,6 +70,8 @@ def public_api(module: types.ModuleType, package: str, exclude: tuple[str, ...] 
             entries = list(_functions_of(value, package))
         elif isinstance(value, types.FunctionType) and value.__module__.startswith(package):
             entries = [(f"{value.__module__}.{value.__qualname__}", value, False)]
+        elif isinstance(value, functools.partial) and value.__module__.startswith(package):  # the factories
+            entries = [(f"{value.__module__}.{name}", value, False)]
         else:
             continue
         for entry in entries:
@@ -103,6 +111,12 @@ GROUPS = {
     "data": (lambda: public_api(data, "clownpiece.utils.data"), 30),
     "data.datasets": (lambda: public_api(data.datasets, "clownpiece.utils.data"), 10),
     "data.transforms": (lambda: public_api(data.transforms, "clownpiece.utils.data.transforms"), 10),
+    # the top-level functions (grad mode, differentiable stack/cat/where, save/load) and autograd's
+    "clownpiece": (lambda: public_api(clownpiece, "clownpiece", only=(
+        "backward", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "stack", "cat", "broadcast",
+        "broadcast_tensors", "where", "save", "load", "device", "synchronize")), 15),
+    "autograd": (lambda: public_api(clownpiece.autograd, "clownpiece", exclude=("clownpiece.autograd.function",)),
+                 12),
 }
 
 

@@ -8,7 +8,10 @@ how many edges reach every Node, and runs the Nodes in reverse topological order
 (no recursion, so graphs of any depth work): a Node runs once, after every edge into it has delivered its
 gradient; contributions to the same (node, slot) are summed. The engine runs with grad mode off, so
 backward formulas never record graphs."""
+from __future__ import annotations
+
 import weakref
+from typing import Any, Iterable, Optional, Sequence, Union
 
 from .._grad_mode import no_grad, swap_grad_enabled
 from .._tensor import Tensor, TensorBase
@@ -42,10 +45,10 @@ class Node:
     next_edges = ()
     num_inputs = 0
 
-    def run(self, grads, retain_graph):
+    def run(self, grads: Sequence[Optional[TensorBase]], retain_graph: bool) -> Sequence[Optional[TensorBase]]:
         raise NotImplementedError
 
-    def name(self):
+    def name(self) -> str:
         return type(self).__name__
 
 
@@ -112,16 +115,16 @@ class Context:
     saved_versions = ()    # the version counter of each saved tensor when it was saved
     _freed = False
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.saved_tensors = []
 
-    def save_for_backward(self, *values):
+    def save_for_backward(self, *values: Any) -> None:
         """Keep the tensor arguments (others are dropped) as shallow copies: they share storage but not
         grad_fn, so an output saved by its own Function does not form a reference cycle."""
         self.saved_tensors = [_shallow(v) for v in values if isinstance(v, TensorBase)]
         self.saved_versions = [t._storage._version for t in self.saved_tensors]
 
-    def get_saved_tensors(self):
+    def get_saved_tensors(self) -> list[TensorBase]:
         if self._freed:
             raise RuntimeError(_FREED.format(name="this Function"))
         return self.saved_tensors
@@ -174,11 +177,11 @@ class Function(Node):
     _pad_grads = False  # built-in ops: backward returns the leading gradients, the rest are None
 
     @staticmethod
-    def forward(ctx, *args, **kwargs):
+    def forward(ctx: Context, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError
 
     @staticmethod
-    def backward(ctx, *grad_outputs):
+    def backward(ctx: Context, *grad_outputs: Optional[TensorBase]) -> Any:
         raise NotImplementedError
 
     def _record(self, *args, **kwargs):
@@ -246,7 +249,7 @@ class Function(Node):
         self._output_meta.append((out._shape, out.dtype))
         return out
 
-    def run(self, grads, retain_graph):
+    def run(self, grads: Sequence[Optional[TensorBase]], retain_graph: bool) -> Sequence[Optional[TensorBase]]:
         """Engine entry: the gradients of the outputs in, one checked gradient per input out."""
         ctx = self.ctx
         if ctx._freed:
@@ -436,7 +439,8 @@ def _as_list(x):
     return [x]
 
 
-def backward(tensors, grads=None, retain_graph=False):
+def backward(tensors: Union[Tensor, Sequence[Tensor]],
+             grads: Union[TensorBase, Sequence[Optional[TensorBase]], None] = None, retain_graph: bool = False) -> None:
     """Accumulate d(tensors)/d(leaf) * grads into `.grad` of every leaf that requires grad.
 
     tensors: a Tensor or a list of them; grads: matching gradients (None, or None entries: ones of the
@@ -469,7 +473,7 @@ def backward(tensors, grads=None, retain_graph=False):
     GraphTask(roots).run(retain_graph)
 
 
-def zero_grads(params, set_to_none=True):
+def zero_grads(params: Iterable[TensorBase], set_to_none: bool = True) -> None:
     """Drop each tensor's grad (set_to_none) or zero it in place: Module.zero_grad and Optimizer.zero_grad."""
     for p in params:
         if p.grad is None:

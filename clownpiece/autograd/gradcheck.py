@@ -2,6 +2,10 @@
 
 This is host-side checking code: it reads outputs back and perturbs input elements in place through
 one-element views. The function under test runs on the device like any other code."""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence, Union
+
 import numpy as np
 
 from .._tensor import Tensor, TensorBase, float64
@@ -13,7 +17,8 @@ class GradcheckError(RuntimeError):
     pass
 
 
-def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
+def gradcheck(fn: Callable[..., Any], inputs: Union[TensorBase, Sequence[Any]], eps: float = 1e-6, atol: float = 1e-5,
+              rtol: float = 1e-3, seed: int = 0) -> bool:
     """Check d(fn)/d(input) for every input Tensor that requires grad (those must be float64).
 
     fn returns a tensor or a tuple/list of tensors. Both sides are projected on fixed random weights w

@@ -359,7 +359,7 @@ def download(storage, host, byte_offset=0):
     return host
 
 
-def synchronize():
+def synchronize() -> None:
     if _queue is not None:
         _queue.finish()
     _pending.clear()

@@ -3,8 +3,11 @@
 One row per op: Function name, the Tensor methods that record through it, and the gradient of each input
 as a formula whose parameter names say what the forward keeps (autograd/formula.py). Fused gradient
 kernels (relu_grad, tanh_grad, ...: the "gradient helpers" in elementwise.cl) make most of them one launch."""
+from __future__ import annotations
+
 import math
 import operator
+from typing import Union
 
 from ..._tensor import TensorBase
 from ...ops import elementwise as _ew
@@ -128,7 +131,7 @@ Where = Row("Where", forward=_ew.where, broadcasts=True,
 register("where", lambda self, condition, other: Where.record(condition, self, other))  # t.where(cond, other)
 
 
-def where(condition, a, b):
+def where(condition: TensorBase, a: Union[TensorBase, float], b: Union[TensorBase, float]) -> TensorBase:
     """Elementwise `a if condition != 0 else b` (a and b tensors or numbers, all broadcast); differentiable."""
     if recording((condition, a, b)):
         return Where.record(condition, a, b)

@@ -1,5 +1,9 @@
 """Gradients of the indexing, gathering and joining ops (clownpiece/ops/index.py), and the differentiable
 module-level stack, cat and broadcast."""
+from __future__ import annotations
+
+from typing import Sequence, Union
+
 from ..._layout import normalize_dim
 from ..._tensor import TensorBase
 from ...ops import elementwise as _ew, index as _index_ops
@@ -75,21 +79,21 @@ class Broadcast(Op):
         return tuple(None if g is None else g.sum_to(s) for g, s in zip(grads, ctx.shapes))
 
 
-def stack(tensors, dim=0):
+def stack(tensors: Sequence[TensorBase], dim: int = 0) -> TensorBase:
     """Stack equal-shaped tensors along a new dim (a copy); differentiable."""
     if recording(tensors):
         return Stack.record(*tensors, dim=dim)
     return _index_ops.stack(tensors, dim)
 
 
-def cat(tensors, dim=0):
+def cat(tensors: Sequence[TensorBase], dim: int = 0) -> TensorBase:
     """Concatenate along an existing dim (a copy); differentiable."""
     if recording(tensors):
         return Cat.record(*tensors, dim=dim)
     return _index_ops.cat(tensors, dim)
 
 
-def broadcast_tensors(*tensors):
+def broadcast_tensors(*tensors: Union[TensorBase, Sequence[TensorBase]]) -> tuple[TensorBase, ...]:
     """Views of the tensors at their common broadcast shape: broadcast_tensors(a, b) or ([a, b])."""
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
@@ -98,6 +102,6 @@ def broadcast_tensors(*tensors):
     return _index_ops.broadcast_tensors(*tensors)
 
 
-def broadcast(tensors):
+def broadcast(tensors: Sequence[TensorBase]) -> list[TensorBase]:
     """The course's name: a list of views at the common broadcast shape."""
     return list(broadcast_tensors(*tensors))
