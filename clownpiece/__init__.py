@@ -11,8 +11,26 @@ from .factories import (empty, full, zeros, ones, rand, randn, zeros_like, ones_
                         initial_seed)
 from .tensor_impl import TensorBaseImpl
 from .serialization import save, load
-from . import nn, utils
+from . import nn, utils, linalg
+from .linalg import einsum
 from ._jit import JitError, jit
+
+
+# clownpiece.<name>(input, ...) for the Tensor methods PyTorch also has as torch.<name>: the method's own
+# recording wrapper runs, so these record autograd like the methods
+_METHOD_FUNCTIONS = ("sort argsort topk msort cumsum cumprod prod flip fliplr flipud roll tile "
+                     "repeat_interleave tril triu norm").split()
+
+
+def _method_function(name):
+    def function(input, *args, **kwargs):
+        return getattr(input, name)(*args, **kwargs)
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = f"clownpiece.{name}(input, ...) is input.{name}(...)."
+    return function
+
+
+globals().update({_name: _method_function(_name) for _name in _METHOD_FUNCTIONS})
 
 
 def device() -> str:
@@ -25,4 +43,4 @@ __all__ = ["TensorBase", "Tensor", "TensorBaseImpl", "float32", "float64", "back
            "broadcast", "broadcast_tensors", "where", "empty", "full", "zeros", "ones", "rand", "randn",
            "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "arange", "range",
            "linspace", "eye", "tensor", "from_numpy", "manual_seed", "initial_seed", "save", "load", "nn",
-           "utils", "jit", "JitError"]
+           "utils", "linalg", "einsum", "jit", "JitError", *_METHOD_FUNCTIONS]

@@ -20,6 +20,10 @@ from .ops.index import IndexOps
 from .ops.random import RandomOps
 from .ops.nn import NNOps
 from .ops.optim import OptimOps
+from .ops.sort import SortOps
+from .ops.scan import ScanOps
+from .ops.remap import RemapOps
+from .ops.linalg import LinalgOps
 
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
@@ -41,7 +45,7 @@ def _resolve_dtype(dtype):
 
 
 class TensorBase(ElementwiseOps, InplaceOps, ShapeOps, ReduceOps, MatmulOps, IndexOps, RandomOps, NNOps,
-                 OptimOps):
+                 OptimOps, SortOps, ScanOps, RemapOps, LinalgOps):
     __slots__ = ("_storage", "_shape", "_strides", "_offset", "dtype", "_numel", "_contig", "__weakref__")
 
     def __init__(self, data=None, dtype=None):

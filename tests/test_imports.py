@@ -24,7 +24,7 @@ LAYERS = [
     {"distributed": ["clownpiece.distributed"]},
     {"nn": ["clownpiece.nn"], "optim": ["clownpiece.utils.optim"], "data": ["clownpiece.utils.data"],
      "serialization": ["clownpiece.serialization"], "jit": ["clownpiece._jit"]},
-    {"api": ["clownpiece", "clownpiece.utils", "clownpiece.devices"]},
+    {"api": ["clownpiece", "clownpiece.utils", "clownpiece.devices", "clownpiece.linalg"]},
     {"tools": ["tools", "tensor_impl"]},
 ]
 

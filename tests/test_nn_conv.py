@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+import clownpiece as cp
 from clownpiece import Tensor
 from clownpiece.autograd import gradcheck
 import clownpiece.nn as nn
@@ -258,3 +259,36 @@ def test_pad_shapes_and_errors():
             F.pad(x, (-1, 1), "replicate")
         with pytest.raises(ValueError, match="at most"):
             F.pad(x, (4, 0), "circular")
+
+
+PADS_ND = [((1, 2, 0, 1, 2, 1), "constant"), ((0, 0, 0, 0, 1, 1, 2, 0), "constant"),
+           ((1, -1, 0, 0, -1, 2), "constant"), ((1, 2, 1, 0, 2, 1), "reflect"), ((2, 0, 0, 1, 3, 1), "replicate"),
+           ((1, 1, 2, 0, 1, 2), "circular")]
+
+
+@pytest.mark.parametrize("pad,mode", PADS_ND, ids=str)
+def test_pad_more_dims(pad, mode, dtype):
+    x = rng.standard_normal((2, 3, 4, 5))
+    pairs = [(pad[2 * j], pad[2 * j + 1]) for j in reversed(range(len(pad) // 2))]
+    widths = [(0, 0)] * (4 - len(pairs)) + pairs
+    np_mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}[mode]
+    pos = [(max(a, 0), max(b, 0)) for a, b in widths]
+    ref = np.pad(x, pos, mode=np_mode, **({"constant_values": 0.25} if mode == "constant" else {}))
+    crop = tuple(slice(-min(a, 0), ref.shape[i] + min(b, 0)) for i, (a, b) in enumerate(widths))
+    value = 0.25 if mode == "constant" else None
+    assert_close(F.pad(Tensor(x, dtype=dtype), pad, mode, value), ref[crop])
+    t, _ = make(x, np.float64, "transposed")
+    assert gradcheck(lambda a: F.pad(a, pad, mode, value), [t.requires_grad_()])
+
+
+def test_pad_more_dims_errors():
+    x = Tensor(np.zeros((2, 3, 3, 3)))
+    with no_launch():
+        with pytest.raises(ValueError, match="at most 6"):
+            F.pad(x, (1, 1, 1, 1, 1, 1, 1, 1), "reflect")
+        with pytest.raises(ValueError, match="smaller than the input size 3 of dim -3"):
+            F.pad(x, (1, 1, 1, 1, 3, 0), "reflect")
+        with pytest.raises(ValueError, match="even number"):
+            F.pad(x, (1, 1, 1, 1, 1, 1, 1, 1, 1, 1))
+        with pytest.raises(cp._layout.ShapeError, match="negative size"):
+            F.pad(x, (0, 0, 0, 0, 0, 0, -2, -1))

@@ -553,6 +553,36 @@ if torch is not None:
             return x + self.out(torch.nn.functional.gelu(self.fc(self.ln2(x))))
 
 
+def bench_sort(args):
+    """sort / topk / cumsum over 2^20 float32 in one row, against numpy's sort (and stable argsort, what a
+    stable sort with indices costs there), argpartition + sort of the k picked (topk), and cumsum."""
+    n = 1 << 20
+    print(f"sort, topk and cumsum over one row of {n // 2**20}M float32")
+    a = np.random.default_rng(0).standard_normal(n, np.float32)
+    t = cp.Tensor(a)
+
+    def np_topk(k):
+        part = np.argpartition(a, -k)[-k:]
+        return part[np.argsort(-a[part], kind="stable")]
+
+    for name, f_cp, f_np, f_t in (
+            ("sort (values, indices)", lambda: t.sort(), lambda: np.argsort(a, kind="stable"),
+             lambda x: torch.sort(x, stable=True)),
+            ("topk k=10", lambda: t.topk(10), lambda: np_topk(10), lambda x: torch.topk(x, 10)),
+            ("topk k=1000", lambda: t.topk(1000), lambda: np_topk(1000), lambda x: torch.topk(x, 1000)),
+            ("cumsum", lambda: t.cumsum(0), lambda: np.cumsum(a), lambda x: torch.cumsum(x, 0))):
+        t_cp = _idle_then(lambda: median_time(f_cp, repeat=5))
+        t_np = _idle_then(lambda: median_time(f_np, repeat=5, sync=False))
+        row = dict(clownpiece_ms=t_cp * 1e3, numpy_ms=t_np * 1e3, ratio_vs_numpy=t_np / t_cp)
+        if name.startswith("sort"):
+            row["numpy_unstable_sort_ms"] = _idle_then(lambda: median_time(lambda: np.sort(a), repeat=5,
+                                                                           sync=False)) * 1e3
+        if torch is not None:
+            x = torch.from_numpy(a)
+            row["ratio_vs_torch"] = _idle_then(lambda: median_time(lambda: f_t(x), repeat=5, sync=False)) / t_cp
+        record("sort", name, **row)
+
+
 def bench_loader(args):
     from bench_loader import bench_loader as run  # tools/bench_loader.py: DataLoader prefetching
     run(args, record)
@@ -560,7 +590,8 @@ def bench_loader(args):
 
 SECTIONS = collections.OrderedDict(gemm=bench_gemm, elementwise=bench_elementwise, small=bench_small_ops,
                                    build=bench_build, train=bench_train, clip=bench_clip,
-                                   schedule=bench_schedule, layers=bench_layers, loader=bench_loader)
+                                   schedule=bench_schedule, layers=bench_layers, sort=bench_sort,
+                                   loader=bench_loader)
 
 
 def main():

@@ -267,8 +267,9 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 
 def pad(input, pad, mode="constant", value=None):
-    """Pad the last dim (pad = (left, right)) or the last two (left, right, top, bottom); mode 'constant'
-    (value, default 0; negative pads crop), 'reflect', 'replicate' or 'circular', as PyTorch."""
+    """Pad the last dims, a (front, back) pair per dim, last dim first: (left, right), (left, right, top,
+    bottom), ...; mode 'constant' (value, default 0; negative pads crop; any number of dims), 'reflect',
+    'replicate' or 'circular' (the last 3 dims at most), as PyTorch."""
     return _pad(_tensor(input, "pad"), pad, mode, value)
 
 

@@ -217,27 +217,38 @@ PAD_MODES = {"constant": 0, "reflect": 1, "replicate": 2, "circular": 3}
 
 def pad_spec(x, pad, mode, op="pad"):
     """(left, right, top, bottom) from PyTorch's pad tuple (last dim first), checked against the mode."""
+    check_pad(x, pad, mode, op, most=4)
+    left, right, top, bottom = (list(pad) + [0, 0])[:4]
+    return int(left), int(right), int(top), int(bottom)
+
+
+def check_pad(x, pad, mode, op="pad", most=None):
+    """Raise unless `pad` (PyTorch's tuple: (front, back) pairs, last dim first) fits x and the mode: the
+    non-constant modes pad at most the last 3 dims, reflect less than the size, circular at most the size."""
     if mode not in PAD_MODES:
         raise ValueError(f"{op}: mode must be one of {sorted(PAD_MODES)}, got {mode!r}")
-    if (not isinstance(pad, (list, tuple)) or len(pad) not in (2, 4) or len(pad) // 2 > x.dim()
+    most = most or (2 * x.dim() if mode == "constant" else 6)
+    if (not isinstance(pad, (list, tuple)) or not pad or len(pad) % 2 or len(pad) > most
+            or len(pad) // 2 > x.dim()
             or not all(isinstance(p, numbers.Integral) and not isinstance(p, bool) for p in pad)):
-        raise ValueError(f"{op}: pad must be a list of 2 or 4 ints (last dim first) for an input of "
-                         f"{x.dim()} dims, got {pad!r}")
-    left, right, top, bottom = (list(pad) + [0, 0])[:4]
-    h = x._shape[-2] if len(pad) == 4 else 1
-    w = x._shape[-1]
-    for p, size, dim in ((left, w, -1), (right, w, -1), (top, h, -2), (bottom, h, -2)):
-        if mode != "constant" and p < 0:
-            raise ValueError(f"{op}: negative padding {pad} needs mode='constant'")
-        if mode == "reflect" and p >= size and p > 0:
-            raise ValueError(f"{op}: reflect padding {p} must be smaller than the input size {size} of dim {dim}")
-        if mode == "circular" and p > size:
-            raise ValueError(f"{op}: circular padding {p} must be at most the input size {size} of dim {dim}")
-        if mode == "replicate" and size == 0 and p > 0:
-            raise ValueError(f"{op}: cannot replicate an empty dim {dim}")
-    if w + left + right < 0 or h + top + bottom < 0:
-        raise ShapeError(f"{op}: padding {pad} of input {x.shape} gives a negative size")
-    return int(left), int(right), int(top), int(bottom)
+        raise ValueError(f"{op}: pad must be a list of an even number of ints (2 or 4 for the last one or two "
+                         f"dims, last dim first; at most {most} here, mode {mode!r}) for an input of {x.dim()} "
+                         f"dims, got {pad!r}")
+    for j in range(len(pad) // 2):
+        dim = -1 - j
+        size = x._shape[dim]
+        for p in pad[2 * j:2 * j + 2]:
+            if mode != "constant" and p < 0:
+                raise ValueError(f"{op}: negative padding {pad} needs mode='constant'")
+            if mode == "reflect" and p >= size and p > 0:
+                raise ValueError(f"{op}: reflect padding {p} must be smaller than the input size {size} of dim "
+                                 f"{dim}")
+            if mode == "circular" and p > size:
+                raise ValueError(f"{op}: circular padding {p} must be at most the input size {size} of dim {dim}")
+            if mode == "replicate" and size == 0 and p > 0:
+                raise ValueError(f"{op}: cannot replicate an empty dim {dim}")
+        if size + pad[2 * j] + pad[2 * j + 1] < 0:
+            raise ShapeError(f"{op}: padding {pad} of input {x.shape} gives a negative size")
 
 
 def pad2d(x, spec, mode, value):

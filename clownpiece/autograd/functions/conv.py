@@ -2,6 +2,7 @@
 keeps the input and weight (the backward recomputes im2col rather than keeping the columns: 1/(KH*KW) of
 the memory). Entry functions pass tensors positionally (one gradient edge each) and hyper-parameters as
 keywords."""
+from ..._layout import numel
 from ...ops import conv as _conv
 from ..formula import Op
 from ..methods import differentiable
@@ -67,6 +68,18 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
 
 
 def pad(x, pad, mode="constant", value=None):
+    """The last two dims in one Pad; each further (front, back) pair pads its dim as the middle one of an
+    [outer, size, inner] view (the modes work dim by dim, so the pieces compose)."""
     value = _conv.check_value(value)
-    _conv.pad_spec(x, pad, mode)  # raise before recording
-    return Pad.record(x, pad=tuple(pad), mode=mode, value=value)
+    _conv.check_pad(x, pad, mode)  # every pair, before anything launches
+    pad = tuple(int(p) for p in pad)
+    out = Pad.record(x, pad=pad[:4], mode=mode, value=value)
+    for j in range(2, len(pad) // 2):
+        front, back = pad[2 * j:2 * j + 2]
+        if front == back == 0:
+            continue
+        shape, d = out._shape, out.dim() - 1 - j
+        view = out.reshape(numel(shape[:d]), shape[d], numel(shape[d + 1:]))
+        out = Pad.record(view, pad=(0, 0, front, back), mode=mode, value=value)
+        out = out.reshape(shape[:d] + (shape[d] + front + back,) + shape[d + 1:])
+    return out

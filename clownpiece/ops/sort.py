@@ -1,0 +1,111 @@
+"""Sorting on TensorBase: sort, argsort, topk, msort (kernels: cl_kernels/sort.cl, a stable merge sort).
+
+The sorted dim is moved last and made contiguous ([rows, len]); the results come back in the input's dim
+order. Indices follow the index convention of the other index ops (float tensors of integral values).
+Ties keep their input order (so every sort is stable, `stable=` or not) and NaN sorts as the largest value,
+as in PyTorch."""
+import collections
+
+from .. import backend
+from .._layout import IndexOutOfRange, normalize_dim
+
+_RUN = 32   # elements each work-item of sort_runs sorts by insertion
+_PER = 64   # outputs each work-item of a merge pass writes
+
+SortResult = collections.namedtuple("sort", "values indices")
+TopkResult = collections.namedtuple("topk", "values indices")
+
+
+def _rows_last(x, d):
+    """x with dim d moved last, contiguous: (tensor, rows, len)."""
+    xt = x if d == x.dim() - 1 else x.transpose(d, -1)
+    xt = xt.contiguous()
+    n = xt._shape[-1] if xt._shape else 1
+    return xt, (xt._numel // n if n else 0), n
+
+
+def _sorted_rows(x, rows, n, k, descending):
+    """(values, indices) [rows, k]: the first k of each sorted row of the contiguous [rows, n] x."""
+    dtype = x.dtype
+    if rows == 0 or k == 0:
+        return x._empty((rows, k), dtype), x._empty((rows, k), dtype)
+    desc = int(bool(descending))
+    keys, pos = backend.alloc(rows * n * dtype.itemsize), backend.alloc(rows * n * 4)
+    vals, idx = x._empty((rows, k), dtype), x._empty((rows, k), dtype)
+    run = min(_RUN, n)
+    runs_per_row = -(-n // run)
+    backend.launch(backend.kernel("sort", "sort_runs", dtype), rows * runs_per_row, keys, pos, x, n, run,
+                   runs_per_row, rows * runs_per_row, desc)
+    w, length, stride = run, n, n
+    spare = None
+    while w < length:
+        w_out = min(2 * w, k)
+        pairs = -(-length // (2 * w))
+        out_len = (pairs - 1) * w_out + min(length - (pairs - 1) * 2 * w, k)
+        if spare is None:
+            spare = (backend.alloc(rows * n * dtype.itemsize), backend.alloc(rows * n * 4))
+        chunks = -(-w_out // _PER)
+        items = pairs * chunks
+        backend.launch(backend.kernel("sort", "merge_pass", dtype), rows * items, spare[0], spare[1], keys, pos,
+                       length, stride, out_len, w, w_out, k, chunks, items, rows * items, _PER, desc)
+        (keys, pos), spare = spare, (keys, pos)
+        w, length, stride = w_out, out_len, out_len
+    backend.launch(backend.kernel("sort", "sort_out", dtype), rows * k, vals, idx, keys, pos, stride, k, rows * k)
+    return vals, idx
+
+
+def _restore(t, shape, d):
+    """A [rows, k] result back in the input's dim order (shape: the result's shape with dim d last)."""
+    t = t.reshape(shape)
+    return t if d == len(shape) - 1 else t.transpose(d, -1).contiguous()
+
+
+def _sort(x, dim, descending, k, op):
+    if x.dim() == 0:
+        normalize_dim(dim, 0, op)
+        if k > 1:
+            raise IndexOutOfRange(f"{op}: k ({k}) is out of range for a 0-d tensor (expected 0 or 1)")
+        v, i = _sorted_rows(x.reshape(1, 1), 1, 1, k, descending)
+        return v.reshape(()) if k else v.reshape((0,)), i.reshape(()) if k else i.reshape((0,))
+    d = normalize_dim(dim, x.dim(), op)
+    xt, rows, n = _rows_last(x, d)
+    vals, idx = _sorted_rows(xt, rows, n, k, descending)
+    shape = xt._shape[:-1] + (k,)
+    return _restore(vals, shape, d), _restore(idx, shape, d)
+
+
+class SortOps:
+    __slots__ = ()
+
+    def sort(self, dim=-1, descending=False, stable=False):
+        """(values, indices) along dim, ascending unless descending=True. Stable whatever `stable` says."""
+        n = self._shape[normalize_dim(dim, self.dim(), "sort")] if self._shape else 1
+        return SortResult(*_sort(self, dim, descending, n, "sort"))
+
+    def argsort(self, dim=-1, descending=False, stable=False):
+        return self.sort(dim, descending, stable)[1]
+
+    def msort(self):
+        return self.sort(0)[0]
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        """(values, indices) of the k largest (smallest with largest=False) elements along dim, in sorted
+        order (also with sorted=False); ties keep their input order."""
+        if not isinstance(k, int) or isinstance(k, bool):
+            raise TypeError(f"topk: k must be an int, got {type(k).__name__}")
+        n = self._shape[normalize_dim(dim, self.dim(), "topk")] if self._shape else 1
+        if not 0 <= k <= n:
+            raise IndexOutOfRange(f"topk: k ({k}) is out of range for dim {dim} of size {n} (expected 0..{n})")
+        return TopkResult(*_sort(self, dim, largest, k, "topk"))
+
+    def _sort_grad(self, indices, dim, size):
+        """The gradient of sort/topk (self: the gradient of the values): self scattered into zeros at
+        `indices` along dim, which has `size` elements in the input."""
+        if self.dim() == 0:
+            return self.clone()
+        d = normalize_dim(dim, self.dim(), "sort")
+        g, rows, k = _rows_last(self, d)
+        idx = _rows_last(indices, d)[0]
+        out = self._empty(g._shape[:-1] + (size,), self.dtype)._assign_from(0.0)
+        backend.launch(backend.kernel("sort", "sort_grad", self.dtype), rows * k, out, g, idx, size, k, rows * k)
+        return out if d == self.dim() - 1 else out.transpose(d, -1).contiguous()

@@ -1,0 +1,146 @@
+"""sort / argsort / topk / msort (ops/sort.py, cl_kernels/sort.cl): values and indices against numpy's stable
+sort in float64, ties, NaN placement, every layout, 0-dim and empty tensors, long rows (several merge
+passes), gradients against finite differences, and errors before any launch."""
+import numpy as np
+import pytest
+
+import clownpiece as cp
+from clownpiece._layout import IndexOutOfRange
+from clownpiece.autograd import gradcheck
+from conftest import assert_close, make, no_launch, to_np, LAYOUTS
+
+rng = np.random.default_rng(7)
+
+
+def np_sort(a, dim, descending):
+    """numpy's stable sort; descending keeps ties in input order (and NaN first), like PyTorch."""
+    if descending:
+        # a stable sort of the negation (the data here has no NaN and no inf)
+        idx = np.argsort(-a, axis=dim, kind="stable")
+    else:
+        idx = np.argsort(a, axis=dim, kind="stable")
+    return np.take_along_axis(a, idx, dim), idx
+
+
+@pytest.mark.parametrize("shape,dim", [((7,), 0), ((5, 33), 1), ((5, 33), 0), ((3, 4, 70), -1), ((3, 70, 4), 1),
+                                       ((2, 1000), 1), ((1, 1), 0)])
+@pytest.mark.parametrize("descending", [False, True])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_sort_matches_numpy(shape, dim, descending, layout, dtype):
+    t, a = make(rng.normal(size=shape), dtype, layout)
+    a = a.astype(dtype).astype(np.float64)  # the values the tensor holds
+    v, i = t.sort(dim, descending=descending)
+    ref_v, ref_i = np_sort(a, dim, descending)
+    assert_close(v, ref_v, dtype, rtol=0, atol=0)
+    np.testing.assert_array_equal(to_np(i), ref_i)
+    assert v.is_contiguous() and i.is_contiguous()
+
+
+@pytest.mark.parametrize("n", [31, 32, 33, 64, 65, 1000, 4097])
+@pytest.mark.parametrize("descending", [False, True])
+def test_ties_keep_input_order(n, descending):
+    a = rng.integers(0, 5, size=(2, n)).astype(np.float64)  # many equal keys
+    v, i = cp.Tensor(a, dtype=np.float64).sort(1, descending=descending, stable=True)
+    ref_v, ref_i = np_sort(a, 1, descending)
+    np.testing.assert_array_equal(to_np(v), ref_v)
+    np.testing.assert_array_equal(to_np(i), ref_i)
+    assert cp.Tensor(a).argsort(1, descending=descending).tolist() == ref_i.tolist()
+
+
+def test_nan_sorts_as_largest():
+    a = np.array([3.0, np.nan, -1.0, np.inf, np.nan, 0.0, -np.inf])
+    v, i = cp.Tensor(a, dtype=np.float64).sort()
+    np.testing.assert_array_equal(to_np(v), [-np.inf, -1, 0, 3, np.inf, np.nan, np.nan])
+    assert i.tolist() == [6, 2, 5, 0, 3, 1, 4]
+    v, i = cp.Tensor(a, dtype=np.float64).sort(descending=True)
+    np.testing.assert_array_equal(to_np(v), [np.nan, np.nan, np.inf, 3, 0, -1, -np.inf])
+    assert i.tolist() == [1, 4, 3, 0, 5, 2, 6]
+    v, i = cp.Tensor(a).topk(3)
+    assert i.tolist() == [1, 4, 3]
+
+
+def test_million_elements():
+    a = rng.normal(size=1 << 20).astype(np.float32)
+    v, i = cp.Tensor(a).sort()
+    np.testing.assert_array_equal(v.numpy(), np.sort(a))
+    np.testing.assert_array_equal(i.numpy().astype(np.int64), np.argsort(a, kind="stable"))
+    v, i = cp.Tensor(a).topk(100)
+    ref = np.argsort(-a, kind="stable")[:100]
+    np.testing.assert_array_equal(i.numpy().astype(np.int64), ref)
+    np.testing.assert_array_equal(v.numpy(), a[ref])
+
+
+@pytest.mark.parametrize("k", [0, 1, 3, 32, 33, 100, 257])
+@pytest.mark.parametrize("largest", [True, False])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_topk_matches_numpy(k, largest, layout, dtype):
+    t, a = make(rng.normal(size=(4, 257)), dtype, layout)
+    a = a.astype(dtype).astype(np.float64)
+    v, i = t.topk(k, dim=1, largest=largest)
+    ref_v, ref_i = np_sort(a, 1, largest)
+    assert_close(v, ref_v[:, :k], dtype, rtol=0, atol=0)
+    np.testing.assert_array_equal(to_np(i), ref_i[:, :k])
+    v0, i0 = t.T.topk(k, dim=0, largest=largest)
+    assert_close(v0, ref_v[:, :k].T, dtype, rtol=0, atol=0)
+
+
+def test_named_results_and_functions():
+    t = cp.Tensor([[3.0, 1.0, 2.0]])
+    r = t.topk(2)
+    assert r.values.tolist() == [[3.0, 2.0]] and r.indices.tolist() == [[0.0, 2.0]]
+    s = cp.sort(t, dim=1, descending=True)
+    assert s.values.tolist() == [[3.0, 2.0, 1.0]] and s.indices.tolist() == [[0.0, 2.0, 1.0]]
+    assert cp.argsort(t).tolist() == [[1.0, 2.0, 0.0]]
+    assert cp.topk(t, 1, largest=False).indices.tolist() == [[1.0]]
+    assert cp.Tensor([[2.0, 1.0], [0.0, 3.0]]).msort().tolist() == [[0.0, 1.0], [2.0, 3.0]]
+
+
+def test_zero_dim_and_empty():
+    v, i = cp.Tensor(2.5).sort()
+    assert v.shape == [] and v.item() == 2.5 and i.item() == 0
+    v, i = cp.Tensor(2.5).topk(1)
+    assert v.item() == 2.5 and i.item() == 0
+    v, i = cp.zeros(3, 0).sort(1)
+    assert v.shape == [3, 0] and i.shape == [3, 0]
+    v, i = cp.zeros(0, 4).topk(2)
+    assert v.shape == [0, 2]
+    v, i = cp.zeros(3, 4).topk(0)
+    assert v.shape == [3, 0]
+
+
+def test_errors_before_launch():
+    t = cp.Tensor(rng.normal(size=(3, 4)))
+    with no_launch():
+        with pytest.raises(IndexOutOfRange, match="k \\(5\\) is out of range"):
+            t.topk(5)
+        with pytest.raises(IndexOutOfRange, match="k"):
+            t.topk(-1)
+        with pytest.raises(TypeError, match="k must be an int"):
+            t.topk(2.0)
+        with pytest.raises(IndexOutOfRange, match="dim"):
+            t.sort(2)
+        with pytest.raises(IndexOutOfRange, match="dim"):
+            t.topk(1, dim=-3)
+        with pytest.raises(IndexOutOfRange):
+            cp.Tensor(1.0).topk(2)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_gradients(layout):
+    def leaf(shape):
+        t, _ = make(rng.normal(size=shape), np.float64, layout)
+        return t.requires_grad_()
+    x = leaf((4, 37))
+    assert gradcheck(lambda x: x.sort(1)[0], [x])
+    assert gradcheck(lambda x: x.sort(0, descending=True).values, [x])
+    assert gradcheck(lambda x: x.topk(5, 1).values, [x])
+    assert gradcheck(lambda x: x.topk(3, 0, largest=False)[0], [x])
+    assert gradcheck(lambda x: x.msort(), [x])
+    z = cp.Tensor(1.5, requires_grad=True, dtype=np.float64)
+    assert gradcheck(lambda z: z.sort()[0] * 2, [z])
+
+
+def test_gradient_with_ties_goes_to_the_returned_index():
+    x = cp.Tensor([1.0, 1.0, 0.0], requires_grad=True)
+    x.topk(1).values.sum().backward()
+    assert x.grad.tolist() == [1.0, 0.0, 0.0]
