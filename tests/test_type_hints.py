@@ -102,8 +102,9 @@ def hint_problems(label: str, fn: Callable[..., Any], is_method: bool,
 # group -> (the walk, the fewest functions it must find: a walk that finds nothing would pass)
 GROUPS = {
     "optim": (lambda: public_api(optim, "clownpiece.utils.optim"), 40),
-    # modules, containers, layers and their bases; the loss modules are not annotated yet
-    "nn": (lambda: public_api(nn, "clownpiece.nn", exclude=("clownpiece.nn.loss",)), 100),
+    # modules, containers, layers, losses and their bases
+    "nn": (lambda: public_api(nn, "clownpiece.nn"), 100),
+    "nn.functional": (lambda: public_api(nn.functional, "clownpiece"), 50),
     "nn.init": (lambda: public_api(clownpiece.nn.init, "clownpiece.nn.init"), 10),
     "nn.parallel": (lambda: public_api(clownpiece.nn.parallel, "clownpiece.nn.parallel"), 3),
     "nn.utils": (lambda: public_api(clownpiece.nn.utils, "clownpiece.nn.utils"), 4),

@@ -1,9 +1,12 @@
 """nn.functional (docs/api.md, Decisions D6): the stateless forms of the layers, as in PyTorch. Everything
 composes Tensor ops (which record autograd); the fused nn ops record through the entry points of
 clownpiece/autograd/functions/nn.py."""
+from __future__ import annotations
+
 import math
 import numbers
 import warnings
+from typing import Any, Literal, Optional, Sequence, Union
 
 import numpy as np
 
@@ -23,6 +26,7 @@ from ..ops import attention as _attention
 from ..autograd.functions.pool import adaptive_pool as _adaptive_pool, avg_pool as _avg_pool, max_pool as _max_pool
 from ..autograd.functions.norm import (batch_norm as _batch_norm, group_norm as _group_norm,
                                        rms_norm as _rms_norm)
+from .._types import DTypeLike, IntOrPair, ShapeLike
 
 
 def _tensor(x, op):
@@ -32,117 +36,117 @@ def _tensor(x, op):
 
 
 # ---- activations ----------------------------------------------------------------------------------
-def relu(x, inplace=False):
+def relu(x: Tensor, inplace: bool = False) -> Tensor:
     """max(x, 0). inplace=True is accepted and computed out of place (same result; x is unchanged)."""
     return _tensor(x, "relu").relu()
 
 
-def sigmoid(x):
+def sigmoid(x: Tensor) -> Tensor:
     return _tensor(x, "sigmoid").sigmoid()
 
 
-def tanh(x):
+def tanh(x: Tensor) -> Tensor:
     return _tensor(x, "tanh").tanh()
 
 
 _GELU_APPROXIMATIONS = ("none", "tanh")
 
 
-def check_gelu_approximate(approximate):
+def check_gelu_approximate(approximate: str) -> None:
     if approximate not in _GELU_APPROXIMATIONS:
         raise ValueError(f"gelu: approximate must be one of {_GELU_APPROXIMATIONS}, got {approximate!r}")
 
 
-def gelu(x, approximate="none"):
+def gelu(x: Tensor, approximate: Literal["none", "tanh"] = "none") -> Tensor:
     """x * Phi(x) with the exact erf (approximate='none') or PyTorch's tanh approximation ('tanh')."""
     check_gelu_approximate(approximate)
     x = _tensor(x, "gelu")
     return x.gelu() if approximate == "none" else x.gelu_tanh()
 
 
-def leaky_relu(x, negative_slope=0.01, inplace=False):
+def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     return _tensor(x, "leaky_relu").leaky_relu(negative_slope)
 
 
-def silu(x, inplace=False):
+def silu(x: Tensor, inplace: bool = False) -> Tensor:
     """x * sigmoid(x)."""
     return _tensor(x, "silu").silu()
 
 
-def elu(x, alpha=1.0, inplace=False):
+def elu(x: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x if x > 0 else alpha * (exp(x) - 1)."""
     return _tensor(x, "elu").elu(alpha)
 
 
-def selu(x, inplace=False):
+def selu(x: Tensor, inplace: bool = False) -> Tensor:
     """scale * elu(x, alpha) with alpha = 1.6732632423543772, scale = 1.0507009873554805 (PyTorch's)."""
     return _tensor(x, "selu").selu()
 
 
-def softplus(x, beta=1.0, threshold=20.0):
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + exp(beta * x)) / beta, and x where beta * x > threshold."""
     if beta == 0:
         raise ValueError("softplus: beta must be non-zero")
     return _tensor(x, "softplus").softplus(beta, threshold)
 
 
-def mish(x, inplace=False):
+def mish(x: Tensor, inplace: bool = False) -> Tensor:
     """x * tanh(softplus(x))."""
     return _tensor(x, "mish").mish()
 
 
-def hardswish(x, inplace=False):
+def hardswish(x: Tensor, inplace: bool = False) -> Tensor:
     """x * relu6(x + 3) / 6."""
     return _tensor(x, "hardswish").hardswish()
 
 
-def hardsigmoid(x, inplace=False):
+def hardsigmoid(x: Tensor, inplace: bool = False) -> Tensor:
     """relu6(x + 3) / 6."""
     return _tensor(x, "hardsigmoid").hardsigmoid()
 
 
-def softmax(x, dim=-1):
+def softmax(x: Tensor, dim: int = -1) -> Tensor:
     return _tensor(x, "softmax").softmax(dim)
 
 
-def log_softmax(x, dim=-1):
+def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     return _tensor(x, "log_softmax").log_softmax(dim)
 
 
-def exp(x):
+def exp(x: Tensor) -> Tensor:
     return _tensor(x, "exp").exp()
 
 
-def log(x):
+def log(x: Tensor) -> Tensor:
     return _tensor(x, "log").log()
 
 
-def log1p(x):
+def log1p(x: Tensor) -> Tensor:
     """log(1 + x), accurate for small x."""
     return _tensor(x, "log1p").log1p()
 
 
-def expm1(x):
+def expm1(x: Tensor) -> Tensor:
     """exp(x) - 1, accurate for small x."""
     return _tensor(x, "expm1").expm1()
 
 
-def sqrt(x):
+def sqrt(x: Tensor) -> Tensor:
     return _tensor(x, "sqrt").sqrt()
 
 
-def abs(x):
+def abs(x: Tensor) -> Tensor:
     return _tensor(x, "abs").abs()
 
 
 # ---- layers ---------------------------------------------------------------------------------------
-def linear(x, weight, bias=None):
+def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
     """x @ weight.T + bias in one fused launch."""
     return _tensor(x, "linear").linear(weight, bias)
 
 
-def embedding(ids, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
-              sparse=False):
+def embedding(ids: Tensor, weight: Tensor, padding_idx: Optional[int] = None, max_norm: Optional[float] = None,
+              norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
     """Rows of weight [num, dim] picked by the integral float ids (any shape) -> ids.shape + [dim]; the rows
     looked up at padding_idx pass no gradient to weight (PyTorch)."""
     _tensor(ids, "embedding")
@@ -158,11 +162,11 @@ def embedding(ids, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale
     return rows.reshape(ids.shape + [weight.shape[-1]])
 
 
-def flatten(x, start_dim=0, end_dim=-1):
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     return _tensor(x, "flatten").flatten(start_dim, end_dim)
 
 
-def unflatten(x, dim, sizes):
+def unflatten(x: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
     """x with dim `dim` split into `sizes` (one of them may be -1)."""
     _tensor(x, "unflatten")
     d = dim + x.dim() if dim < 0 else dim
@@ -175,12 +179,12 @@ def unflatten(x, dim, sizes):
     return x.reshape(x.shape[:d] + sizes + x.shape[d + 1:])
 
 
-def check_p(p, op):
+def check_p(p: float, op: str) -> float:
     if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
         raise ValueError(f"{op}: probability p must be in [0, 1], got {p!r}")
 
 
-def dropout(x, p=0.5, training=True, inplace=False):
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero each element with probability p and scale the rest by 1/(1-p) (identity when not training)."""
     _tensor(x, "dropout")
     check_p(p, "dropout")
@@ -199,14 +203,14 @@ def _channel_dropout(x, p, training, spatial, op):
     return x * TensorBase._empty(mask_shape, x.dtype).dropout_mask(p)
 
 
-def dropout1d(x, p=0.5, training=True, inplace=False):
+def dropout1d(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Channel dropout of [N, C, L] or [C, L] inputs."""
     if x.dim() not in (2, 3):
         raise ShapeError(f"dropout1d: expected a 2-D [C, L] or 3-D [N, C, L] input, got {x.shape}")
     return _channel_dropout(x, p, training, 1, "dropout1d")
 
 
-def dropout2d(x, p=0.5, training=True, inplace=False):
+def dropout2d(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Channel dropout of [N, C, H, W] or [C, H, W] inputs. As in PyTorch, a 3-D input is read as [N, C, L]
     (channel-wise 1-D dropout), with a warning."""
     if x.dim() not in (3, 4):
@@ -219,7 +223,8 @@ def dropout2d(x, p=0.5, training=True, inplace=False):
 
 
 # ---- convolution ----------------------------------------------------------------------------------
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: IntOrPair = 1,
+           padding: Union[IntOrPair, Literal["valid", "same"]] = 0, dilation: IntOrPair = 1, groups: int = 1) -> Tensor:
     """2-D cross-correlation of input [N, C, H, W] with weight [OC, C/groups, kH, kW] (+ bias [OC]);
     padding an int, a pair, 'valid' or 'same' (stride 1; an even total puts the extra row/column at the
     bottom/right, as PyTorch)."""
@@ -243,7 +248,8 @@ def _as_2d(x, weight, op):
     return x.unsqueeze(2), weight.unsqueeze(2)
 
 
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: IntOrPair = 1,
+           padding: Union[IntOrPair, Literal["valid", "same"]] = 0, dilation: IntOrPair = 1, groups: int = 1) -> Tensor:
     """1-D cross-correlation of input [N, C, L] with weight [OC, C/groups, k]: conv2d with a height of 1."""
     x, w = _as_2d(input, weight, "conv1d")
     pad = padding if isinstance(padding, str) else (0, _one(padding, "padding", "conv1d"))
@@ -251,14 +257,18 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                    (1, _one(dilation, "dilation", "conv1d")), groups).squeeze(2)
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: IntOrPair = 1,
+                     padding: IntOrPair = 0, output_padding: IntOrPair = 0, groups: int = 1,
+                     dilation: IntOrPair = 1) -> Tensor:
     """The transposed convolution (the gradient of conv2d w.r.t. its input) of input [N, C, H, W] with
     weight [C, OC/groups, kH, kW]."""
     return _conv_transpose2d(_tensor(input, "conv_transpose2d"), weight, bias, stride, padding, output_padding,
                              groups, dilation)
 
 
-def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+def conv_transpose1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: IntOrPair = 1,
+                     padding: IntOrPair = 0, output_padding: IntOrPair = 0, groups: int = 1,
+                     dilation: IntOrPair = 1) -> Tensor:
     op = "conv_transpose1d"
     x, w = _as_2d(input, weight, op)
     return _conv_transpose2d(x, w, bias, (1, _one(stride, "stride", op)), (0, _one(padding, "padding", op)),
@@ -266,7 +276,8 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
                              (1, _one(dilation, "dilation", op))).squeeze(2)
 
 
-def pad(input, pad, mode="constant", value=None):
+def pad(input: Tensor, pad: Sequence[int], mode: Literal["constant", "reflect", "replicate", "circular"] = "constant",
+        value: Optional[float] = None) -> Tensor:
     """Pad the last dims, a (front, back) pair per dim, last dim first: (left, right), (left, right, top,
     bottom), ...; mode 'constant' (value, default 0; negative pads crop; any number of dims), 'reflect',
     'replicate' or 'circular' (the last 3 dims at most), as PyTorch."""
@@ -274,54 +285,65 @@ def pad(input, pad, mode="constant", value=None):
 
 
 # ---- pooling (inputs [N, C, H, W] or unbatched [C, H, W]; 1-D: [N, C, L] or [C, L]) -------------------------
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+def max_pool2d(input: Tensor, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0, dilation: IntOrPair = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Union[Tensor, tuple[Tensor, Tensor]]:
     """Max over windows (stride defaults to kernel_size); padding (at most half the kernel) never wins, NaN
     does; return_indices also gives each maximum's flat position h*W + w (a float tensor for now)."""
     return _max_pool(_tensor(input, "max_pool2d"), kernel_size, stride, padding, dilation, ceil_mode,
                      return_indices)
 
 
-def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+def max_pool1d(input: Tensor, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0, dilation: IntOrPair = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Union[Tensor, tuple[Tensor, Tensor]]:
     return _max_pool(_tensor(input, "max_pool1d"), kernel_size, stride, padding, dilation, ceil_mode,
                      return_indices, dims=1, op="max_pool1d")
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None):
+def avg_pool2d(input: Tensor, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: Optional[int] = None) -> Tensor:
     """Mean over windows; the divisor counts the zero padding unless count_include_pad=False, or is
     divisor_override (PyTorch's rules, ceil_mode windows included)."""
     return _avg_pool(_tensor(input, "avg_pool2d"), kernel_size, stride, padding, ceil_mode, count_include_pad,
                      divisor_override)
 
 
-def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+def avg_pool1d(input: Tensor, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0, ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
     return _avg_pool(_tensor(input, "avg_pool1d"), kernel_size, stride, padding, ceil_mode, count_include_pad,
                      dims=1, op="avg_pool1d")
 
 
-def adaptive_avg_pool2d(input, output_size):
+def adaptive_avg_pool2d(input: Tensor, output_size: Union[int, None, Sequence[Optional[int]]]) -> Tensor:
     """Average over the windows [floor(i*H/OH), ceil((i+1)*H/OH)) (and likewise for W); output_size an int, a
     pair, or None for a dim to keep."""
     return _adaptive_pool(_tensor(input, "adaptive_avg_pool2d"), output_size, False)
 
 
-def adaptive_avg_pool1d(input, output_size):
+def adaptive_avg_pool1d(input: Tensor, output_size: Union[int, None, Sequence[Optional[int]]]) -> Tensor:
     return _adaptive_pool(_tensor(input, "adaptive_avg_pool1d"), output_size, False, dims=1,
                           op="adaptive_avg_pool1d")
 
 
-def adaptive_max_pool2d(input, output_size, return_indices=False):
+def adaptive_max_pool2d(input: Tensor, output_size: Union[int, None, Sequence[Optional[int]]],
+                        return_indices: bool = False) -> Union[Tensor, tuple[Tensor, Tensor]]:
     return _adaptive_pool(_tensor(input, "adaptive_max_pool2d"), output_size, True, return_indices,
                           op="adaptive_max_pool2d")
 
 
-def adaptive_max_pool1d(input, output_size, return_indices=False):
+def adaptive_max_pool1d(input: Tensor, output_size: Union[int, None, Sequence[Optional[int]]],
+                        return_indices: bool = False) -> Union[Tensor, tuple[Tensor, Tensor]]:
     return _adaptive_pool(_tensor(input, "adaptive_max_pool1d"), output_size, True, return_indices, dims=1,
                           op="adaptive_max_pool1d")
 
 
-def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
-                recompute_scale_factor=None, antialias=False):
+def interpolate(input: Tensor, size: Optional[IntOrPair] = None,
+                scale_factor: Union[float, Sequence[float], None] = None,
+                mode: Literal["nearest", "nearest-exact", "linear", "bilinear"] = "nearest",
+                align_corners: Optional[bool] = None, recompute_scale_factor: Optional[bool] = None,
+                antialias: bool = False) -> Tensor:
     """Resample [N, C, L] or [N, C, H, W] to `size` or by `scale_factor` (output floor(in * factor)) with
     mode 'nearest', 'nearest-exact', 'linear' (3-d) or 'bilinear' (4-d), PyTorch's index rules."""
     if antialias:
@@ -330,12 +352,15 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                         recompute_scale_factor)
 
 
-def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+def upsample(input: Tensor, size: Optional[IntOrPair] = None, scale_factor: Union[float, Sequence[float], None] = None,
+             mode: Literal["nearest", "nearest-exact", "linear", "bilinear"] = "nearest",
+             align_corners: Optional[bool] = None) -> Tensor:
     return interpolate(input, size, scale_factor, mode, align_corners)
 
 
 # ---- attention ------------------------------------------------------------------------------------
-def attention_mask(mask, dtype, op, true_means="keep"):
+def attention_mask(mask: Any, dtype: DTypeLike, op: str,
+                   true_means: Literal["keep", "drop"] = "keep") -> tuple[Optional[Tensor], int]:
     """(tensor or None, kind) for an attention mask: a float tensor or array is added to the scores; a bool
     one (a bool tensor, once they exist, a numpy bool array or a list of bools) keeps the scores where it is
     True (true_means='keep': scaled_dot_product_attention) or masks them out (true_means='drop':
@@ -357,8 +382,9 @@ def attention_mask(mask, dtype, op, true_means="keep"):
     return Tensor(arr.astype(dtype), dtype=dtype), _attention.ADD
 
 
-def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
-                                 enable_gqa=False):
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Any] = None,
+                                 dropout_p: float = 0.0, is_causal: bool = False, scale: Optional[float] = None,
+                                 enable_gqa: bool = False) -> Tensor:
     """softmax(query @ key^T * scale + mask) @ value (scale 1/sqrt(E) by default) over [..., L, E],
     [..., S, E], [..., S, Ev], the batch dims broadcast. attn_mask: bool (True takes part) or float (added),
     broadcast to [..., L, S]; is_causal: keys after the query's position (top-left aligned) are masked out;
@@ -387,7 +413,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
 _COMPOSED_SCORES_BYTES = 256 << 20
 
 
-def composed_attention_pays(query, key):
+def composed_attention_pays(query: Tensor, key: Tensor) -> bool:
     """Whether attention over these [..., L, E] queries and [..., S, E] keys runs faster composed from
     matmul/softmax ops than through the fused kernels on the current device."""
     if query.device.local_mem_dedicated:
@@ -416,8 +442,9 @@ def _grouped_query_attention(query, key, value, mask, kind, dropout_p, is_causal
     return out.reshape(out.shape[:-4] + [hq] + out.shape[-2:])
 
 
-def math_attention(query, key, value, mask, kind, dropout_p=0.0, is_causal=False, scale=None, mask_b=None,
-                   kind_b=0):
+def math_attention(query: Tensor, key: Tensor, value: Tensor, mask: Optional[Any], kind: int, dropout_p: float = 0.0,
+                   is_causal: bool = False, scale: Optional[float] = None, mask_b: Optional[Any] = None,
+                   kind_b: int = 0) -> tuple[Tensor, Optional[Tensor]]:
     """(output, probabilities) of attention composed from matmul/softmax ops: what MultiheadAttention's
     need_weights=True returns the weights of, and the path for head sizes the fused kernels do not take."""
     s = (query @ key.transpose(-1, -2)) * (1.0 / math.sqrt(query.shape[-1]) if scale is None else scale)
@@ -442,8 +469,10 @@ def math_attention(query, key, value, mask, kind, dropout_p=0.0, is_causal=False
 
 
 # ---- normalisation --------------------------------------------------------------------------------
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5,
-               *, num_batches_tracked=None):
+def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
+               weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, training: bool = False,
+               momentum: Optional[float] = 0.1, eps: float = 1e-5, *,
+               num_batches_tracked: Optional[Tensor] = None) -> Tensor:
     """PyTorch's batch norm over dim 1 of input [N, C, *]. training: batch mean and biased variance, and the
     running buffers (if given) move towards them in place, unbiased (momentum None: the cumulative average
     over num_batches_tracked, which is advanced); not training: the running statistics."""
@@ -451,19 +480,21 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                        eps, num_batches_tracked)
 
 
-def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+def group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
+               eps: float = 1e-5) -> Tensor:
     """Normalise each sample's num_groups groups of channels of input [N, C, *]; weight, bias [C]."""
     return _group_norm(_tensor(input, "group_norm"), num_groups, weight, bias, eps)
 
 
-def rms_norm(input, normalized_shape, weight=None, eps=None):
+def rms_norm(input: Tensor, normalized_shape: ShapeLike, weight: Optional[Tensor] = None,
+             eps: Optional[float] = None) -> Tensor:
     """input / sqrt(mean(input^2 over the trailing dims normalized_shape) + eps) * weight; eps None is the
     dtype's machine epsilon."""
     return _rms_norm(_tensor(input, "rms_norm"), normalized_shape, weight, eps)
 
 
 # ---- losses ---------------------------------------------------------------------------------------
-def mse_loss(input, target, reduction="mean"):
+def mse_loss(input: Tensor, target: Tensor, reduction: Literal["mean", "sum", "none"] = "mean") -> Tensor:
     """Squared error between same-shaped tensors, reduced by 'mean' | 'sum' | 'none'."""
     check_reduction(reduction, "mse_loss")
     _tensor(input, "mse_loss")
@@ -474,7 +505,8 @@ def mse_loss(input, target, reduction="mean"):
     return reduce_loss(diff * diff, reduction)
 
 
-def cross_entropy(input, target, reduction="mean"):
+def cross_entropy(input: Tensor, target: Union[Tensor, Sequence[int], np.ndarray],
+                  reduction: Literal["mean", "sum", "none"] = "mean") -> Tensor:
     """Cross-entropy of logits [..., C] against class indices [...]: a float tensor of integral values, or
     host data (a list or numpy array of ints), which is range-checked here. Indices out of range in a
     device tensor cannot be checked without a sync: their loss is NaN."""

@@ -2,8 +2,11 @@
 validation. Cross-entropy, NLL and the two binary cross-entropies are fused kernels (clownpiece/ops/loss.py,
 recorded by autograd/functions/loss.py); the rest compose differentiable device ops. Arguments are checked
 before anything is launched. The legacy size_average/reduce arguments map to `reduction` as in PyTorch."""
+from __future__ import annotations
+
 import numbers
 import warnings
+from typing import Literal, Optional, Sequence, Union
 
 import numpy as np
 
@@ -15,7 +18,8 @@ from ..autograd.functions import loss as _fn
 from ..autograd.functions.elementwise import where
 
 
-def legacy_reduction(size_average, reduce, reduction, op):
+def legacy_reduction(size_average: Optional[bool], reduce: Optional[bool], reduction: Literal["mean", "sum", "none"],
+                     op: str) -> str:
     """PyTorch's mapping of the deprecated size_average/reduce to a reduction (both None: `reduction`)."""
     if size_average is None and reduce is None:
         check_reduction(reduction, op)
@@ -76,8 +80,10 @@ def _host_targets(target, c, op):
     return arr
 
 
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
-                  reduction="mean", label_smoothing=0.0):
+def cross_entropy(input: Tensor, target: Union[Tensor, Sequence[int], np.ndarray],
+                  weight: Union[Tensor, str, None] = None, size_average: Optional[bool] = None,
+                  ignore_index: int = -100, reduce: Optional[bool] = None,
+                  reduction: Literal["mean", "sum", "none"] = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy of unnormalised logits against class indices or class probabilities (PyTorch's
     F.cross_entropy). Layouts: [N, C, d1, ...], [N, C] and [C] (PyTorch's), and the course's [..., C] logits
     with targets of shape [...]; class indices are an integer tensor, the course's float tensor of integral
@@ -110,7 +116,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     return _fn.class_loss(input, target.detach(), weight, (b, c, d), reduction, ignore_index, eps, False)
 
 
-def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+def nll_loss(input: Tensor, target: Tensor, weight: Optional[Tensor] = None, size_average: Optional[bool] = None,
+             ignore_index: int = -100, reduce: Optional[bool] = None,
+             reduction: Literal["mean", "sum", "none"] = "mean") -> Tensor:
     """Negative log-likelihood of log-probabilities input [N, C, d1, ...], [N, C] or [C] against class
     indices [N, d1, ...]; 'mean' divides by the sum of the weights of the targets that are not ignored."""
     op = "nll_loss"
@@ -159,7 +167,9 @@ def _weighted(loss, weight):
     return loss if weight is None else loss * weight
 
 
-def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+                         size_average: Optional[bool] = None, reduce: Optional[bool] = None,
+                         reduction: Literal["mean", "sum", "none"] = "mean") -> Tensor:
     """-w (t log x + (1 - t) log(1 - x)) for probabilities x, each log clamped to >= -100 (PyTorch's).
     Inputs outside [0, 1] give NaN (PyTorch checks them on the host, which would need a device read)."""
     op = "binary_cross_entropy"
@@ -169,8 +179,10 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return _reduce(_weighted(_fn.binary_cross_entropy(input, target), weight), reduction)
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
-                                     pos_weight=None):
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+                                     size_average: Optional[bool] = None, reduce: Optional[bool] = None,
+                                     reduction: Literal["mean", "sum", "none"] = "mean",
+                                     pos_weight: Optional[Tensor] = None) -> Tensor:
     """Binary cross-entropy on logits, stable for large |x|: w ((1 - t) x - (1 + (p - 1) t) log sigmoid(x)),
     pos_weight p broadcast to the target's shape (e.g. [C] over [N, C])."""
     op = "binary_cross_entropy_with_logits"
@@ -187,14 +199,16 @@ def _difference(input, target, op):
     return input - target
 
 
-def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+def l1_loss(input: Tensor, target: Tensor, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
+            reduction: Literal["mean", "sum", "none"] = "mean") -> Tensor:
     """|x - t|."""
     op = "l1_loss"
     reduction = legacy_reduction(size_average, reduce, reduction, op)
     return _reduce(_difference(input, target, op).abs(), reduction)
 
 
-def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+def smooth_l1_loss(input: Tensor, target: Tensor, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
+                   reduction: Literal["mean", "sum", "none"] = "mean", beta: float = 1.0) -> Tensor:
     """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (d = x - t); beta = 0 is l1_loss."""
     op = "smooth_l1_loss"
     reduction = legacy_reduction(size_average, reduce, reduction, op)
@@ -208,7 +222,8 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     return _reduce(where(a < beta, d * d * (0.5 / beta), a - 0.5 * beta), reduction)
 
 
-def huber_loss(input, target, reduction="mean", delta=1.0):
+def huber_loss(input: Tensor, target: Tensor, reduction: Literal["mean", "sum", "none"] = "mean",
+               delta: float = 1.0) -> Tensor:
     """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta) (d = x - t)."""
     op = "huber_loss"
     check_reduction(reduction, op)
@@ -223,7 +238,8 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
 KL_REDUCTIONS = ("mean", "sum", "none", "batchmean")
 
 
-def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+def kl_div(input: Tensor, target: Tensor, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
+           reduction: Literal["mean", "sum", "none", "batchmean"] = "mean", log_target: bool = False) -> Tensor:
     """Pointwise KL divergence of log-probabilities input from target (probabilities, or log-probabilities
     with log_target): t (log t - x), 0 where t = 0; exp(t) (t - x) with log_target. 'batchmean' sums and
     divides by the batch size input.shape[0]; 'mean' averages over every element (as PyTorch, which warns)."""
@@ -255,7 +271,9 @@ def _pair(input1, input2, target, op):
     return input1, input2, target
 
 
-def margin_ranking_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
+                        size_average: Optional[bool] = None, reduce: Optional[bool] = None,
+                        reduction: Literal["mean", "sum", "none"] = "mean") -> Tensor:
     """max(0, -y (x1 - x2) + margin); the three tensors have the same number of dims and broadcast."""
     op = "margin_ranking_loss"
     reduction = legacy_reduction(size_average, reduce, reduction, op)
@@ -266,7 +284,9 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, size_average=None, r
     return _reduce((target * (input2 - input1) + float(margin)).relu(), reduction)
 
 
-def cosine_embedding_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
+                          size_average: Optional[bool] = None, reduce: Optional[bool] = None,
+                          reduction: Literal["mean", "sum", "none"] = "mean") -> Tensor:
     """1 - cos(x1, x2) where y = 1, max(0, cos(x1, x2) - margin) where y = -1, 0 elsewhere; inputs [N, D]
     with target [N], or [D] with a 0-dim target. cos = x1.x2 / sqrt((|x1|^2 + 1e-12) (|x2|^2 + 1e-12))."""
     op = "cosine_embedding_loss"

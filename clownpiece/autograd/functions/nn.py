@@ -5,7 +5,12 @@ forward keeps intermediates of its private raw op (row statistics).
 The entry functions below are what nn.functional and the Tensor methods of the same names call. They pass
 tensor inputs positionally (one gradient edge each, None for an absent optional tensor) and
 hyper-parameters as keywords, so every backward returns a fixed number of gradients."""
+from __future__ import annotations
+
+from typing import Optional
+
 from ..._tensor import TensorBase
+from ..._types import ShapeLike
 from ...ops.nn import check_reduction, reduce_loss
 from ..formula import Op
 from ..methods import differentiable, register
@@ -57,7 +62,8 @@ def cross_entropy(logits, target, reduction="mean"):
     return CrossEntropy.record(logits, target, reduction=reduction)
 
 
-def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+def layer_norm(x: TensorBase, normalized_shape: ShapeLike, weight: Optional[TensorBase] = None,
+               bias: Optional[TensorBase] = None, eps: float = 1e-5) -> TensorBase:
     return LayerNorm.record(x, weight, bias, normalized_shape=normalized_shape, eps=eps)
 
 
