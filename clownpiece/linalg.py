@@ -4,21 +4,27 @@ records autograd through them.
 einsum lowers any equation to the ops that already exist: repeated letters within an operand take a
 diagonal (a mask multiply and a sum), letters no one else needs are summed out at once, and operands are
 contracted left to right, each pair as one batched matmul after a permute and a reshape."""
+from __future__ import annotations
+
 import string
+from typing import Sequence, Union
 
 from ._layout import ShapeError
 from ._tensor import TensorBase
 from .factories import eye
 from .ops.linalg import norm_order
+from ._types import DimLike, DTypeLike
 
 
-def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
+def vector_norm(x: TensorBase, ord: float = 2, dim: DimLike = None, keepdim: bool = False, *,
+                dtype: DTypeLike = None) -> TensorBase:
     """torch.linalg.vector_norm: ord a number, inf or -inf, over dim (None: every element)."""
     _tensor(x, "vector_norm")
     return x.norm(norm_order(ord, "vector_norm"), dim, keepdim, dtype)
 
 
-def norm(x, ord=None, dim=None, keepdim=False, *, dtype=None):
+def norm(x: TensorBase, ord: Union[float, str, None] = None, dim: DimLike = None, keepdim: bool = False, *,
+         dtype: DTypeLike = None) -> TensorBase:
     """torch.linalg.norm for what is a vector norm: ord None (the 2-norm of all elements, which is the
     Frobenius norm of a matrix), a number with a 1-D input or an int dim, or 'fro'. Matrix norms of other
     orders (2, 'nuc', ...) raise."""
@@ -159,7 +165,7 @@ def _prod(values):
     return p
 
 
-def einsum(equation, *operands):
+def einsum(equation: str, *operands: Union[TensorBase, Sequence[TensorBase]]) -> TensorBase:
     """torch.einsum: einsum('ij,jk->ik', a, b), any number of operands (also passed as one list), '...' for
     broadcast dims, implicit output when there is no '->'."""
     if not isinstance(equation, str):

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator, Optional
 import pytest
 
 import clownpiece.autograd
+import clownpiece.linalg
 import clownpiece.nn as nn
 import clownpiece.nn.init
 import clownpiece.nn.parallel
@@ -116,6 +117,7 @@ GROUPS = {
     "clownpiece": (lambda: public_api(clownpiece, "clownpiece", only=(
         "backward", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "stack", "cat", "broadcast",
         "broadcast_tensors", "where", "save", "load", "device", "synchronize")), 15),
+    "linalg": (lambda: public_api(clownpiece.linalg, "clownpiece.linalg"), 3),
     "autograd": (lambda: public_api(clownpiece.autograd, "clownpiece", exclude=("clownpiece.autograd.function",)),
                  12),
 }
