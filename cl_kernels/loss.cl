@@ -56,14 +56,15 @@ __kernel void class_loss_fwd(__global T* loss, int oloss, __global T* wt, int ow
     wt[i] = wk;
 }
 
-// d loss / d x[b, j, s] = g[i * gs] * ((1 - eps) * w[t] * (p_j - [j == t]) + eps / C * (W * p_j - w[j])),
+// d loss / d x[b, j, s] = g[i * gs] / div * ((1 - eps) * w[t] * (p_j - [j == t]) + eps / C * (W * p_j - w[j])),
 // p = softmax of the position's classes (0 for NLL), W = wsum[0], the sum of the weights (C without them:
-// wsum is not read); 0 where t == ignore_index, NaN where t is no class. gs = 0 for a reduced loss (g then holds the
-// incoming gradient already divided by the 'mean' divisor).
+// wsum is not read); 0 where t == ignore_index, NaN where t is no class. gs = 0 for a reduced loss; div =
+// dv[0], the 'mean' divisor, where has_div (else 1: dv is not read).
 __kernel void class_loss_bwd(__global T* dx, int odx, __global const T* x, int ox, __global const T* lse,
                              int olse, __global const TGT* t, int ot, __global const T* w, int ow, int has_w,
                              __global const T* wsum, int owsum, __global const T* g, int og, int gs,
-                             int ignore_index, T eps, int n, int c, int d) {
+                             __global const T* dv, int odv, int has_div, int ignore_index, T eps, int n, int c,
+                             int d) {
     int e = get_global_id(0); if (e >= n * c) return;
     dx += odx;
     int cd = c * d;
@@ -86,7 +87,8 @@ __kernel void class_loss_bwd(__global T* dx, int odx, __global const T* x, int o
         v = (ONE - eps) * v + eps / (T)c * ((has_w ? wsum[owsum] : (T)c) * p - wj);
     }
 #endif
-    dx[e] = v * g[og + i * gs];
+    T gi = g[og + i * gs];
+    dx[e] = v * (has_div ? gi / dv[odv] : gi);
 }
 
 #ifndef NLL

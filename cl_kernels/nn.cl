@@ -1,42 +1,9 @@
-// Fused neural-network kernels: cross-entropy and layer norm (convolution: conv.cl, pooling: pool.cl).
+// Fused neural-network kernels: layer norm (losses: loss.cl, convolution: conv.cl, pooling: pool.cl).
 // T is float or double. Row kernels take one row per work-item (rows are short: classes, features);
 // everything else is one work-item per output element. Inputs of the row kernels are contiguous (the host
 // makes them so). Every buffer parameter is followed by its element offset; kernels move the pointers they
 // index from 0 first.
 #include "common.h"
-
-#define NEG_INF ((T)(-INFINITY))
-
-// ---- cross-entropy over rows of logits x [n, c] with class-index targets t [n] ------------------------
-// loss[i] = logsumexp(x[i]) - x[i, t[i]], the row max subtracted first so +-1e4 logits stay finite.
-// lse[i] is kept for the backward. A target that is not an integer in [0, c) gives a NaN loss: checking
-// device data on the host would need a sync.
-__kernel void cross_entropy_fwd(__global T* loss, int oloss, __global T* lse, int olse, __global const T* x,
-                                int ox, __global const T* t, int ot, int n, int c) {
-    int i = get_global_id(0); if (i >= n) return;
-    loss += oloss; lse += olse;
-    __global const T* row = x + ox + i * c;
-    T m = NEG_INF;
-    for (int j = 0; j < c; ++j) { T v = row[j]; m = v > m ? v : m; }
-    T s = ZERO;
-    for (int j = 0; j < c; ++j) s += exp(row[j] - m);
-    T l = m + log(s);
-    T target = t[ot + i];
-    int k = (int)target;
-    lse[i] = l;
-    loss[i] = (target >= ZERO && target < (T)c && (T)k == target) ? l - row[k] : (T)NAN;
-}
-
-// dx[i, j] = (softmax(x[i])[j] - (j == t[i])) * g[i * gs] * scale; gs = 0 for a reduced loss.
-__kernel void cross_entropy_bwd(__global T* dx, int odx, __global const T* x, int ox, __global const T* lse,
-                                int olse, __global const T* t, int ot, __global const T* g, int og, int gs,
-                                T scale, int n, int c) {
-    int k = get_global_id(0); if (k >= n * c) return;
-    dx += odx; lse += olse;
-    int i = k / c, j = k - i * c;
-    T p = exp(x[ox + k] - lse[i]);
-    dx[k] = (p - (T)((T)j == t[ot + i])) * g[og + i * gs] * scale;
-}
 
 // ---- layer norm over rows of x [n, f]: y = (x - mean) * rstd * w + b, biased variance -----------------
 // mean and rstd per row are kept for the backward. affine: bit 0 scales by w, bit 1 shifts by b (an absent

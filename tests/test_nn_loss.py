@@ -11,14 +11,13 @@ from clownpiece import Tensor
 from clownpiece import nn
 from clownpiece.autograd import gradcheck
 from clownpiece.nn import functional as F
-from clownpiece.nn import loss_functions as LF
 from clownpiece._layout import ShapeError
 from conftest import assert_close, make, no_launch, to_np, LAYOUTS
 
 rng = np.random.default_rng(11)
 f64 = np.float64
 REDUCTIONS = ["mean", "sum", "none"]
-cross_entropy = LF.cross_entropy
+cross_entropy = F.cross_entropy
 
 
 def leaf(arr, dtype=f64):
@@ -166,6 +165,38 @@ def test_cross_entropy_grad_probability_targets(reduction):
     assert gradcheck(lambda a, b: cross_entropy(a, b, reduction=reduction), [x, p])
 
 
+def test_cross_entropy_module_matches_functional():
+    x = rng.standard_normal((5, 3, 2))
+    t = class_targets((5, 3, 2), 1, (5, 2), ignore=1)
+    w = rng.random(3) + 0.5
+    loss = nn.CrossEntropyLoss(T(w), ignore_index=1, reduction="sum", label_smoothing=0.05)
+    assert_close(loss(T(x), T(t)), nll_np(log_softmax_np(x, 1), t, 1, w, 1, 0.05, "sum"))
+    assert "weight" in dict(loss.named_buffers())
+    assert nn.CrossEntropyLoss().ignore_index == -100 and nn.CrossEntropyLoss().label_smoothing == 0.0
+
+
+def test_cross_entropy_course_call_forms_keep_working():
+    x = rng.standard_normal((4, 3))
+    t = np.array([0, 2, 1, 2.0])
+    ref = nll_np(log_softmax_np(x, 1), t, 1, reduction="sum")
+    assert_close(F.cross_entropy(T(x), T(t), "sum"), ref)  # the course's positional reduction
+    assert_close(nn.CrossEntropyLoss("sum")(T(x), T(t)), ref)
+    assert_close(nn.CrossEntropyLoss(reduction="sum")(T(x), [0, 2, 1, 2]), ref)
+
+
+def test_cross_entropy_layout_when_both_fit():
+    """[N, K, K] logits with [N, K] targets fit both layouts: float targets (the course's labels) read the
+    classes from the last dim; [N, C, d1] is taken where only it fits."""
+    x = rng.standard_normal((2, 3, 3))
+    t = rng.integers(0, 3, (2, 3)).astype(f64)
+    assert_close(F.cross_entropy(T(x), T(t), reduction="none"),
+                 nll_np(log_softmax_np(x, 2), t, 2, reduction="none"))
+    x2 = rng.standard_normal((2, 4, 3))
+    t2 = rng.integers(0, 4, (2, 3)).astype(f64)
+    assert_close(F.cross_entropy(T(x2), T(t2), reduction="none"),
+                 nll_np(log_softmax_np(x2, 1), t2, 1, reduction="none"))
+
+
 def test_cross_entropy_finite_for_huge_logits_with_smoothing(dtype):
     x = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, 1e4]])
     t = np.array([1.0, 2.0])
@@ -179,7 +210,7 @@ def test_cross_entropy_finite_for_huge_logits_with_smoothing(dtype):
 @pytest.mark.parametrize("fn", ["cross_entropy", "nll_loss"])
 def test_class_losses_on_empty_batches(fn, dtype):
     """PyTorch: 'mean' over no targets is NaN, 'sum' is 0, 'none' is empty."""
-    f = cross_entropy if fn == "cross_entropy" else F.nll_loss
+    f = getattr(F, fn)
     x, t = T(np.zeros((0, 3)), dtype), T(np.zeros((0,)), dtype)
     assert np.isnan(f(x, t).item())
     assert f(x, t, reduction="sum").item() == 0.0
@@ -217,6 +248,8 @@ def test_cross_entropy_bad_arguments_raise_before_launching():
             cross_entropy(x, t, ignore_index=1.5)
         with pytest.raises(TypeError):
             cross_entropy(x, t, [1.0, 2.0, 3.0, 4.0])
+        with pytest.raises(ValueError, match="reduction"):
+            nn.CrossEntropyLoss(reduction="avg")
 
 
 def test_cross_entropy_legacy_size_average_and_reduce():

@@ -14,11 +14,11 @@ from .._tensor import Tensor, TensorBase
 from .._layout import ShapeError, IndexOutOfRange
 from ..ops.nn import check_reduction, reduce_loss
 from . import loss_functions as _loss_functions
-from .loss_functions import (nll_loss, binary_cross_entropy, binary_cross_entropy_with_logits, l1_loss,
+from .loss_functions import (cross_entropy, nll_loss, binary_cross_entropy, binary_cross_entropy_with_logits, l1_loss,
                              smooth_l1_loss, huber_loss, kl_div, margin_ranking_loss, cosine_embedding_loss)
 from ..autograd.functions.elementwise import where
 from ..autograd.functions.conv import conv2d as _conv2d, conv_transpose2d as _conv_transpose2d, pad as _pad
-from ..autograd.functions.nn import cross_entropy as _cross_entropy, layer_norm
+from ..autograd.functions.nn import layer_norm
 from ..autograd.functions.attention import scaled_dot_product_attention as _sdpa
 from ..autograd.functions.upsample import interpolate as _interpolate
 from ..factories import _arange
@@ -503,28 +503,6 @@ def mse_loss(input: Tensor, target: Tensor, reduction: Literal["mean", "sum", "n
         raise ShapeError(f"mse_loss: input {input.shape} and target {target.shape} must have the same shape")
     diff = input - target
     return reduce_loss(diff * diff, reduction)
-
-
-def cross_entropy(input: Tensor, target: Union[Tensor, Sequence[int], np.ndarray],
-                  reduction: Literal["mean", "sum", "none"] = "mean") -> Tensor:
-    """Cross-entropy of logits [..., C] against class indices [...]: a float tensor of integral values, or
-    host data (a list or numpy array of ints), which is range-checked here. Indices out of range in a
-    device tensor cannot be checked without a sync: their loss is NaN."""
-    _tensor(input, "cross_entropy")
-    if not isinstance(target, TensorBase):
-        target = _host_targets(target, input)
-    return _cross_entropy(input, target, reduction)
-
-
-def _host_targets(target, logits):
-    arr = np.asarray(target)
-    if arr.dtype.kind not in "iuf":
-        raise TypeError(f"cross_entropy: targets must be class indices, got {type(target).__name__} of {arr.dtype}")
-    c = logits.shape[-1] if logits.dim() else 0
-    bad = (arr != np.floor(arr)) | (arr < 0) | (arr >= c)
-    if bad.any():
-        raise IndexOutOfRange(f"cross_entropy: target {arr[bad].ravel()[0]!r} is not a class index in [0, {c})")
-    return Tensor(arr.astype(logits.dtype), dtype=logits.dtype)
 
 
 __all__ = ["relu", "sigmoid", "tanh", "gelu", "leaky_relu", "silu", "elu", "selu", "softplus", "mish", "hardswish",

@@ -1,7 +1,10 @@
-"""Losses (docs/api.md, nn): 0-dim results for 'mean'/'sum', per-position values for 'none'."""
+"""Losses (docs/api.md, nn): 0-dim results for 'mean'/'sum', per-position values for 'none'. The
+functional forms: nn/loss_functions.py."""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Sequence, Union
+
+import numpy as np
 
 from .._tensor import Tensor
 from .module import Module
@@ -27,14 +30,6 @@ class MSELoss(_Loss):
         return F.mse_loss(input, target, self.reduction)
 
 
-class CrossEntropyLoss(_Loss):
-    """logits [..., C] against class indices [...] (a float tensor of integral values, or a list/array of
-    ints); fused log-sum-exp with the row max subtracted, finite for logits of +-1e4."""
-
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return F.cross_entropy(logits, target, self.reduction)
-
-
 # ---- PyTorch's losses (nn.functional forms in nn/loss_functions.py) --------------------------------------
 class _PyTorchLoss(_Loss):
     """A loss with PyTorch's constructor: the deprecated size_average/reduce map to `reduction`."""
@@ -52,6 +47,24 @@ class _WeightedLoss(_PyTorchLoss):
                  reduce: Optional[bool] = None, reduction: Literal["mean", "sum", "none"] = "mean") -> None:
         super().__init__(size_average, reduce, reduction)
         self.register_buffer("weight", weight)
+
+
+class CrossEntropyLoss(_WeightedLoss):
+    """Cross-entropy of logits against class indices or probabilities (F.cross_entropy): PyTorch's
+    [N, C, d1, ...] and the course's [..., C] layouts, weight, ignore_index, label_smoothing. The course's
+    CrossEntropyLoss("sum") passes the reduction first."""
+
+    def __init__(self, weight: Union[Tensor, str, None] = None, size_average: Optional[bool] = None,
+                 ignore_index: int = -100, reduce: Optional[bool] = None,
+                 reduction: Literal["mean", "sum", "none"] = "mean", label_smoothing: float = 0.0) -> None:
+        if isinstance(weight, str):  # the course's positional reduction
+            weight, reduction = None, weight
+        super().__init__(weight, size_average, reduce, reduction)
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+
+    def forward(self, input: Tensor, target: Union[Tensor, Sequence[int], np.ndarray]) -> Tensor:
+        return LF.cross_entropy(input, target, self.weight, ignore_index=self.ignore_index,
+                                reduction=self.reduction, label_smoothing=self.label_smoothing)
 
 
 class NLLLoss(_WeightedLoss):

@@ -50,6 +50,14 @@ def _float_arg(t, name, op):
     return _floating(t, name, op)
 
 
+def _class_targets(target, op):
+    """Class-index targets: an integer tensor (PyTorch's), or the course's float tensor of integral values."""
+    _tensor(target, "target", op)
+    if np.dtype(target.dtype).kind == "b":
+        raise TypeError(f"{op}: class-index targets must be int64 or int32 (or float class labels), got bool")
+    return target
+
+
 def _class_weight(weight, c, x, op):
     if weight is None:
         return None
@@ -99,6 +107,7 @@ def cross_entropy(input: Tensor, target: Union[Tensor, Sequence[int], np.ndarray
         c = input.shape[-1] if input.dim() else 0
         arr = _host_targets(target, c, op)
         target = Tensor(arr.astype(input.dtype), dtype=input.dtype)
+    _class_targets(target, op)
     ignore_index = _ignore_index(ignore_index, op)
     eps = float(label_smoothing)
     if not 0.0 <= eps <= 1.0:
@@ -124,7 +133,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Optional[Tensor] = None, siz
     op = "nll_loss"
     reduction = legacy_reduction(size_average, reduce, reduction, op)
     _floating(input, "input", op)
-    _tensor(target, "target", op)
+    _class_targets(target, op)
     ignore_index = _ignore_index(ignore_index, op)
     b, c, d, probabilities = _ops.class_layout(input, target, op, course_layout=False)
     if probabilities:

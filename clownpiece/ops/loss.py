@@ -6,15 +6,18 @@ autograd/functions/loss.py record them, and nn.functional (nn/loss_functions.py)
 Class layout: the input is viewed as a contiguous [B, C, D]: PyTorch's [N, C, d1, ...] (B = N, D = d1 * ...),
 [N, C] and [C] (D = 1), or the course's [..., C] (B = the leading dims, D = 1). class_layout says which.
 Nothing reads device memory back."""
+import numpy as np
+
 from .. import backend
 from .._layout import ShapeError, numel
 
-_INT_KINDS = "iub"
+_INT64 = np.dtype(np.int64)
 
 
 def is_class_index_dtype(dtype):
-    """Integer (and bool) targets are class indices, as in PyTorch; float targets may be either."""
-    return getattr(dtype, "kind", "f") in _INT_KINDS
+    """Integer targets are class indices, as in PyTorch; float targets may be either (the course's labels,
+    or probabilities)."""
+    return np.dtype(dtype).kind in "iu"
 
 
 def class_layout(x, target, op, course_layout=True):
@@ -62,29 +65,30 @@ def _kernel(name, dtype, defines=()):
 
 
 def class_loss(x, target, weight, ignore_index, eps, nll, bcd):
-    """Per-position loss (target's shape), the positions' weights wt [n] (0 where ignored), lse [n] (None
-    for NLL), and the contiguous operands (x as [B, C, D], targets [n]) the backward takes."""
+    """(per-position loss in target's shape, the positions' weights wt [n] (0 where ignored), lse [n] or
+    None for NLL, x as contiguous [B, C, D], targets as contiguous [n]). loss and wt are the two rows of one
+    [2, n] buffer, so that 'mean' sums both in one launch (sum_rows)."""
     b, c, d = bcd
     n = b * d
     xc = x.contiguous()
     tc = target.contiguous()
-    if not is_class_index_dtype(tc.dtype) and tc.dtype != x.dtype:
-        tc = tc.to(x.dtype)
-    loss = x._empty(target._shape, x.dtype)
-    wt = x._empty((n,), x.dtype)
+    if tc.dtype != (_INT64 if is_class_index_dtype(tc.dtype) else x.dtype):  # int32 widens; floats take x's
+        tc = tc.to(_INT64 if is_class_index_dtype(tc.dtype) else x.dtype)
+    rows = x._empty((2, n), x.dtype)
+    loss, wt = rows[0], rows[1]
     lse = None if nll else x._empty((n,), x.dtype)
     if n:
         defines = _target_defines(tc) + (("NLL",) if nll else ())
         w = x if weight is None else weight  # not read without weight
         backend.launch(_kernel("class_loss_fwd", x.dtype, defines), n, loss, wt, loss if nll else lse, xc, tc, w,
                        int(weight is not None), ignore_index, backend.kernel_number(x.dtype, eps), n, c, d)
-    return loss, wt, lse, xc, tc
+    return loss.view(target._shape), rows, lse, xc, tc
 
 
-def class_loss_backward(xc, lse, tc, weight, wsum, grad, per_position, ignore_index, eps, nll, bcd):
+def class_loss_backward(xc, lse, tc, weight, wsum, grad, per_position, divisor, ignore_index, eps, nll, bcd):
     """d loss / d x (x's contiguous shape): grad holds one value per position (per_position) or is the
-    0-dim gradient of the reduced loss, already divided by the 'mean' divisor; wsum is the 0-dim sum of the
-    weights (used with label smoothing)."""
+    0-dim gradient of the reduced loss; divisor is the 0-dim 'mean' divisor (None: 1); wsum the 0-dim sum of
+    the weights (read with label smoothing and weights)."""
     b, c, d = bcd
     dx = xc._empty(xc._shape, xc.dtype)
     if b * c * d:
@@ -93,7 +97,8 @@ def class_loss_backward(xc, lse, tc, weight, wsum, grad, per_position, ignore_in
         w = xc if weight is None else weight
         backend.launch(_kernel("class_loss_bwd", xc.dtype, defines), b * c * d, dx, xc, xc if lse is None else lse,
                        tc, w, int(weight is not None), xc if wsum is None else wsum, g, int(per_position),
-                       ignore_index, backend.kernel_number(xc.dtype, eps), b * d, c, d)
+                       xc if divisor is None else divisor, int(divisor is not None), ignore_index,
+                       backend.kernel_number(xc.dtype, eps), b * d, c, d)
     return dx
 
 

@@ -1,5 +1,6 @@
-"""NNOps: fused neural-network raw ops on TensorBase (kernels in cl_kernels/nn.cl): cross-entropy and layer
-norm, and the backward kernels that clownpiece/autograd/functions/nn.py records them with. (Convolution:
+"""NNOps: fused neural-network raw ops on TensorBase (kernels in cl_kernels/nn.cl): layer norm and the
+backward kernels that clownpiece/autograd/functions/nn.py records it with, and the reduction helpers of the
+losses (their kernels: ops/loss.py). (Convolution:
 ops/conv.py; pooling: ops/pool.py, with max_pool2d/avg_pool2d methods here for Tensor.)"""
 import numpy as np
 
@@ -36,44 +37,6 @@ def check_reduction(reduction, op):
 
 class NNOps:
     __slots__ = ()
-
-    # ---- cross-entropy --------------------------------------------------------------------------
-    def cross_entropy(self, target, reduction="mean"):
-        """Cross-entropy of logits self [..., C] against float class indices target [...]; a target that
-        is not an integer in [0, C) makes its row's loss NaN (checked on the device, without a sync)."""
-        check_reduction(reduction, "cross_entropy")
-        loss, _, _, _ = self._cross_entropy_rows(target)
-        return reduce_loss(loss, reduction)
-
-    def _cross_entropy_rows(self, target):
-        """(per-position loss [...], lse [N], logits as contiguous [N, C], targets as contiguous [N])."""
-        target = _check_tensor(target, "target", "cross_entropy", self.dtype)
-        if self.dim() == 0 or target._shape != self._shape[:-1]:
-            raise ShapeError(f"cross_entropy: logits {self.shape} need targets of shape {self.shape[:-1]} "
-                             f"(one class index per row), got {target.shape}")
-        c = self._shape[-1]
-        if c == 0:
-            raise ShapeError(f"cross_entropy: logits {self.shape} have no classes")
-        x = _rows(self, c)
-        n = x._shape[0]
-        t = target.contiguous()
-        loss = self._empty(target._shape, self.dtype)
-        lse = self._empty((n,), self.dtype)
-        if n:
-            backend.launch(backend.kernel("nn", "cross_entropy_fwd", self.dtype), n, loss, lse, x, t, n, c)
-        return loss, lse, x, t
-
-    @staticmethod
-    def _cross_entropy_backward(x, lse, t, grad, scale):
-        """d loss / d logits for the contiguous [N, C] logits x; grad is 0-dim (reduced loss) or holds one
-        value per row; scale is 1/N for 'mean'."""
-        n, c = x._shape
-        dx = x._empty((n, c), x.dtype)
-        if n * c:
-            g = grad.contiguous()
-            backend.launch(backend.kernel("nn", "cross_entropy_bwd", x.dtype), n * c, dx, x, lse, t, g,
-                           0 if g._numel == 1 else 1, scale, n, c)
-        return dx
 
     # ---- layer norm -------------------------------------------------------------------------------
     def layer_norm(self, normalized_shape, weight=None, bias=None, eps=1e-5):

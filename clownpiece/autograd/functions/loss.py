@@ -26,19 +26,24 @@ def _grad_rows(grad, reduction, divisor):
 @differentiable()
 class ClassLoss(Op):
     """cross_entropy (nll=False) and nll_loss (nll=True) with class-index targets; 'mean' divides by the sum
-    of the weights of the targets that are not ignore_index."""
+    of the weights of the targets that are not ignore_index (one launch sums the losses and the weights)."""
 
     @staticmethod
     def forward(ctx, x, target, weight, bcd=None, reduction="mean", ignore_index=-100, label_smoothing=0.0,
                 nll=False):
         weight = _loss.operand(weight, x.dtype)
-        loss, wt, lse, xc, tc = _loss.class_loss(x, target, weight, ignore_index, label_smoothing, nll, bcd)
-        divisor = wt.sum() if reduction == "mean" else None
+        loss, rows, lse, xc, tc = _loss.class_loss(x, target, weight, ignore_index, label_smoothing, nll, bcd)
+        divisor = None
+        if reduction == "mean":
+            sums = rows.sum(1)
+            loss, divisor = sums[0] / sums[1], sums[1]
+        elif reduction == "sum":
+            loss = loss.sum()
         wsum = weight.sum() if weight is not None and label_smoothing else None
         ctx.save_for_backward(*(v for v in (xc, tc, lse, weight, divisor, wsum) if v is not None))
         ctx.present = (lse is not None, weight is not None, divisor is not None, wsum is not None)
         ctx.args = (bcd, reduction, ignore_index, label_smoothing, nll, x._shape)
-        return _reduced(loss, reduction, divisor)
+        return loss
 
     @staticmethod
     def backward(ctx, grad):
@@ -46,8 +51,8 @@ class ClassLoss(Op):
         xc, tc = next(saved), next(saved)
         lse, weight, divisor, wsum = (next(saved) if p else None for p in ctx.present)
         bcd, reduction, ignore_index, eps, nll, shape = ctx.args
-        g, per_position = _grad_rows(grad, reduction, divisor)
-        dx = _loss.class_loss_backward(xc, lse, tc, weight, wsum, g, per_position, ignore_index, eps, nll, bcd)
+        dx = _loss.class_loss_backward(xc, lse, tc, weight, wsum, grad, reduction == "none", divisor, ignore_index,
+                                       eps, nll, bcd)
         return dx.view(shape), None, None
 
 

@@ -1,6 +1,6 @@
-"""Gradients of the fused nn ops (clownpiece/ops/nn.py, kernels in cl_kernels/nn.cl): cross-entropy and layer
-norm. Classes, because each
-forward keeps intermediates of its private raw op (row statistics).
+"""Gradient of the fused layer norm (clownpiece/ops/nn.py, kernels in cl_kernels/nn.cl; the losses:
+autograd/functions/loss.py). A class, because the forward keeps intermediates of its private raw op (row
+statistics).
 
 The entry functions below are what nn.functional and the Tensor methods of the same names call. They pass
 tensor inputs positionally (one gradient edge each, None for an absent optional tensor) and
@@ -11,27 +11,8 @@ from typing import Optional
 
 from ..._tensor import TensorBase
 from ..._types import ShapeLike
-from ...ops.nn import check_reduction, reduce_loss
 from ..formula import Op
 from ..methods import differentiable, register
-
-
-@differentiable()
-class CrossEntropy(Op):
-    @staticmethod
-    def forward(ctx, logits, target, reduction="mean"):
-        loss, lse, x, t = logits._cross_entropy_rows(target)
-        ctx.save_for_backward(x, lse, t)
-        ctx.reduction = reduction
-        ctx.shape = logits._shape
-        return reduce_loss(loss, reduction)
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, lse, t = ctx.get_saved_tensors()
-        scale = 1.0 / max(x._shape[0], 1) if ctx.reduction == "mean" else 1.0
-        dx = TensorBase._cross_entropy_backward(x, lse, t, grad, scale)
-        return dx.view(ctx.shape), None
 
 
 @differentiable()
@@ -57,16 +38,11 @@ class LayerNorm(Op):
         return dx.view(ctx.shape), dw, db
 
 
-def cross_entropy(logits, target, reduction="mean"):
-    check_reduction(reduction, "cross_entropy")
-    return CrossEntropy.record(logits, target, reduction=reduction)
-
-
 def layer_norm(x: TensorBase, normalized_shape: ShapeLike, weight: Optional[TensorBase] = None,
                bias: Optional[TensorBase] = None, eps: float = 1e-5) -> TensorBase:
     return LayerNorm.record(x, weight, bias, normalized_shape=normalized_shape, eps=eps)
 
 
 # the Tensor methods of the same names record through the same entry points (TensorBase keeps the raw ops)
-for _entry in (cross_entropy, layer_norm):
+for _entry in (layer_norm,):
     register(_entry.__name__, _entry)
