@@ -596,3 +596,37 @@ def test_module_reprs_and_buffers():
     m = nn.BCEWithLogitsLoss(pos_weight=T([2.0, 3.0]))
     assert set(dict(m.named_buffers())) == {"pos_weight"}
     assert nn.NLLLoss().ignore_index == -100 and nn.SmoothL1Loss().beta == 1.0
+
+
+# ---- layouts of the operands, and replay ------------------------------------------------------------------
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_class_losses_take_noncontiguous_targets_and_weights(layout):
+    x = rng.standard_normal((3, 5, 4))
+    t, tr = make(rng.integers(0, 5, (3, 4)).astype(f64), f64, layout)
+    w_full = rng.random((5, 2)) + 0.5
+    w, wr = Tensor(w_full, dtype=f64)[:, 1], w_full[:, 1]  # a strided column
+    ref = nll_np(log_softmax_np(x, 1), tr, 1, wr, -100, 0.2)
+    assert_close(F.cross_entropy(T(x), t, w, label_smoothing=0.2), ref)
+    assert_close(F.nll_loss(T(log_softmax_np(x, 1)), t, w), nll_np(log_softmax_np(x, 1), tr, 1, wr))
+
+
+def test_jitted_step_with_smoothed_weighted_cross_entropy_replays_like_eager():
+    import clownpiece as cp
+    w = Tensor(rng.random(4) + 0.5)
+    loss_fn = nn.CrossEntropyLoss(w, label_smoothing=0.1)
+    data = [(rng.standard_normal((6, 4, 3)).astype(np.float32),
+             np.where(rng.random((6, 3)) < 0.2, -100, rng.integers(0, 4, (6, 3))).astype(np.float32))
+            for _ in range(4)]
+
+    def step(x, y):
+        x.requires_grad = True
+        loss = loss_fn(x, y)
+        loss.backward()
+        return loss, x.grad
+
+    eager = [step(Tensor(x), Tensor(y)) for x, y in data]
+    jitted = cp.jit(step)
+    for (x, y), (loss, grad) in zip(data, eager):
+        got_loss, got_grad = jitted(Tensor(x), Tensor(y))
+        assert got_loss.item() == loss.item()
+        np.testing.assert_array_equal(got_grad.numpy(), grad.numpy())
