@@ -242,6 +242,10 @@ def test_cross_entropy_bad_arguments_raise_before_launching():
             cross_entropy(T(np.zeros((2, 3, 4))), T(np.zeros((2, 5))))
         with pytest.raises(ShapeError, match="0-dim"):
             cross_entropy(T(1.0), T(0.0))
+        with pytest.raises(ShapeError, match="no classes"):
+            cross_entropy(T(np.zeros((2, 0))), T([0.0, 0.0]))
+        with pytest.raises(ShapeError, match="no classes"):
+            F.nll_loss(T(np.zeros((2, 0, 3))), T(np.zeros((2, 3))))
         with pytest.raises(ValueError, match="ignore_index"):
             cross_entropy(x, T(np.full((3, 4), 0.25)), ignore_index=0)
         with pytest.raises(TypeError, match="ignore_index"):

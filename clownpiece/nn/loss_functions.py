@@ -113,8 +113,6 @@ def cross_entropy(input: Tensor, target: Union[Tensor, Sequence[int], np.ndarray
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"{op}: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
     b, c, d, probabilities = _ops.class_layout(input, target, op)
-    if c == 0:
-        raise ShapeError(f"{op}: input {input.shape} has no classes")
     weight = _class_weight(weight, c, input, op)
     if probabilities:
         if ignore_index >= 0:

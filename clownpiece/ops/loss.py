@@ -28,6 +28,13 @@ def class_layout(x, target, op, course_layout=True):
     shape, nd = tuple(x._shape), x.dim()
     if nd == 0:
         raise ShapeError(f"{op}: the input needs a class dim, got a 0-dim tensor")
+    layout = _layout(shape, nd, target, op, course_layout)
+    if layout[1] == 0:
+        raise ShapeError(f"{op}: input {list(shape)} has no classes")
+    return layout
+
+
+def _layout(shape, nd, target, op, course_layout):
     tshape = tuple(target._shape)
     torch_shape = shape[:1] + shape[2:] if nd >= 2 else ()
     torch_bcd = (1, shape[0], 1) if nd == 1 else (shape[0], shape[1], numel(shape[2:]))
