@@ -2,45 +2,88 @@
 // T is float or double (-DT=...); IDX_T is the element type of index outputs and inputs (default T: the
 // float index convention of the other index ops).
 //
-// A stable merge sort: sort_runs sorts runs of `run` elements per work-item (insertion sort), then each
-// merge_pass merges pairs of runs, every work-item writing up to `per` consecutive outputs of one merged run
-// after finding where they start with a binary search (the merge path), so a pass is parallel however long
-// the rows are. A merged run keeps at most `cap` elements (topk: k; sort: the row length), so topk's passes
-// shrink the data once runs reach k. Ties keep their input order in both directions; NaN counts as larger
-// than every number (last ascending, first descending), as in PyTorch.
+// Each element becomes an unsigned key whose integer order is the wanted order: the float's bits with the
+// sign handled (so -x < x), -0 made +0 (equal values stay ties), every NaN the largest key, and all bits
+// inverted for a descending sort. With PACK (4-byte T) the key is (key << 32 | position), so ties fall back
+// on the input position; otherwise (double) the position travels in a second array and the merges are
+// stable. The sort is a merge sort: sort_runs sorts runs of `run` (at most RUN) elements per work-item by
+// insertion in private memory, then each merge_pass merges pairs of runs, every work-item writing up to
+// `per` consecutive outputs of one merged run after finding where they start with a binary search (the
+// merge path), so a pass is parallel however long the rows are. A merged run keeps at most `cap` elements
+// (topk: k; sort: the row length), so topk's passes shrink once runs reach k. sort_out reads the values back
+// from the keys (zeros and NaN: from x, for their
+// sign and payload). Ties keep their input order in both directions; NaN sorts last ascending,
+// first descending, as in PyTorch.
 #include "common.h"
 
 #ifndef IDX_T
 #define IDX_T T
 #endif
-
-inline int greater(T a, T b) { return a > b || (a != a && b == b); }
-#define BEFORE(a, b) (desc ? greater(a, b) : greater(b, a))
-
-// One work-item per run of at most RUN (32) elements: keys/pos[row * len + i] for i in the run, sorted (an
-// insertion sort in private memory); pos holds the source position.
 #define RUN 32
-__kernel void sort_runs(__global T* keys, __global int* pos, __global const T* x, int ox, int len, int run,
-                        int runs_per_row, int nruns, int desc) {
+
+#ifdef PACK
+#define KEY ulong
+inline KEY make_key(T x, int pos, int desc) {
+    uint b = as_uint(x == ZERO ? ZERO : x);
+    b = x != x ? 0xFFFFFFFFu : ((b & 0x80000000u) ? ~b : b | 0x80000000u);
+    if (desc) b = ~b;
+    return ((ulong)b << 32) | (uint)pos;
+}
+// the value a key was made from; +0 for either zero, and some NaN for every NaN (sort_out reads those back)
+inline T key_value(KEY k, int desc) {
+    uint b = (uint)(k >> 32);
+    if (desc) b = ~b;
+    return as_float((b & 0x80000000u) ? b & 0x7FFFFFFFu : ~b);
+}
+#define KEY_POS(k, p) ((int)((k) & 0xFFFFFFFFul))
+#define MOVE_POS(dst, src)
+#else
+#define KEY ulong
+inline KEY make_key(T x, int pos, int desc) {
+    ulong b = as_ulong(x == ZERO ? ZERO : x);
+    b = x != x ? 0xFFFFFFFFFFFFFFFFul : ((b & 0x8000000000000000ul) ? ~b : b | 0x8000000000000000ul);
+    return desc ? ~b : b;
+}
+inline T key_value(KEY k, int desc) {
+    ulong b = desc ? ~k : k;
+    return as_double((b & 0x8000000000000000ul) ? b & 0x7FFFFFFFFFFFFFFFul : ~b);
+}
+#define KEY_POS(k, p) (p)
+#define MOVE_POS(dst, src) dst = src;
+#endif
+
+// One work-item per run of `run` elements: the first width = min(run, cap) of them sorted (width <= RUN), at
+// keys[row * out_stride + r * width] (and pos). An element that would not be kept is skipped, so topk with a
+// small k (cap) scans long runs at about one comparison per element.
+__kernel void sort_runs(__global KEY* keys, __global int* pos, __global const T* x, int ox, int len, int run,
+                        int cap, int runs_per_row, int out_stride, int nruns, int desc) {
     int g = get_global_id(0); if (g >= nruns) return;
-    int row = g / runs_per_row, start = (g % runs_per_row) * run;
-    int count = min(min(run, RUN), len - start);
-    x += ox + row * len + start; keys += row * len + start; pos += row * len + start;
-    T k[RUN]; int p[RUN];
+    int row = g / runs_per_row, r = g % runs_per_row, start = r * run;
+    int count = min(run, len - start), width = min(min(run, RUN), cap);
+    x += ox + row * len + start;
+    keys += row * out_stride + r * width;
+    KEY k[RUN];
+#ifndef PACK
+    int p[RUN];
+    pos += row * out_stride + r * width;
+#endif
+    int filled = 0;
     for (int i = 0; i < count; ++i) {
-        T v = x[i]; int j = i;
-        while (j > 0 && BEFORE(v, k[j - 1])) { k[j] = k[j - 1]; p[j] = p[j - 1]; --j; }
-        k[j] = v; p[j] = start + i;
+        KEY v = make_key(x[i], start + i, desc);
+        if (filled == width && !(v < k[width - 1])) continue;
+        int j = filled < width ? filled++ : width - 1;
+        while (j > 0 && v < k[j - 1]) { k[j] = k[j - 1]; MOVE_POS(p[j], p[j - 1]) --j; }
+        k[j] = v; MOVE_POS(p[j], start + i)
     }
-    for (int i = 0; i < count; ++i) { keys[i] = k[i]; pos[i] = p[i]; }
+    for (int i = 0; i < filled; ++i) { keys[i] = k[i]; MOVE_POS(pos[i], p[i]) }
 }
 
 // Runs of width w (the last one may be shorter) fill [0, in_len) of each input row (row stride in_stride);
 // pair p merges runs 2p and 2p+1 into output run p at p * w_out (w_out = min(2w, cap)), keeping its first
 // min(|A| + |B|, cap) elements. Work-item g: row, output run p, and its chunk c of `per` outputs.
-__kernel void merge_pass(__global T* okeys, __global int* opos, __global const T* keys, __global const int* pos,
+__kernel void merge_pass(__global KEY* okeys, __global int* opos, __global const KEY* keys, __global const int* pos,
                          int in_len, int in_stride, int out_stride, int w, int w_out, int cap, int chunks_per_run,
-                         int items_per_row, int nitems, int per, int desc) {
+                         int items_per_row, int nitems, int per) {
     int g = get_global_id(0); if (g >= nitems) return;
     int row = g / items_per_row, rest = g % items_per_row;
     int p = rest / chunks_per_run, c = rest % chunks_per_run;
@@ -49,29 +92,46 @@ __kernel void merge_pass(__global T* okeys, __global int* opos, __global const T
     int total = min(m + nb, cap);
     int k = c * per; if (k >= total) return;
     int kend = min(k + per, total);
-    __global const T* A = keys + row * in_stride + a0; __global const T* B = A + m;
+    __global const KEY* A = keys + row * in_stride + a0; __global const KEY* B = A + m;
+    okeys += row * out_stride + p * w_out;
+#ifndef PACK
     __global const int* PA = pos + row * in_stride + a0; __global const int* PB = PA + m;
-    okeys += row * out_stride + p * w_out; opos += row * out_stride + p * w_out;
+    opos += row * out_stride + p * w_out;
+#endif
     // i: how many of the first k outputs come from A (a tie takes A first: stable)
     int lo = max(0, k - nb), hi = min(k, m);
     while (lo < hi) {
         int mid = (lo + hi) / 2;
-        if (!BEFORE(B[k - mid - 1], A[mid])) lo = mid + 1; else hi = mid;
+        if (!(B[k - mid - 1] < A[mid])) lo = mid + 1; else hi = mid;
     }
     int i = lo, j = k - lo;
+    if (nb == 0) {  // a lone last run: copied
+        for (int t = k; t < kend; ++t) { okeys[t] = A[t]; MOVE_POS(opos[t], PA[t]) }
+        return;
+    }
+    // branch-free: both heads are read (clamped into their runs) and the taken one is selected
     for (int t = k; t < kend; ++t) {
-        if (j >= nb || (i < m && !BEFORE(B[j], A[i]))) { okeys[t] = A[i]; opos[t] = PA[i]; ++i; }
-        else { okeys[t] = B[j]; opos[t] = PB[j]; ++j; }
+        int ia = min(i, m - 1), jb = min(j, nb - 1);
+        KEY a = A[ia], b = B[jb];
+        int take_a = (j >= nb) | ((i < m) & !(b < a));
+        okeys[t] = take_a ? a : b;
+        MOVE_POS(opos[t], take_a ? PA[ia] : PB[jb])
+        i += take_a; j += 1 - take_a;
     }
 }
 
-// The first k sorted elements of each row (row stride `stride`) as values and indices, contiguous [rows, k].
-__kernel void sort_out(__global T* vals, int ov, __global IDX_T* idx, int oi, __global const T* keys,
-                       __global const int* pos, int stride, int k, int n) {
+// The first k sorted elements of each row (row stride `stride` in keys/pos) as values (read from x [rows,
+// len]) and indices, contiguous [rows, k].
+__kernel void sort_out(__global T* vals, int ov, __global IDX_T* idx, int oi, __global const T* x, int ox,
+                       __global const KEY* keys, __global const int* pos, int len, int stride, int k, int n,
+                       int desc) {
     int g = get_global_id(0); if (g >= n) return;
-    int at = (g / k) * stride + g % k;
-    vals[ov + g] = keys[at];
-    idx[oi + g] = (IDX_T)pos[at];
+    int row = g / k, at = row * stride + g % k;
+    KEY key = keys[at];
+    int src = KEY_POS(key, pos[at]);
+    T v = key_value(key, desc);
+    vals[ov + g] = (v == ZERO || v != v) ? x[ox + row * len + src] : v;  // zeros and NaN: the input's bits
+    idx[oi + g] = (IDX_T)src;
 }
 
 // The gradient of taking k sorted elements per row: out[row, idx[row, t]] = g[row, t] into a zeroed

@@ -59,15 +59,37 @@ def test_nan_sorts_as_largest():
     assert i.tolist() == [1, 4, 3]
 
 
+@pytest.mark.parametrize("descending", [False, True])
+def test_signed_zeros_are_ties(dtype, descending):
+    a = np.array([0.0, -0.0, 1.0, -0.0, 0.0, -1.0])
+    v, i = cp.Tensor(a, dtype=dtype).sort(descending=descending)
+    ref = [2, 0, 1, 3, 4, 5] if descending else [5, 0, 1, 3, 4, 2]
+    assert i.tolist() == ref
+    np.testing.assert_array_equal(np.signbit(v.numpy()), np.signbit(a[ref]))  # the values themselves
+
+
 def test_million_elements():
     a = rng.normal(size=1 << 20).astype(np.float32)
     v, i = cp.Tensor(a).sort()
     np.testing.assert_array_equal(v.numpy(), np.sort(a))
     np.testing.assert_array_equal(i.numpy().astype(np.int64), np.argsort(a, kind="stable"))
-    v, i = cp.Tensor(a).topk(100)
-    ref = np.argsort(-a, kind="stable")[:100]
-    np.testing.assert_array_equal(i.numpy().astype(np.int64), ref)
-    np.testing.assert_array_equal(v.numpy(), a[ref])
+    for k in (100, 7, 1):  # k < 32: long runs that keep k each
+        v, i = cp.Tensor(a).topk(k)
+        ref = np.argsort(-a, kind="stable")[:k]
+        np.testing.assert_array_equal(i.numpy().astype(np.int64), ref)
+        np.testing.assert_array_equal(v.numpy(), a[ref])
+
+
+@pytest.mark.parametrize("k", [1, 5, 31])
+def test_small_k_long_rows(k, dtype):
+    a = rng.integers(-50, 50, size=(3, 20011)).astype(np.float64)  # many ties across the long runs
+    for largest in (True, False):
+        v, i = cp.Tensor(a, dtype=dtype).topk(k, dim=1, largest=largest)
+        ref_v, ref_i = np_sort(a, 1, largest)
+        np.testing.assert_array_equal(to_np(i), ref_i[:, :k])
+        np.testing.assert_array_equal(to_np(v), ref_v[:, :k])
+        v, i = cp.Tensor(a.T.copy(), dtype=dtype).topk(k, dim=0, largest=largest)
+        np.testing.assert_array_equal(to_np(i), ref_i[:, :k].T)
 
 
 @pytest.mark.parametrize("k", [0, 1, 3, 32, 33, 100, 257])

@@ -1,16 +1,18 @@
 """Sorting on TensorBase: sort, argsort, topk, msort (kernels: cl_kernels/sort.cl, a stable merge sort).
 
 The sorted dim is moved last and made contiguous ([rows, len]); the results come back in the input's dim
-order. Indices follow the index convention of the other index ops (float tensors of integral values).
-Ties keep their input order (so every sort is stable, `stable=` or not) and NaN sorts as the largest value,
-as in PyTorch."""
+order. Rows are sorted as integer keys that encode the order (cl_kernels/sort.cl). Indices follow the index
+convention of the other index ops (float tensors of integral values). Ties keep their input order (so every
+sort is stable, `stable=` or not) and NaN sorts as the largest value, as in PyTorch."""
 import collections
 
 from .. import backend
 from .._layout import IndexOutOfRange, normalize_dim
 
-_RUN = 32   # elements each work-item of sort_runs sorts by insertion
+_RUN = 32   # elements each work-item of sort_runs sorts by insertion (RUN in sort.cl)
 _PER = 64   # outputs each work-item of a merge pass writes
+_LONG_RUN = 4096       # elements a sort_runs work-item scans at most for topk with k < _RUN
+_ITEMS_PER_UNIT = 256  # work-items per compute unit that topk's long runs aim for
 
 SortResult = collections.namedtuple("sort", "values indices")
 TopkResult = collections.namedtuple("topk", "values indices")
@@ -24,33 +26,51 @@ def _rows_last(x, d):
     return xt, (xt._numel // n if n else 0), n
 
 
+def _kernel(name, dtype):
+    """A sort.cl kernel; 4-byte elements are built with PACK (the position fits beside the key in 64 bits)."""
+    return backend.kernel("sort", name, dtype, ("PACK",) if dtype.itemsize == 4 else ())
+
+
 def _sorted_rows(x, rows, n, k, descending):
     """(values, indices) [rows, k]: the first k of each sorted row of the contiguous [rows, n] x."""
     dtype = x.dtype
     if rows == 0 or k == 0:
         return x._empty((rows, k), dtype), x._empty((rows, k), dtype)
+    packed = dtype.itemsize == 4
+
+    def kernel(name):
+        return _kernel(name, dtype)
+
+    def scratch():  # 8-byte keys, and 4-byte positions unless they are packed into the keys
+        key = backend.alloc(rows * n * 8)
+        return key, (key if packed else backend.alloc(rows * n * 4))
+
+    keys, pos = scratch()
     desc = int(bool(descending))
-    keys, pos = backend.alloc(rows * n * dtype.itemsize), backend.alloc(rows * n * 4)
-    vals, idx = x._empty((rows, k), dtype), x._empty((rows, k), dtype)
     run = min(_RUN, n)
+    if k < _RUN:  # runs keep k: scan long runs, enough of them to keep every core busy
+        items = backend.device().compute_units * _ITEMS_PER_UNIT
+        run = max(run, min(_LONG_RUN, -(-rows * n // items)))
     runs_per_row = -(-n // run)
-    backend.launch(backend.kernel("sort", "sort_runs", dtype), rows * runs_per_row, keys, pos, x, n, run,
-                   runs_per_row, rows * runs_per_row, desc)
-    w, length, stride = run, n, n
+    w = min(run, k)  # each run keeps its first k
+    length = (runs_per_row - 1) * w + min(n - (runs_per_row - 1) * run, k)
+    backend.launch(kernel("sort_runs"), rows * runs_per_row, keys, pos, x, n, run, k, runs_per_row, length,
+                   rows * runs_per_row, desc)
+    stride = length
     spare = None
     while w < length:
         w_out = min(2 * w, k)
         pairs = -(-length // (2 * w))
         out_len = (pairs - 1) * w_out + min(length - (pairs - 1) * 2 * w, k)
-        if spare is None:
-            spare = (backend.alloc(rows * n * dtype.itemsize), backend.alloc(rows * n * 4))
+        spare = spare or scratch()
         chunks = -(-w_out // _PER)
         items = pairs * chunks
-        backend.launch(backend.kernel("sort", "merge_pass", dtype), rows * items, spare[0], spare[1], keys, pos,
-                       length, stride, out_len, w, w_out, k, chunks, items, rows * items, _PER, desc)
+        backend.launch(kernel("merge_pass"), rows * items, spare[0], spare[1], keys, pos, length, stride, out_len,
+                       w, w_out, k, chunks, items, rows * items, _PER)
         (keys, pos), spare = spare, (keys, pos)
         w, length, stride = w_out, out_len, out_len
-    backend.launch(backend.kernel("sort", "sort_out", dtype), rows * k, vals, idx, keys, pos, stride, k, rows * k)
+    vals, idx = x._empty((rows, k), dtype), x._empty((rows, k), dtype)
+    backend.launch(kernel("sort_out"), rows * k, vals, idx, x, keys, pos, n, stride, k, rows * k, desc)
     return vals, idx
 
 
@@ -107,5 +127,5 @@ class SortOps:
         g, rows, k = _rows_last(self, d)
         idx = _rows_last(indices, d)[0]
         out = self._empty(g._shape[:-1] + (size,), self.dtype)._assign_from(0.0)
-        backend.launch(backend.kernel("sort", "sort_grad", self.dtype), rows * k, out, g, idx, size, k, rows * k)
+        backend.launch(_kernel("sort_grad", self.dtype), rows * k, out, g, idx, size, k, rows * k)
         return out if d == self.dim() - 1 else out.transpose(d, -1).contiguous()
