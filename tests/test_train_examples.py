@@ -86,6 +86,21 @@ def test_cifar_without_data_says_so_and_names_synthetic(tmp_path, capsys):
     assert "CIFAR-10 is not in" in str(e.value)
 
 
+def test_cifar_files_in_data_dir_are_what_the_script_trains_on(tmp_path, monkeypatch):
+    from test_cifar import PER_FILE, TRAIN, fake_batches, write_binary_version
+    from clownpiece.utils.data.datasets import CIFAR10
+    monkeypatch.setattr(CIFAR10, "records_per_file", PER_FILE)
+    batches = fake_batches()
+    write_binary_version(tmp_path, batches)
+    train_x, train_y, test_x, test_y, source = train_cifar10.load_cifar10(str(tmp_path), download=False)
+    rows = np.concatenate([batches[n][0] for n in TRAIN])  # channel-planar rows: already [N, 3, 32, 32]
+    np.testing.assert_array_equal(train_x, rows.reshape(-1, 3, 32, 32) / np.float32(255))
+    assert train_x.dtype == test_x.dtype == np.float32 and train_y.dtype == np.int64
+    np.testing.assert_array_equal(train_y, sum((batches[n][1] for n in TRAIN), []))
+    np.testing.assert_array_equal(test_y, batches["test_batch"][1])
+    assert str(tmp_path) in source
+
+
 def test_cifar_resnet20_shapes_and_parameter_count():
     model = train_cifar10.ResNet(3, 16)
     # ResNet-20 with 1x1-conv projection shortcuts (He et al.'s option B): 272,474 parameters

@@ -588,10 +588,15 @@ def bench_loader(args):
     run(args, record)
 
 
+def bench_examples(args):
+    from bench_examples import bench_examples as run  # tools/bench_examples.py: the example scripts' steps
+    run(args, record)
+
+
 SECTIONS = collections.OrderedDict(gemm=bench_gemm, elementwise=bench_elementwise, small=bench_small_ops,
                                    build=bench_build, train=bench_train, clip=bench_clip,
                                    schedule=bench_schedule, layers=bench_layers, sort=bench_sort,
-                                   loader=bench_loader)
+                                   loader=bench_loader, examples=bench_examples)
 
 
 def main():

@@ -49,8 +49,8 @@ def load_cifar10(data_dir, download=True):
     except (FileNotFoundError, RuntimeError) as e:
         if type(e).__name__ == "CorruptDatasetError":
             raise
-        raise SystemExit(f"CIFAR-10 is not in {os.path.abspath(data_dir)} and could not be downloaded "
-                         f"({'download off' if not download else 'offline?'}: {e}).\n"
+        why = f"could not be downloaded: {e}" if download else f"--no-download was given ({e})"
+        raise SystemExit(f"CIFAR-10 is not in {os.path.abspath(data_dir)} and {why}\n"
                          f"Put cifar-10-python.tar.gz (or its extracted cifar-10-batches-py/) there, or run with "
                          f"--synthetic to train on generated CIFAR-shaped data.") from None
     (train_x, train_y), (test_x, test_y) = ((np.moveaxis(s.data, -1, 1) / np.float32(255),
