@@ -8,6 +8,7 @@
 Each eagerly and replayed by clownpiece.jit, in images/s and tokens/s (median of a few steps); PyTorch's
 figures for the same models and optimizers when torch is importable (its CIFAR step without augmentation:
 torch has none on tensors; here it is two kernels next to ~60 convolution launches)."""
+import math
 import statistics
 import time
 
@@ -143,8 +144,9 @@ def _torch_cifar_step(xa, ya):
     return step
 
 
-def _torch_gpt_step(xa, ya):
-    nn, d, heads = torch.nn, 128, 4
+def torch_gpt(vocab_size, block_size, n_layer=4, n_head=4, n_embd=128):
+    """tools/train_gpt.py's GPT in PyTorch: the same layers, parameter shapes and initialisation."""
+    nn, d = torch.nn, n_embd
 
     class Block(nn.Module):
         def __init__(self):
@@ -155,7 +157,7 @@ def _torch_gpt_step(xa, ya):
 
         def forward(self, x):
             b, t, _ = x.shape
-            q, k, v = self.qkv(self.ln1(x)).reshape(b, t, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
+            q, k, v = self.qkv(self.ln1(x)).reshape(b, t, 3, n_head, d // n_head).permute(2, 0, 3, 1, 4)
             y = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
             x = x + self.proj(y.transpose(1, 2).reshape(b, t, d))
             return x + self.mlp(self.ln2(x))
@@ -163,17 +165,33 @@ def _torch_gpt_step(xa, ya):
     class GPT(nn.Module):
         def __init__(self):
             super().__init__()
-            self.tok, self.pos = nn.Embedding(GPT_VOCAB, d), nn.Embedding(GPT_BLOCK, d)
-            self.blocks = nn.Sequential(*[Block() for _ in range(4)])
-            self.ln_f, self.head = nn.LayerNorm(d), nn.Linear(d, GPT_VOCAB)
+            self.tok, self.pos = nn.Embedding(vocab_size, d), nn.Embedding(block_size, d)
+            self.blocks = nn.Sequential(*[Block() for _ in range(n_layer)])
+            self.ln_f, self.head = nn.LayerNorm(d), nn.Linear(d, vocab_size)
+            for name, p in self.named_parameters():
+                if name.endswith("weight") and p.dim() == 2:
+                    std = 0.02 / math.sqrt(2 * n_layer) if name.endswith(("proj.weight", "mlp.2.weight")) else 0.02
+                    nn.init.normal_(p, 0.0, std)
+                elif name.endswith("bias") and "ln" not in name:
+                    nn.init.zeros_(p)
 
         def forward(self, ids):
             return self.head(self.ln_f(self.blocks(self.tok(ids) + self.pos(torch.arange(ids.shape[1])))))
-    model = GPT()
+    return GPT()
+
+
+def torch_gpt_optimizer(model, lr, weight_decay):
+    """train_gpt.make_optimizer in PyTorch."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     rest = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
-                            lr=1e-3, betas=(0.9, 0.95))
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}],
+                             lr=lr, betas=(0.9, 0.95))
+
+
+def _torch_gpt_step(xa, ya):
+    nn = torch.nn
+    model = torch_gpt(GPT_VOCAB, GPT_BLOCK)
+    opt = torch_gpt_optimizer(model, 1e-3, 0.1)
     loss_fn, x, y = nn.CrossEntropyLoss(), torch.from_numpy(xa), torch.from_numpy(ya)
 
     def step():

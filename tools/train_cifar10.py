@@ -189,7 +189,7 @@ def train(args, model, train_loader, test_loader, total_steps):
     normalize = T.Normalize(MEAN, STD)
     augment = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), normalize])
     optimizer = SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
-                    nesterov=True)
+                    nesterov=args.momentum > 0)
     scheduler = make_scheduler(args.schedule, optimizer, args.lr, total_steps)
     train_step = make_train_step(model, make_loss(args.label_smoothing), optimizer, augment)
     count = make_counter(model, normalize)
