@@ -86,23 +86,6 @@ def test_cifar_without_data_says_so_and_names_synthetic(tmp_path, capsys):
     assert "CIFAR-10 is not in" in str(e.value)
 
 
-def test_label_smoothing_is_passed_when_cross_entropy_has_it(monkeypatch, capsys):
-    class WithSmoothing:
-        def __init__(self, reduction="mean", label_smoothing=0.0):
-            self.label_smoothing = label_smoothing
-
-    class WithoutSmoothing:
-        def __init__(self, reduction="mean"):
-            pass
-    monkeypatch.setattr(train_cifar10.nn, "CrossEntropyLoss", WithSmoothing)
-    assert train_cifar10.make_loss(0.1).label_smoothing == 0.1
-    assert train_cifar10.make_loss(0.0).label_smoothing == 0.0
-    assert capsys.readouterr().out == ""
-    monkeypatch.setattr(train_cifar10.nn, "CrossEntropyLoss", WithoutSmoothing)
-    assert isinstance(train_cifar10.make_loss(0.1), WithoutSmoothing)
-    assert "no label_smoothing yet" in capsys.readouterr().out
-
-
 def test_cifar_files_in_data_dir_are_what_the_script_trains_on(tmp_path, monkeypatch):
     from test_cifar import PER_FILE, TRAIN, fake_batches, write_binary_version
     from clownpiece.utils.data.datasets import CIFAR10

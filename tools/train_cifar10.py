@@ -18,7 +18,6 @@ nor downloadable the script says so and stops: `--synthetic` trains on generated
 (10 classes, each a smooth random colour pattern, shown shifted, mirrored, re-lit and noisy: a network has to
 learn it, chance is 10%). The last line printed is always `test accuracy: NN.NN%`."""
 import argparse
-import inspect
 import math
 import os
 import sys
@@ -134,17 +133,6 @@ class ResNet(nn.Module):
 
 # ---- training ---------------------------------------------------------------------------------------------
 
-def make_loss(label_smoothing):
-    """CrossEntropyLoss(label_smoothing=...) when this clownpiece has it; without it, a note and plain
-    cross-entropy (the script never computes a loss of its own)."""
-    if label_smoothing:
-        if "label_smoothing" in inspect.signature(nn.CrossEntropyLoss.__init__).parameters:
-            return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-        print(f"note: this clownpiece's CrossEntropyLoss has no label_smoothing yet: training without the "
-              f"requested {label_smoothing}", flush=True)
-    return nn.CrossEntropyLoss()
-
-
 def make_train_step(model, loss_fn, optimizer, augment):
     """Augment on the device, forward, backward, SGD update. The learning rate and momentum are arguments, so
     a jitted step re-reads them every call (OneCycleLR changes both)."""
@@ -191,7 +179,8 @@ def train(args, model, train_loader, test_loader, total_steps):
     optimizer = SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                     nesterov=args.momentum > 0)
     scheduler = make_scheduler(args.schedule, optimizer, args.lr, total_steps)
-    train_step = make_train_step(model, make_loss(args.label_smoothing), optimizer, augment)
+    train_step = make_train_step(model, nn.CrossEntropyLoss(label_smoothing=args.label_smoothing), optimizer,
+                                 augment)
     count = make_counter(model, normalize)
     if not args.no_jit:
         train_step, count = clownpiece.jit(train_step), clownpiece.jit(count)
