@@ -447,7 +447,11 @@ def math_attention(query: Tensor, key: Tensor, value: Tensor, mask: Optional[Any
                    kind_b: int = 0) -> tuple[Tensor, Optional[Tensor]]:
     """(output, probabilities) of attention composed from matmul/softmax ops: what MultiheadAttention's
     need_weights=True returns the weights of, and the path for head sizes the fused kernels do not take."""
-    s = (query @ key.transpose(-1, -2)) * (1.0 / math.sqrt(query.shape[-1]) if scale is None else scale)
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    if key.shape[-2] > query.shape[-1]:  # fewer values to scale in the queries [.., L, E] than in the scores
+        s = (query * scale) @ key.transpose(-1, -2)
+    else:
+        s = (query @ key.transpose(-1, -2)) * scale
     for m, kd in ((mask, kind), (mask_b, kind_b)):
         if m is None:
             continue
