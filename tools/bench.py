@@ -152,28 +152,36 @@ def bench_small_ops(args):
 
 def bench_build(args):
     print("cold start: a fresh process's first op and first seed training step (cold = empty PoCL and "
-          "clownpiece caches, warm = cached)")
+          "clownpiece caches, warm = cached; cpu = the process's CPU seconds, which contention for the cores "
+          "does not inflate)")
     first_op = ("import time; t = time.perf_counter(); import clownpiece as cp; x = cp.Tensor([1.0, 2.0]); "
-                "(x + x).exp().tolist(); print(time.perf_counter() - t)")
+                "(x + x).exp().tolist(); print(time.perf_counter() - t, time.process_time())")
     # the step of _cp_step, written out: importing this file would import torch and time that too
     first_step = ("import sys, time; t = time.perf_counter(); sys.path.insert(0, %r); import numpy as np, "
                   "clownpiece as cp, train_mnist; m, f = train_mnist.seed_model(), cp.nn.CrossEntropyLoss(); "
                   "x = cp.Tensor(np.zeros((20, 784), np.float32)); y = cp.Tensor(np.zeros(20, np.float32)); "
                   "loss = f(m(x), y); loss.backward(); ctx = cp.no_grad(); ctx.__enter__(); "
                   "[p.copy_(p - p.grad.clamp(-1.0, 1.0) * 0.05) for p in m.parameters()]; ctx.__exit__(None, None, None); "
-                  "loss.item(); print(time.perf_counter() - t)") % os.path.join(ROOT, "tools")
+                  "loss.item(); print(time.perf_counter() - t, time.process_time())") % os.path.join(ROOT, "tools")
+    # Python's bytecode cache is allowed, as in any ordinary install (some sandboxes set PYTHONDONTWRITEBYTECODE,
+    # which makes every process compile clownpiece's modules again: ~0.6 s of CPU)
+    base_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
-    def seconds(code, env=None):
+    def seconds(code, env=base_env):
         proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-        return float(proc.stdout.strip().splitlines()[-1]), proc.stderr
+        wall, cpu = proc.stdout.strip().splitlines()[-1].split()
+        return float(wall), float(cpu), proc.stderr
 
     for name, code in (("first elementwise op", first_op), ("first seed training step", first_step)):
         # cold: a real first run, both the driver's cache (PoCL) and clownpiece's empty
         with tempfile.TemporaryDirectory() as pocl, tempfile.TemporaryDirectory() as ours:
-            cold, said = seconds(code, dict(os.environ, POCL_CACHE_DIR=pocl, CLOWNPIECE_CACHE_DIR=ours))
+            cold, cold_cpu, said = seconds(code, dict(base_env, POCL_CACHE_DIR=pocl, CLOWNPIECE_CACHE_DIR=ours))
         seconds(code)
-        warm = statistics.median(seconds(code)[0] for _ in range(3))
-        record("build", name, cold_s=cold, warm_s=warm, cold_message="building" in said)
+        warm = [seconds(code) for _ in range(5)]
+        record("build", name, cold_s=cold, cold_cpu_s=cold_cpu, warm_s=statistics.median(w[0] for w in warm),
+               warm_min_s=min(w[0] for w in warm), warm_max_s=max(w[0] for w in warm),
+               warm_cpu_s=statistics.median(w[1] for w in warm),
+               cold_message=next((line for line in said.splitlines() if "building" in line), "none"))
 
 
 # ---- the seed model ---------------------------------------------------------------------------------
@@ -361,7 +369,7 @@ def bench_schedule(args):
     model, loss_fn = _cp_seed_model(), cp.nn.CrossEntropyLoss()
     step_fn = _cp_step if args.no_jit else cp.jit(_cp_step)
     steps = 0
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     t_eval = 0.0
     for _ in range(2):
         for i, (x, y) in enumerate(train_loader):
@@ -373,7 +381,7 @@ def bench_schedule(args):
                 t_eval += time.perf_counter() - t0
     backend.synchronize()
     record("schedule", f"seed, 2 epochs of 60k, {mode}", seconds=time.perf_counter() - t, evaluations_s=t_eval,
-           steps=steps)
+           cpu_s=time.process_time() - cpu, steps=steps)
 
 
 def profile_train(args):
