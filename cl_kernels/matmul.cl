@@ -66,6 +66,9 @@ __kernel void mm_direct(__global T* out, int oo,
 #define GATHER8(p, c) ((VEC(T, 8))(GATHER4(p, c.lo), GATHER4(p, c.hi)))
 #define STORE4(o, v, n) { o[0] = v.s0; if (n > 1) o[1] = v.s1; if (n > 2) o[2] = v.s2; if (n > 3) o[3] = v.s3; }
 #define STORE8(o, v, n) { STORE4(o, v.lo, n); if (n > 4) { __global T* o4_ = o + 4; STORE4(o4_, v.hi, n - 4); } }
+#define STORE16(o, v, n) { STORE8(o, v.lo, n); if (n > 8) { __global T* o8_ = o + 8; STORE8(o8_, v.hi, n - 8); } }
+#define STORE_N_(W) STORE##W
+#define STORE_N(W) STORE_N_(W)
 #define ROWS1(X, W) X(0, W)
 #define ROWS4(X, W) X(0, W) X(1, W) X(2, W) X(3, W)
 #define ROWS8(X, W) ROWS4(X, W) X(4, W) X(5, W) X(6, W) X(7, W)
@@ -170,14 +173,18 @@ __kernel void pack_panels(__global T* ap, int oap, __global const T* a, int oa, 
 typedef VEC(T, NR) TV;
 
 // Work-group g (64 work-items) covers an 8x8 square of MR x NR blocks so that the 8 A panels and 8 B
-// panels it reads stay in cache while each is reused 8 times. Grid: (tiles_m * tiles_n * 64, batch).
+// panels it reads stay in cache while each is reused 8 times. A CPU driver runs a group's work-items one
+// after another: consecutive ones take the same column of blocks, so the B panel (NR values per k, the
+// larger) is read from L1 by 8 work-items in a row while the 8 A panels (MR per k) come from L2 (at
+// 1024^3, 77-79 GFLOP/s per CPU second against 57-75 in the other order). Grid: (tiles_m * tiles_n * 64,
+// batch).
 __kernel __attribute__((reqd_work_group_size(64, 1, 1)))
 void mm_packed(__global T* out, int oo, __global const T* ap, int oap, __global const T* bp, int obp,
                         BIAS_ARGS, int M, int N, int K, int mb, int nb, int tiles_n) {
     int g = get_group_id(0), l = get_local_id(0), bt = get_global_id(1);
     out += oo; ap += oap; bp += obp;
-    int bi = (g / tiles_n) * 8 + l / 8;
-    int bj = (g % tiles_n) * 8 + l % 8;
+    int bi = (g / tiles_n) * 8 + l % 8;
+    int bj = (g % tiles_n) * 8 + l / 8;
     if (bi >= mb || bj >= nb) return;
     __global const T* pa = ap + ((size_t)bt * mb + bi) * K * MR;
     __global const T* pb = bp + ((size_t)bt * nb + bj) * K * NR;
@@ -193,15 +200,22 @@ void mm_packed(__global T* out, int oo, __global const T* ap, int oap, __global 
     }
     int i0 = bi * MR, j0 = bj * NR;
     __global T* o = out + ((size_t)bt * M + i0) * N + j0;
+    // whole rows of the block: one vstore each; at the right edge, component by component
     T bias_j[NR];
     #pragma unroll
     for (int c = 0; c < NR; ++c) bias_j[c] = has_bias && j0 + c < N ? bias[obias + (j0 + c) * sbias] : (T)0;
+    TV bias_v = VLOAD(NR)(0, bias_j);
+    int n_left = N - j0;
     #pragma unroll
     for (int r = 0; r < MR; ++r) {
         if (i0 + r < M) {
-            union { TV v; T s[NR]; } row;
-            row.v = acc[r];
-            for (int c = 0; c < NR && j0 + c < N; ++c) o[r * N + c] = row.s[c] + bias_j[c];
+            TV v = acc[r] + bias_v;
+            if (n_left >= NR) {
+                VSTORE(NR)(v, 0, o + r * N);
+            } else {
+                __global T* o_r = o + r * N;
+                STORE_N(NR)(o_r, v, n_left)
+            }
         }
     }
 }

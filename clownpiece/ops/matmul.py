@@ -27,10 +27,10 @@ def _defines(dtype):
 
 backend.programs.PREFETCH["matmul"] = lambda dtype: _defines(dtype) if dtype in _BLOCKS else ()
 # Below this many multiply-adds per batch element the register-blocked block kernel (one launch, no
-# packing) beats packing + micro-kernel (then three launches, now two): measured on PoCL, float32, square
-# n^3: n=256 block 67 vs packed 41 GFLOP/s, n=384 84 vs 86, n=512 83 vs 95, n=1024 61 vs 123. With one
-# packing launch, at 256^3 under load 5-6, best of 25: block 58-90, packed 70-73 (within the noise).
-_PACKED_MIN_MACS = 320 ** 3
+# packing) beats packing + micro-kernel (two launches): measured on PoCL, float32, square n^3, GFLOP/s per
+# CPU second (what contention for the cores does not change), median / best of 21: n=128 block 21/23 vs
+# packed 20/32, n=192 34/38 vs 38/56, n=256 40/56 vs 55/68, n=384 42/44 vs 66/74, n=512 37/38 vs 67/73.
+_PACKED_MIN_MACS = 160 ** 3
 _TILED_MIN_MACS = 32 ** 3
 _PACK_KC = 8  # k values one packing work-item copies (KC in matmul.cl)
 
@@ -161,13 +161,14 @@ def _make_plan(a_shape, a_strides, b_shape, b_strides, batch, dtype, device):
         k_groups = -(-k // _PACK_KC)
         pack, micro = (backend.kernel("matmul", name, dtype, defines) for name in ("pack_panels", "mm_packed"))
         nd, sh, sa, sb = meta
-        a_bytes, b_bytes = nbatch * mb * mr * k * dtype.itemsize, nbatch * nb * nr * k * dtype.itemsize
+        a_size = nbatch * mb * mr * k  # B's panels follow A's in one buffer (one allocation)
+        nbytes = (a_size + nbatch * nb * nr * k) * dtype.itemsize
 
         def run(out, a, b, bias, sbias, has_bias):
-            a_panels, b_panels = backend.alloc(a_bytes), backend.alloc(b_bytes)
-            backend.launch(pack, (k_groups, mb + nb, nbatch), a_panels, 0, a, sam, sak, m, mb, b_panels, 0, b, sbn,
+            panels = backend.alloc(nbytes)
+            backend.launch(pack, (k_groups, mb + nb, nbatch), panels, 0, a, sam, sak, m, mb, panels, a_size, b, sbn,
                            sbk, n, nb, k, nd, sh, sa, sb)
-            backend.launch(micro, (-(-mb // 8) * tiles_n * _GROUP, nbatch), out, a_panels, 0, b_panels, 0, bias,
+            backend.launch(micro, (-(-mb // 8) * tiles_n * _GROUP, nbatch), out, panels, 0, panels, a_size, bias,
                            sbias, has_bias, m, n, k, mb, nb, tiles_n, local=(_GROUP, 1))
     return run
 
