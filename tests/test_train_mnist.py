@@ -130,3 +130,34 @@ def test_plain_progress_lines_without_tqdm(monkeypatch, capsys):
     train_mnist.train(train_mnist.mlp_model(), train_loader, test_loader, epochs=1, lr=0.05)
     out = capsys.readouterr().out
     assert re.search(r"^step 11/12  loss \d+\.\d{4}  \d+ images/s$", out, re.M), out
+
+
+def test_the_step_is_jitted_by_default_and_no_jit_gives_the_same_run(monkeypatch, capsys):
+    """train() captures its step with clownpiece.jit unless use_jit=False (what --no-jit passes), and both
+    give the same losses and accuracies, bit for bit."""
+    import clownpiece
+    made, real_jit = [], clownpiece.jit
+
+    def spy(fn=None, **kwargs):
+        made.append(real_jit(fn, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(train_mnist.clownpiece, "jit", spy)
+    runs = {}
+    for use_jit in (True, False):
+        clownpiece.manual_seed(0)
+        model = train_mnist.seed_model()
+        runs[use_jit] = train_mnist.train(model, *tiny_loaders(), epochs=1, lr=0.05, use_jit=use_jit)
+    assert len(made) == 1 and made[0].captured == 1  # the jitted run replayed its step
+    assert runs[True] == runs[False] and len(runs[True][0]) >= 1
+    # the command line: --no-jit reaches train() and the final evaluation as use_jit=False
+    calls = []
+    x = np.zeros((8, 1, 28, 28), np.float32)
+    y = np.zeros(8, np.int64)
+    monkeypatch.setattr(train_mnist, "load_mnist", lambda *a, **kw: (x, y, x, y, "stub"))
+    monkeypatch.setattr(train_mnist, "train", lambda *a, **kw: calls.append(("train", kw["use_jit"])) or ([], []))
+    monkeypatch.setattr(train_mnist, "evaluate", lambda *a, **kw: calls.append(("evaluate", kw["use_jit"])) or 0.0)
+    train_mnist.main(["--no-jit", "--no-download"])
+    train_mnist.main(["--no-download"])
+    assert calls == [("train", False), ("evaluate", False), ("train", True), ("evaluate", True)]
+    capsys.readouterr()
