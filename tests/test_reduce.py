@@ -5,6 +5,7 @@ from hypothesis import given, settings, strategies as st
 import clownpiece as cp
 from clownpiece import backend
 from clownpiece._layout import IndexOutOfRange, ShapeError
+from clownpiece.ops import reduce as reduce_ops
 from conftest import assert_close, make, no_launch, to_np, LAYOUTS
 
 rng = np.random.default_rng(1)
@@ -376,3 +377,29 @@ def test_column_reductions_far_apart(dtype):
     assert_close(vals, a.min(0), dtype)
     assert_close(idx, a.argmin(0), dtype, rtol=0, atol=0)
     assert_close(t.sum_to((1, 1100)), a.sum(0, keepdims=True), dtype, **tol)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_two_stage_reductions_at_small_sizes(layout, dtype, monkeypatch):
+    """The two-stage kernels (partials, then a combine) with the split thresholds lowered, so that small
+    tensors take them: rows, columns (far apart), strided layouts, every two-stage reduction."""
+    monkeypatch.setattr(reduce_ops, "_ONE_STAGE_MAX", 16)
+    monkeypatch.setattr(reduce_ops, "_MIN_CHUNK", 4)
+    monkeypatch.setattr(reduce_ops, "_FAR_STRIDE", 8)
+    monkeypatch.setattr(reduce_ops, "_plans", {})
+    t, a = make(rng.normal(size=(9, 40)), dtype, layout)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else {}
+    for dims in (None, 0, 1):
+        assert reduce_ops._plan(t, t._reduced_dims(dims, "sum"), False).nchunk > 1 or dims == 0
+        assert_close(t.sum(dims), a.sum(dims), dtype, **tol)
+        assert_close(t.mean(dims), a.mean(dims), dtype, **tol)
+        assert_close(t.var(dims), a.var(dims, ddof=1), dtype, **tol)
+        assert_close(t.std(dims, unbiased=False), a.std(dims), dtype, **tol)
+        assert_close(t.amax(dims), a.max(dims), dtype)
+        assert_close(t.amin(dims), a.min(dims), dtype)
+    vals, idx = t.max(1)
+    assert_close(vals, a.max(1), dtype)
+    assert to_np(idx).tolist() == np.argmax(a.astype(dtype), 1).tolist()
+    vals, idx = t.min(0)
+    assert_close(vals, a.min(0), dtype)
+    assert to_np(idx).tolist() == np.argmin(a.astype(dtype), 0).tolist()
