@@ -199,3 +199,11 @@ def test_strided_copy_of_permuted_and_narrowed_views(dtype):
         dst = cp.zeros(*ref.shape[::-1], dtype=dtype).permute(tuple(reversed(range(ndim))))
         dst.copy_(view)  # strided destination too
         assert_close(dst, ref, dtype)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_relu_keeps_nan(layout, dtype):
+    """PyTorch's relu passes NaN through (max(NaN, 0) is NaN), eager, fused and strided."""
+    t, ref = make(np.array([[np.nan, -1.0, 2.0], [0.0, np.nan, -np.inf]]), dtype, layout)
+    assert_close(t.relu(), np.maximum(ref, 0), dtype)
+    assert_close(t.relu() * 2.0 + 1.0, np.maximum(ref, 0) * 2.0 + 1.0, dtype)
