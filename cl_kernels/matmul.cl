@@ -63,7 +63,10 @@ __kernel void mm_direct(__global T* out, int oo,
 #define IOTA4 ((int4)(0, 1, 2, 3))
 #define IOTA8 ((int8)(0, 1, 2, 3, 4, 5, 6, 7))
 #define GATHER4(p, c) ((VEC(T, 4))((p)[c.s0], (p)[c.s1], (p)[c.s2], (p)[c.s3]))
-#define GATHER8(p, c) ((VEC(T, 8))(GATHER4(p, c.lo), GATHER4(p, c.hi)))
+// eight scalars, not two GATHER4 halves: oclgrind's uninitialised-value checker crashes on a vector built
+// from vectors
+#define GATHER8(p, c) ((VEC(T, 8))((p)[c.s0], (p)[c.s1], (p)[c.s2], (p)[c.s3], (p)[c.s4], (p)[c.s5], (p)[c.s6], \
+                                   (p)[c.s7]))
 #define STORE4(o, v, n) { o[0] = v.s0; if (n > 1) o[1] = v.s1; if (n > 2) o[2] = v.s2; if (n > 3) o[3] = v.s3; }
 #define STORE8(o, v, n) { STORE4(o, v.lo, n); if (n > 4) { __global T* o4_ = o + 4; STORE4(o4_, v.hi, n - 4); } }
 #define STORE16(o, v, n) { STORE8(o, v.lo, n); if (n > 8) { __global T* o8_ = o + 8; STORE8(o8_, v.hi, n - 8); } }
