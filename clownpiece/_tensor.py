@@ -61,7 +61,9 @@ class TensorBase(ElementwiseOps, InplaceOps, ShapeOps, ReduceOps, MatmulOps, Ind
         else:
             arr = _host_array(data, dtype)
         self._set_view(backend.alloc(arr.nbytes), arr.shape, contiguous_strides(arr.shape), 0, dtype)
-        backend.upload(self._storage, arr)
+        # a new array (from a list, or converted) is ours to send; the caller's own array is copied first
+        private = arr is not data and not (isinstance(data, np.ndarray) and np.may_share_memory(arr, data))
+        backend.upload(self._storage, arr, private=private)
 
     def _set_view(self, storage, shape, strides, offset, dtype):
         if type(shape) is not tuple:

@@ -327,15 +327,15 @@ def in_flight(evt):
         _pending.popleft()
 
 
-def upload(storage, host, byte_offset=0):
-    """Copy a numpy array into `storage` without waiting."""
+def upload(storage, host, byte_offset=0, private=False):
+    """Copy the numpy array `host` into `storage` without waiting. The transfer runs later, so unless the
+    caller made `host` for it and will not touch it again (`private=True`), it is copied first: the caller
+    may change its array meanwhile (torch.tensor(a) copies a when called, and so must we)."""
     if HOST_ONLY_THREADS:
         refuse_host_only("an upload to the device")
     if host.nbytes == 0:
         return
-    # the device reads the host memory when the copy runs, after this returns: from a private copy, so that
-    # the caller may change or free its array at once (a host memcpy, cheap beside the transfer)
-    host = np.array(host, order="C", copy=True)
+    host = np.ascontiguousarray(host) if private else np.array(host, order="C", copy=True)
     if _recorder is not None:
         _recorder.upload(storage, host, byte_offset)
     in_flight(cl.enqueue_copy(storage.pool.device.queue, storage.buf, host, dst_offset=byte_offset,

@@ -373,7 +373,7 @@ class ShapeOps:
         with backend.using_device(self._storage.pool.device):
             host = self.numpy()
         storage = backend.alloc_on(target, host.nbytes)
-        backend.upload(storage, host)
+        backend.upload(storage, host, private=True)
         return self._make(storage, self._shape, contiguous_layout(self._shape)[1], 0, self.dtype)
 
     def _to_dtype(self, dtype):
