@@ -81,7 +81,72 @@ def make(arr, dtype=np.float32, layout="contiguous", cls=cp.Tensor):
 LAYOUTS = ["contiguous", "transposed", "sliced"]
 
 
-# ---- the strict run (.ci/oclgrind): each test's oclgrind reports fail that test ---------------------------
+# ---- the strict pass (tools/oclgrind_check.sh runs `-m strict` under oclgrind) ------------------------------
+# oclgrind runs kernels about a thousand times slower than PoCL, so the pass takes these modules whole except
+# the tests listed as too large for it, plus a few tests of other modules; tools/kernel_coverage.py then
+# checks that every kernel ran. A new kernel needs a test here (a new small test in a strict module, or an
+# entry in STRICT_TESTS).
+STRICT_MODULES = {"test_elementwise_kernels", "test_elementwise", "test_index", "test_reduce", "test_factories",
+                  "test_random", "test_optim", "test_fusion", "test_matmul", "test_nn_functional", "test_nn_layers",
+                  "test_nn_module", "test_autograd", "test_inplace", "test_clip_grad", "test_optimizers", "test_devices",
+                  "test_inplace_autograd", "test_nn_activations", "test_nn_attention", "test_nn_conv", "test_nn_norm",
+                  "test_nn_pool", "test_nn_small_layers", "test_nn_transformer", "test_nn_upsample",
+                  "test_nn_module_api", "test_data_splits", "test_array_interop",
+                  "test_sort", "test_scan", "test_remap", "test_linalg", "test_nn_loss"}
+STRICT_TESTS = {"test_nn_training": {"test_small_cnn_trains"},
+                "test_augment": {"test_random_crop_matches_numpy_given_the_same_choices",
+                                 "test_crop_and_flip_of_strided_batches_and_float64", "test_normalize_matches_torchvisions_formula"},
+                # merged launches on small tensors (the seed model's merge test takes over 10 minutes there)
+                "test_jit": {"test_independent_launches_of_kernels_with_helper_functions_replay",
+                             "test_random_ops_draw_fresh_numbers_like_eager"}}
+TOO_LARGE_FOR_STRICT = {
+    "test_autograd": {"test_unary_gradcheck", "test_binary_gradcheck_with_broadcasting", "test_reduction_gradcheck",
+                      "test_shape_op_gradcheck", "test_matmul_gradcheck", "test_matmul_noncontiguous_and_methods",
+                      "test_mlp_of_raw_ops_gradcheck", "test_attention_gradcheck",
+                      "test_training_loop_holds_flat_memory"},
+    "test_sort": {"test_million_elements"},
+    "test_scan": {"test_long_lines", "test_float32_cumsum_accuracy", "test_long_line_gradients"},
+    "test_fusion": {"test_training_steps_hold_flat_memory_and_short_reader_lists"},
+    "test_inplace_autograd": {"test_inplace_gradcheck"},
+    "test_nn_attention": {"test_gradients"},
+    "test_nn_conv": {"test_conv2d_gradients", "test_conv_padding_modes", "test_conv2d_same_and_valid_padding",
+                     "test_conv_transpose2d", "test_pad"},
+    "test_nn_pool": {"test_adaptive_pools", "test_avg_pool2d", "test_max_pool2d_gradient"},
+    "test_nn_transformer": {"test_gradients_of_both_call_forms", "test_encoder_layer_seq_first_gradients_and_dropout"},
+    "test_matmul": {"test_odd_sizes", "test_packed_path_size", "test_linear_strided_weight_and_expanded_bias",
+                    "test_random_shapes_match_numpy"},
+    "test_nn_functional": {"test_conv2d_grad"},
+    "test_nn_layers": {"test_multihead_attention_grad_and_errors"},
+    "test_nn_module": {"test_init_statistics"},
+    "test_random": {"test_normal_statistics", "test_uniform_statistics", "test_bernoulli_rate",
+                    "test_dropout_mask_values_and_keep_rate"},
+    "test_reduce": {"test_large_reductions_use_two_stages", "test_large_reduction_with_two_outputs",
+                    "test_two_stage_over_strided_layouts", "test_column_reductions_far_apart"},
+}
+
+
+# Of a parametrized test, the pass takes at most this many cases, spread over its parameter list (kernels
+# are the same for every case; the coverage check says when a kernel only one case reaches is missed),
+# except in the modules whose every case launches a kernel of its own.
+MAX_STRICT_CASES = 6
+STRICT_ALL_CASES = {"test_elementwise_kernels"}
+
+
+def pytest_collection_modifyitems(items):
+    cases = {}
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        name = item.originalname or item.name
+        if ((module in STRICT_MODULES and name not in TOO_LARGE_FOR_STRICT.get(module, ()))
+                or name in STRICT_TESTS.get(module, ())):
+            cases.setdefault((module, name), []).append(item)
+    for (module, _), group in cases.items():
+        step = 1 if module in STRICT_ALL_CASES else -(-len(group) // MAX_STRICT_CASES)
+        for item in group[::step]:
+            item.add_marker(pytest.mark.strict)
+
+
+# ---- under oclgrind: each test's oclgrind reports fail that test -------------------------------------------
 # Under `oclgrind --log FILE`, with CLOWNPIECE_OCLGRIND_LOG=FILE, a test after which the simulator reported an
 # invalid access, an uninitialised value, a data race or divergence gets an error naming what it reported.
 _OCLGRIND_LOG = os.environ.get("CLOWNPIECE_OCLGRIND_LOG")

@@ -16,12 +16,16 @@ import numpy as np
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 BUILDS = {
+    "attention": [(F32, ("HE=8", "HV=8", "BK=16"))],
+    "conv": [(F32, ())],
     "elementwise": [(F32, ()), (F32, ("SRC_T=double", "USE_FP64=1")), (F32, ("INPLACE",))],
     "foreach": [(F32, ("NBUF=8",))],
     "index": [(F32, ())],
     "matmul": [(F32, ("MR=4", "NR=16"))],
     "nn": [(F32, ())],
+    "norm": [(F32, ())],
     "optim": [(F32, ())],
+    "pool": [(F32, ())],
     "random": [(F32, ())],
     "augment": [(F32, ())],
     "reduce": [(F32, ())],
@@ -29,6 +33,7 @@ BUILDS = {
     "remap": [(F32, ())],
     "scan": [(F32, ())],
     "sort": [(F32, ("PACK",)), (F64, ())],
+    "upsample": [(F32, ())],
 }
 
 

@@ -5,11 +5,19 @@ goes to one in-order queue, so work that reads the old contents runs before work
 The pool respects the device's limits: one buffer at most `max_mem_alloc_size` bytes, and (when
 CLOWNPIECE_LIMITS sets `global_mem_size`) no more than that in all. Running out frees the cached buffers and
 tries once more before raising DeviceMemoryError."""
+import os
 import threading
 
 import pyopencl as cl
 
 from . import stats as _stats
+
+# CLOWNPIECE_POOL=0: every allocation is a new buffer of exactly the size asked, and a released buffer is
+# kept, unused, until the process ends. The strict pass (tools/oclgrind_check.sh) runs this way: a reused
+# buffer's stale contents would hide a kernel that reads memory nobody wrote, and oclgrind 21.10's
+# uninitialised-value tracking misreports reused memory (its shadow of a buffer is keyed by a buffer id that
+# clReleaseMemObject frees for reuse, and is resized to the last host write into it).
+_REUSE = os.environ.get("CLOWNPIECE_POOL", "1") != "0"
 
 _MIN_BYTES = 256
 
@@ -83,6 +91,7 @@ class Pool:
         self.device = device
         self.context = device.context
         self.free = {}
+        self.retired = []  # CLOWNPIECE_POOL=0: released buffers, never reused nor freed
         self.in_use = self.cached = 0  # bytes, this pool's own (stats' counters add up every pool)
         # a simulated memory size is enforced here; a real one by the driver's allocation errors
         self.capacity = device.global_mem_size if "global_mem_size" in device.limited else None
@@ -90,7 +99,7 @@ class Pool:
     def alloc(self, nbytes):
         if HOST_ONLY_THREADS:
             refuse_host_only("a device allocation")
-        size = bucket(nbytes)
+        size = bucket(nbytes) if _REUSE else max(nbytes, _MIN_BYTES)
         free = self.free.get(size)
         if free:
             buf = free.pop()
@@ -139,6 +148,11 @@ class Pool:
             f"tensors (del, smaller batches) or use a device with more memory")
 
     def release(self, buf, size):
+        if not _REUSE:
+            self.retired.append(buf)
+            self.in_use -= size
+            _stats.counters["pool_bytes_in_use"] -= size
+            return
         self.free.setdefault(size, []).append(buf)
         self.in_use -= size
         self.cached += size
