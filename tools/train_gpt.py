@@ -220,7 +220,8 @@ def estimate_loss(eval_loss, data, model, batch_size, batches):
 
 
 def train(args, model, data):
-    """Returns the curves: (steps, train losses) every LOG_EVERY steps, (steps, val losses)."""
+    """Returns the curves, (steps, train losses) every LOG_EVERY steps and (steps, val losses), and the
+    (jitted) validation loss function."""
     optimizer = make_optimizer(model, args.lr, args.weight_decay)
     scheduler = lr_scheduler.LambdaLR(optimizer, warmup_cosine(args.warmup, args.max_steps))
     train_step, eval_loss = make_train_step(model, optimizer, args.grad_clip), make_eval_loss(model)
@@ -260,7 +261,7 @@ def train(args, model, data):
         progress.write("Interrupted; sampling from the model as it is")
     finally:
         progress.close()
-    return train_curve, val_curve, (eval_loss, optimizer)
+    return train_curve, val_curve, eval_loss
 
 
 def main(argv=None):
@@ -307,7 +308,7 @@ def main(argv=None):
     print(f"model: GPT, {args.n_layer} layers, {args.n_head} heads, d {args.n_embd}, context {args.block_size}, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters; jit {'off' if args.no_jit else 'on'}",
           flush=True)
-    train_curve, val_curve, (eval_loss, _) = train(args, model, data)
+    train_curve, val_curve, eval_loss = train(args, model, data)
 
     if plot_curves(args.plot, [("loss per character (nats)", [("train", *train_curve), ("val", *val_curve)])]):
         print(f"curves written to {args.plot}")
