@@ -8,7 +8,8 @@
 
 The model is a small GPT-2-style decoder: token and position embeddings, --n-layer pre-norm blocks
 (LayerNorm, causal self-attention through nn.functional.scaled_dot_product_attention(is_causal=True),
-LayerNorm, a 4x GELU MLP, both residual), a final LayerNorm and a linear head over the characters.
+LayerNorm, a 4x MLP with GPT-2's tanh-approximated GELU, both residual), a final LayerNorm and a linear
+head over the characters.
 Training: random --block-size windows of the text (the last 10% held out for validation), AdamW (weight
 decay on matrices only) with a linear warmup and cosine decay to 10% of --lr, clip_grad_norm_ at 1.0.
 At the end it prints --sample-chars characters sampled on the device (Gumbel-max: argmax of logits /
@@ -109,8 +110,8 @@ class Block(nn.Module):
         super().__init__()
         self.ln1, self.attn = nn.LayerNorm(n_embd), CausalSelfAttention(n_embd, n_head, dropout)
         self.ln2 = nn.LayerNorm(n_embd)
-        self.mlp = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.GELU(), nn.Linear(4 * n_embd, n_embd),
-                                 nn.Dropout(dropout))
+        self.mlp = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.GELU(approximate="tanh"),  # GPT-2's GELU
+                                 nn.Linear(4 * n_embd, n_embd), nn.Dropout(dropout))
 
     def forward(self, x):
         x = x + self.attn(self.ln1(x))
