@@ -152,11 +152,11 @@ def test_gradients(layout):
     def leaf(shape):
         t, _ = make(rng.normal(size=shape), np.float64, layout)
         return t.requires_grad_()
-    x = leaf((4, 37))
+    x = leaf((3, 9))  # small: every element is perturbed twice (and the strict pass runs it under oclgrind)
     assert gradcheck(lambda x: x.sort(1)[0], [x])
     assert gradcheck(lambda x: x.sort(0, descending=True).values, [x])
     assert gradcheck(lambda x: x.topk(5, 1).values, [x])
-    assert gradcheck(lambda x: x.topk(3, 0, largest=False)[0], [x])
+    assert gradcheck(lambda x: x.topk(2, 0, largest=False)[0], [x])
     assert gradcheck(lambda x: x.msort(), [x])
     z = cp.Tensor(1.5, requires_grad=True, dtype=np.float64)
     assert gradcheck(lambda z: z.sort()[0] * 2, [z])
