@@ -92,6 +92,11 @@ def test_odd_sizes(dtype):
 
 def test_packed_path_size(dtype):
     assert linalg_ops._choose_path(400, 257, 330, backend.device()) == "packed"
+    assert linalg_ops._choose_path(256, 256, 256, backend.device()) == "packed"
+    # a large product with too few output tiles to share out: the block kernel's smaller work-items
+    assert linalg_ops._choose_path(8, 512, 2048, backend.device()) == "block"
+    a, a_np, b, b_np = pair((8, 2048), (2048, 512), dtype)
+    check(a @ b, a_np @ b_np, dtype)
     for layout_a, layout_b in [("contiguous", "contiguous"), ("transposed", "sliced")]:
         a, a_np, b, b_np = pair((400, 330), (330, 257), dtype, layout_a, layout_b)
         check(a @ b, a_np @ b_np, dtype)

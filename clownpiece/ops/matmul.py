@@ -30,7 +30,11 @@ backend.programs.PREFETCH["matmul"] = lambda dtype: _defines(dtype) if dtype in 
 # packing) beats packing + micro-kernel (two launches): measured on PoCL, float32, square n^3, GFLOP/s per
 # CPU second (what contention for the cores does not change), median / best of 21: n=128 block 21/23 vs
 # packed 20/32, n=192 34/38 vs 38/56, n=256 40/56 vs 55/68, n=384 42/44 vs 66/74, n=512 37/38 vs 67/73.
-_PACKED_MIN_MACS = 160 ** 3
+# Around 8M multiply-adds the two are within the noise, except where the output makes too few of
+# mm_packed's 32 x 128 work-group tiles to keep the cores busy: [8, 2048] @ [2048, 512] (4 tiles) took 4.1
+# ms of CPU packed against 0.8 in blocks.
+_PACKED_MIN_MACS = 192 ** 3
+_PACKED_MIN_TILES = 8
 _TILED_MIN_MACS = 32 ** 3
 _PACK_KC = 8  # k values one packing work-item copies (KC in matmul.cl)
 
@@ -75,7 +79,10 @@ def _choose_path(m, n, k, device, dtype=np.dtype(np.float32)):
     macs = m * n * k
     wide_groups = device.max_work_group_size >= _GROUP
     if not device.local_mem_dedicated:
-        return "packed" if macs >= _PACKED_MIN_MACS and m >= 8 and n >= 8 and wide_groups else "block"
+        mr, nr = _BLOCKS.get(np.dtype(dtype), (4, 16))
+        tiles = -(-m // (8 * mr)) * -(-n // (8 * nr))
+        packed = macs >= _PACKED_MIN_MACS and tiles >= _PACKED_MIN_TILES and m >= 8 and n >= 8 and wide_groups
+        return "packed" if packed else "block"
     tiles_fit = wide_groups and device.local_mem_size >= _tile_bytes(dtype)
     return "tiled" if macs >= _TILED_MIN_MACS and tiles_fit else "direct"
 
