@@ -1,4 +1,6 @@
 """Shape and stride arithmetic shared by every op (pure Python on tuples, no device work)."""
+import numbers
+
 import numpy as np
 
 MAX_KERNEL_DIMS = 8
@@ -78,6 +80,16 @@ def broadcast_strides(shape, strides, target):
     for s, st, t in zip(shape, strides, target[lead:]):
         out.append(st if s == t else 0)
     return tuple(out)
+
+
+def ceil_div(a, b):
+    """ceil(a / b) for ints, b > 0 (grid sizes, chunk counts)."""
+    return -(-a // b)
+
+
+def is_int(v):
+    """An int (Python's or numpy's) but not a bool: what sizes, dims, indices and counts must be."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def normalize_dim(dim, ndim, op="op"):

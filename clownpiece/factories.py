@@ -12,6 +12,7 @@ import types
 
 import numpy as np
 
+from ._layout import is_int
 from . import backend
 from ._layout import ShapeError
 from .ops import index
@@ -143,7 +144,7 @@ def _range(cls, start, end, step=1, *, dtype=None, requires_grad=False):
 def _linspace(cls, start, end, steps, *, dtype=None, requires_grad=False):
     """`steps` evenly spaced values from start to end, both included."""
     start, end = _number(start, "linspace", "start"), _number(end, "linspace", "end")
-    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
+    if not is_int(steps) or steps < 1:
         raise ValueError(f"linspace: steps must be an int >= 1, got {steps!r}")
     steps = int(steps)
     if steps == 1:

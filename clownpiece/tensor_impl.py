@@ -9,6 +9,7 @@ import numbers
 
 import numpy as np
 
+from ._layout import is_int
 from . import backend
 from ._layout import ShapeError, IndexOutOfRange, contiguous_strides, numel as _numel_of
 from .backend.memory import Storage
@@ -89,7 +90,7 @@ class TensorBaseImpl(TensorBase):
 
     # ---- element access in logical row-major order -------------------------------------------------
     def _element(self, i, op):
-        if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
+        if not is_int(i):
             raise TypeError(f"{op}: index must be an int, got {type(i).__name__}")
         n = self._numel
         if not -n <= i < n:

@@ -18,6 +18,7 @@ import re
 
 import pyopencl as cl
 
+from .._layout import ceil_div
 from ..backend import fusion, programs, runtime
 
 _READ, _NUMBER = fusion._READ, fusion._NUMBER
@@ -231,7 +232,7 @@ def _merged(group):
     slots, total = [], 0
     for e, seg, _ in group:
         order, n_at = _slot_order(e[4], seg)
-        span = -(-e[4][n_at][1] // size) * size  # whole work-groups: each group works on one segment
+        span = ceil_div(e[4][n_at][1], size) * size  # whole work-groups: each group works on one segment
         slots += [e[4][i] for i in order] + [("num", span)]
         total += span
     return ("launch", knl, (total,), (size,), slots, group[0][0][5])

@@ -10,6 +10,7 @@ from typing import Any, Literal, Optional, Sequence, Union
 
 import numpy as np
 
+from .._layout import is_int
 from .._tensor import Tensor, TensorBase
 from .._layout import ShapeError, IndexOutOfRange
 from ..ops.nn import check_reduction, reduce_loss
@@ -235,7 +236,7 @@ def _one(v, name, op):
     """A 1-D size given as an int or a one-element sequence."""
     if isinstance(v, (list, tuple)) and len(v) == 1:
         v = v[0]
-    if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+    if not is_int(v):
         raise TypeError(f"{op}: {name} must be an int or a 1-tuple of ints, got {v!r}")
     return int(v)
 

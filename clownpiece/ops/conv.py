@@ -9,16 +9,17 @@ direct kernel (one output per work-item) was measured against im2col on PoCL (2-
 3.4 ms; N=64 16->32 14x14: 13 vs 44 ms, so im2col is the one path."""
 import numbers
 
+from .._layout import is_int
 from .. import backend
 from .._layout import ShapeError
 
 
 def pair(v, name, op):
     """An int or a pair of ints (height, width), as PyTorch's kernel_size/stride/padding/dilation."""
-    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+    if is_int(v):
         v = (v, v)
     if (not isinstance(v, (list, tuple)) or len(v) != 2
-            or not all(isinstance(e, numbers.Integral) and not isinstance(e, bool) for e in v)):
+            or not all(is_int(e) for e in v)):
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
     return int(v[0]), int(v[1])
 
@@ -230,7 +231,7 @@ def check_pad(x, pad, mode, op="pad", most=None):
     most = most or (2 * x.dim() if mode == "constant" else 6)
     if (not isinstance(pad, (list, tuple)) or not pad or len(pad) % 2 or len(pad) > most
             or len(pad) // 2 > x.dim()
-            or not all(isinstance(p, numbers.Integral) and not isinstance(p, bool) for p in pad)):
+            or not all(is_int(p) for p in pad)):
         raise ValueError(f"{op}: pad must be a list of an even number of ints (2 or 4 for the last one or two "
                          f"dims, last dim first; at most {most} here, mode {mode!r}) for an input of {x.dim()} "
                          f"dims, got {pad!r}")

@@ -10,6 +10,7 @@ import math
 
 import pyopencl as cl
 
+from .._layout import ceil_div
 from .. import backend
 
 _SLOT_BYTES = 16      # pointer (8 bytes on 64-bit devices) + element offset + element count
@@ -34,7 +35,7 @@ def _chunks(tensors):
     step = slots_per_launch()
     for start in range(0, len(tensors), step):
         chunk = tensors[start:start + step]
-        width = -(-len(chunk) // 8) * 8
+        width = ceil_div(len(chunk), 8) * 8
         args = []
         for t in chunk:
             args += (t, t._numel)
@@ -49,7 +50,7 @@ def _kernel(name, dtype, width):
 def _work_items(tensors, per_item):
     """Work-items of a pass: enough that each one visits about `per_item` elements, at most 64K."""
     biggest = max(t._numel for t in tensors)
-    return max(1, min(1 << 16, -(-biggest // per_item)))
+    return max(1, min(1 << 16, ceil_div(biggest, per_item)))
 
 
 def norm_and_clip_coef(tensors, norm_type, max_norm):
@@ -60,7 +61,7 @@ def norm_and_clip_coef(tensors, norm_type, max_norm):
     kind = 0 if norm_type == math.inf else 1 if norm_type == 1 else 2 if norm_type == 2 else 3
     # enough partials that each one sums ~64 elements (accuracy: short sums, then a tree), at most 16K
     total = sum(t._numel for t in tensors)
-    parts = max(1, min(1 << 14, -(-total // 64)))
+    parts = max(1, min(1 << 14, ceil_div(total, 64)))
     part = backend.alloc(parts * dtype.itemsize)
     widths = []
     for width, args in _chunks(tensors):

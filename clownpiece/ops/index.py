@@ -10,6 +10,7 @@ import numbers
 
 import numpy as np
 
+from .._layout import is_int
 from .. import backend
 from .._layout import ShapeError, IndexOutOfRange, broadcast_shapes, broadcast_strides, kernel_meta, \
     normalize_dim, numel
@@ -18,7 +19,7 @@ from .shape import ShapeOps
 
 
 def _is_int(x):
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+    return is_int(x)
 
 
 def _drop(seq, d):

@@ -11,6 +11,7 @@ local memory in cached global memory (CPUs) use register blocks ("block": one wo
 the device allows them."""
 import numpy as np
 
+from .._layout import ceil_div
 from .. import backend
 from .._layout import ShapeError, broadcast_shapes, broadcast_strides, kernel_meta, numel
 
@@ -142,9 +143,9 @@ def _make_plan(a_shape, a_strides, b_shape, b_strides, batch, dtype, device):
 
     if path == "block":
         rows, cols = _block_shape(m, n, dtype)
-        blocks = nbatch * -(-m // rows)
+        blocks = nbatch * ceil_div(m, rows)
         knl = backend.kernel("matmul", f"mm_block{rows}x{cols}", dtype, defines)
-        grid, tail = (blocks, -(-n // cols)), (m, n, k, blocks) + meta
+        grid, tail = (blocks, ceil_div(n, cols)), (m, n, k, blocks) + meta
 
         def run(out, a, b, bias, sbias, has_bias):
             backend.launch(knl, grid, out, a, sam, sak, b, sbk, sbn, bias, sbias, has_bias, *tail)
@@ -157,15 +158,15 @@ def _make_plan(a_shape, a_strides, b_shape, b_strides, batch, dtype, device):
             backend.launch(knl, total, out, a, sam, sak, b, sbk, sbn, bias, sbias, has_bias, *tail)
     elif path == "tiled":
         knl = backend.kernel("matmul", "mm_tiled", dtype, defines)
-        grid, tail = (-(-n // 32) * 8, -(-m // 32) * 8, nbatch), (m, n, k) + meta
+        grid, tail = (ceil_div(n, 32) * 8, ceil_div(m, 32) * 8, nbatch), (m, n, k) + meta
 
         def run(out, a, b, bias, sbias, has_bias):
             backend.launch(knl, grid, out, a, sam, sak, b, sbk, sbn, bias, sbias, has_bias, *tail,
                            local=(8, 8, 1))
     else:
-        mb, nb = -(-m // mr), -(-n // nr)
-        tiles_n = -(-nb // 8)
-        k_groups = -(-k // _PACK_KC)
+        mb, nb = ceil_div(m, mr), ceil_div(n, nr)
+        tiles_n = ceil_div(nb, 8)
+        k_groups = ceil_div(k, _PACK_KC)
         pack, micro = (backend.kernel("matmul", name, dtype, defines) for name in ("pack_panels", "mm_packed"))
         nd, sh, sa, sb = meta
         a_size = nbatch * mb * mr * k  # B's panels follow A's in one buffer (one allocation)
@@ -175,7 +176,7 @@ def _make_plan(a_shape, a_strides, b_shape, b_strides, batch, dtype, device):
             panels = backend.alloc(nbytes)
             backend.launch(pack, (k_groups, mb + nb, nbatch), panels, 0, a, sam, sak, m, mb, panels, a_size, b, sbn,
                            sbk, n, nb, k, nd, sh, sa, sb)
-            backend.launch(micro, (-(-mb // 8) * tiles_n * _GROUP, nbatch), out, panels, 0, panels, a_size, bias,
+            backend.launch(micro, (ceil_div(mb, 8) * tiles_n * _GROUP, nbatch), out, panels, 0, panels, a_size, bias,
                            sbias, has_bias, m, n, k, mb, nb, tiles_n, local=(_GROUP, 1))
     return run
 

@@ -2,8 +2,8 @@
 backward kernels that clownpiece/autograd/functions/nn.py records it with, and the reduction helpers of the
 losses (their kernels: ops/loss.py). (Convolution:
 ops/conv.py; pooling: ops/pool.py, with max_pool2d/avg_pool2d methods here for Tensor.)"""
-import numpy as np
 
+from .._layout import is_int
 from .. import backend
 from .._layout import ShapeError, numel
 from . import pool as _pool
@@ -48,7 +48,7 @@ class NNOps:
 
     def _layer_norm_features(self, normalized_shape):
         op = "layer_norm"
-        if isinstance(normalized_shape, (int, np.integer)) and not isinstance(normalized_shape, bool):
+        if is_int(normalized_shape):
             f = int(normalized_shape)
             suffixes = [numel(self._shape[i:]) for i in range(self.dim())]
             if f <= 0 or f not in suffixes:

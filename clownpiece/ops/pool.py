@@ -4,6 +4,7 @@ unbatched [C, H, W] inputs (1-D pooling is H = 1). Module-level functions; autog
 them. One launch forward, one backward; the max ops keep the flat position h*W + w each output took."""
 import numbers
 
+from .._layout import ceil_div, is_int
 from .. import backend
 from .._layout import ShapeError
 from .conv import pair
@@ -30,7 +31,7 @@ def _restore(y, unbatched, dims):
 def _out_size(size, k, s, p, d, ceil_mode):
     """PyTorch's pooling output size: the last window must start inside the input or its left padding."""
     span = size + 2 * p - d * (k - 1) - 1
-    out = (-(-span // s) if ceil_mode else span // s) + 1
+    out = (ceil_div(span, s) if ceil_mode else span // s) + 1
     if ceil_mode and (out - 1) * s >= size + p:
         out -= 1
     return out
@@ -131,7 +132,7 @@ def adaptive_size(output_size, v, op, dims=2):
     else:
         sizes = (output_size, output_size)
     sizes = tuple(v._shape[2 + i] if s is None else s for i, s in enumerate(sizes))
-    if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in sizes):
+    if not all(is_int(s) and s > 0 for s in sizes):
         raise ValueError(f"{op}: output_size must be positive ints (or None), got {output_size!r}")
     if v._shape[2] == 0 or v._shape[3] == 0:
         raise ShapeError(f"{op}: input {v.shape} has an empty spatial dim")

@@ -7,6 +7,7 @@ import numbers
 
 import numpy as np
 
+from .._layout import is_int
 from .. import backend
 
 _DEFAULT_SEED = 67280421310721  # PyTorch's default, so an unseeded process is still reproducible
@@ -16,7 +17,7 @@ _state = {"seed": _DEFAULT_SEED, "counter": 0}
 
 def manual_seed(seed):
     """Reset the generator: the same seed gives the same random streams."""
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+    if not is_int(seed):
         raise TypeError(f"manual_seed: seed must be an int, got {type(seed).__name__}")
     _state["seed"] = int(seed) & _MASK64
     _state["counter"] = 0

@@ -7,8 +7,8 @@ there are few outputs and long reductions the work is split into chunks whose pa
 combines, so every core gets work."""
 import collections
 
-import numpy as np
 
+from .._layout import ceil_div
 from .. import backend
 from .._layout import ShapeError, normalize_dim, normalize_dims, kernel_meta, contiguous_strides, numel
 from .shape import _shape_arg
@@ -51,14 +51,14 @@ def _split(nout, nred, far):
     if nout * nred <= _ONE_STAGE_MAX:
         return max(nred, 1), 1
     target_items = max(256, backend.device().compute_units * _ITEMS_PER_UNIT)
-    wanted = -(-target_items // max(nout, 1))
+    wanted = ceil_div(target_items, max(nout, 1))
     if far:
-        wanted = max(wanted, -(-nred // _MIN_CHUNK))
+        wanted = max(wanted, ceil_div(nred, _MIN_CHUNK))
     nchunk = min(wanted, nred // _MIN_CHUNK)
     if nchunk <= 1:
         return max(nred, 1), 1
-    chunk = -(-nred // nchunk)
-    return chunk, -(-nred // chunk)
+    chunk = ceil_div(nred, nchunk)
+    return chunk, ceil_div(nred, chunk)
 
 
 def _keep(keepdims, keepdim):

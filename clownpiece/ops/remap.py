@@ -5,6 +5,7 @@ import numbers
 
 import numpy as np
 
+from .._layout import is_int
 from .. import backend
 from .._layout import MAX_KERNEL_DIMS, ShapeError, kernel_meta, normalize_dim, normalize_dims
 from .shape import _shape_arg
@@ -13,7 +14,7 @@ _COPY, _WRAP, _FLIP, _DIVIDE = 0, 1, 2, 3
 
 
 def _int(v, op, what):
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+    if not is_int(v):
         raise TypeError(f"{op}: {what} must be an int, got {type(v).__name__}")
     return int(v)
 

@@ -1,5 +1,6 @@
 """Running sums and products along a dim, and prod (kernels: cl_kernels/scan.cl). The input is made
 contiguous and seen as (outer, len, inner) lines; few long lines are split into blocks so every core works."""
+from .._layout import ceil_div
 from .. import backend
 from .._layout import normalize_dim, numel
 
@@ -22,9 +23,9 @@ def _blocks(nlines, length):
     target = backend.device().compute_units * _ITEMS_PER_UNIT
     if nlines >= target or length < 4 * _MIN_BLOCK:
         return None
-    nblocks = min(-(-target // nlines), length // _MIN_BLOCK)
-    block = -(-length // nblocks)
-    return block, -(-length // block)
+    nblocks = min(ceil_div(target, nlines), length // _MIN_BLOCK)
+    block = ceil_div(length, nblocks)
+    return block, ceil_div(length, block)
 
 
 def _scan(x, dim, mul, reverse, dtype, op):

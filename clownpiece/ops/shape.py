@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 
+from .._layout import ceil_div, is_int
 from .. import backend
 from .._layout import (ShapeError, IndexOutOfRange, contiguous_layout, numel, normalize_dim, kernel_meta,
                        broadcast_shapes, broadcast_strides)
@@ -21,7 +22,7 @@ def _shape_arg(args, op):
     else:
         return args
     for s in args:
-        if not isinstance(s, (int, np.integer)) or isinstance(s, bool):
+        if not is_int(s):
             raise TypeError(f"{op}: shape entries must be ints, got {list(args)}")
     return tuple(int(s) for s in args)
 
@@ -237,7 +238,7 @@ class ShapeOps:
         if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
             raise RuntimeError(f"chunk: chunks must be a positive int, got {chunks}")
         n = self._shape[normalize_dim(dim, self.dim(), "chunk")]
-        size = max(-(-n // chunks), 1)
+        size = max(ceil_div(n, chunks), 1)
         return ShapeOps.split(self, size, dim)  # not self.split: tensor_impl's split takes dim first
 
     def unbind(self, dim=0):
@@ -274,7 +275,7 @@ class ShapeOps:
             backend.launch(backend.kernel("elementwise", "assign_c", self.dtype), n, self, src, n)
             return self
         meta = kernel_meta(self._shape, self._strides, src._strides)
-        backend.launch(backend.kernel("elementwise", "assign_s", self.dtype), -(-n // _ASSIGN_RUN), self, src, n,
+        backend.launch(backend.kernel("elementwise", "assign_s", self.dtype), ceil_div(n, _ASSIGN_RUN), self, src, n,
                        _ASSIGN_RUN, *meta)
         return self
 

@@ -6,6 +6,7 @@ convention of the other index ops (float tensors of integral values). Ties keep 
 sort is stable, `stable=` or not) and NaN sorts as the largest value, as in PyTorch."""
 import collections
 
+from .._layout import ceil_div
 from .. import backend
 from .._layout import IndexOutOfRange, normalize_dim
 
@@ -50,8 +51,8 @@ def _sorted_rows(x, rows, n, k, descending):
     run = min(_RUN, n)
     if k < _RUN:  # runs keep k: scan long runs, enough of them to keep every core busy
         items = backend.device().compute_units * _ITEMS_PER_UNIT
-        run = max(run, min(_LONG_RUN, -(-rows * n // items)))
-    runs_per_row = -(-n // run)
+        run = max(run, min(_LONG_RUN, ceil_div(rows * n, items)))
+    runs_per_row = ceil_div(n, run)
     w = min(run, k)  # each run keeps its first k
     length = (runs_per_row - 1) * w + min(n - (runs_per_row - 1) * run, k)
     backend.launch(kernel("sort_runs"), rows * runs_per_row, keys, pos, x, n, run, k, runs_per_row, length,
@@ -60,10 +61,10 @@ def _sorted_rows(x, rows, n, k, descending):
     spare = None
     while w < length:
         w_out = min(2 * w, k)
-        pairs = -(-length // (2 * w))
+        pairs = ceil_div(length, 2 * w)
         out_len = (pairs - 1) * w_out + min(length - (pairs - 1) * 2 * w, k)
         spare = spare or scratch()
-        chunks = -(-w_out // _PER)
+        chunks = ceil_div(w_out, _PER)
         items = pairs * chunks
         backend.launch(kernel("merge_pass"), rows * items, spare[0], spare[1], keys, pos, length, stride, out_len,
                        w, w_out, k, chunks, items, rows * items, _PER)

@@ -13,6 +13,7 @@ from typing import Callable, Literal, Optional, Sequence, Union
 
 import numpy as np
 
+from ..._layout import is_int
 from ..._tensor import Tensor
 from ...ops import augment as _ops
 from ... import backend
@@ -26,13 +27,13 @@ def _check_p(p, op):
 
 def _size_pair(size, op):
     """torchvision's size argument: an int, or a sequence of 1 or 2 ints (h, w)."""
-    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+    if is_int(size):
         size = (int(size), int(size))
     elif isinstance(size, (tuple, list)) and len(size) == 1:
         size = (size[0], size[0])
     elif not isinstance(size, (tuple, list)) or len(size) != 2:
         raise ValueError(f"{op}: please provide only two dimensions (h, w) for size, got {size!r}")
-    if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in size):
+    if not all(is_int(s) and s > 0 for s in size):
         raise ValueError(f"{op}: size must hold positive ints, got {size!r}")
     return int(size[0]), int(size[1])
 
@@ -41,14 +42,14 @@ def _padding4(padding, op):
     """torchvision's padding: an int (every side), (left/right, top/bottom) or (left, top, right, bottom)."""
     if padding is None:
         return (0, 0, 0, 0)
-    if isinstance(padding, numbers.Integral) and not isinstance(padding, bool):
+    if is_int(padding):
         padding = (padding,)
     if not isinstance(padding, (tuple, list)):
         raise TypeError(f"{op}: got inappropriate padding arg {padding!r}")
     if len(padding) not in (1, 2, 4):
         raise ValueError(f"{op}: padding must be an int or a 1, 2, or 4 element tuple, not a {len(padding)} "
                          f"element tuple")
-    if not all(isinstance(p, numbers.Integral) and not isinstance(p, bool) and p >= 0 for p in padding):
+    if not all(is_int(p) and p >= 0 for p in padding):
         raise ValueError(f"{op}: padding must hold non-negative ints, got {padding!r}")
     p = [int(v) for v in padding]
     return tuple(p * 4 if len(p) == 1 else p * 2 if len(p) == 2 else p)
