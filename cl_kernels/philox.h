@@ -1,6 +1,6 @@
 // Philox4x32-10 (Salmon et al., "Parallel Random Numbers: As Easy as 1, 2, 3", SC'11), the counter-based
 // generator of random.cl's fills and attention.cl's dropout: a block of four random words per (counter, key).
-// Pasted into a kernel file by `#include "philox.h"` after common.h (T must be defined).
+// Pasted into a kernel file by `#include "philox.h"` after common.h.
 
 inline uint4 philox4x32_10(uint4 c, uint2 k) {
     for (int r = 0; r < 10; ++r) {
@@ -17,9 +17,13 @@ inline uint4 philox_at(ulong ctr, uint k0, uint k1) {
     return philox4x32_10((uint4)((uint)ctr, (uint)(ctr >> 32), 0u, 0u), (uint2)(k0, k1));
 }
 
-// A uniform in [0, 1) with the full mantissa of T: 24 bits from one word for float, 53 from two for double.
+// A uniform in [0, 1) of type U with its full mantissa: 24 bits from one word for float, 53 from two for
+// double (U is double in float64 builds, the only ones that define USE_FP64; else float, also for the
+// integer and float16 builds of random.cl).
 #ifdef USE_FP64
-#define UNIT(a, b) ((T)((((ulong)(a) >> 5) << 26) | ((ulong)(b) >> 6)) * (T)1.1102230246251565404e-16)
+#define U double
+#define UNIT(a, b) ((U)((((ulong)(a) >> 5) << 26) | ((ulong)(b) >> 6)) * (U)1.1102230246251565404e-16)
 #else
-#define UNIT(a, b) ((T)((a) >> 8) * (T)5.9604644775390625e-8)
+#define U float
+#define UNIT(a, b) ((U)((a) >> 8) * (U)5.9604644775390625e-8)
 #endif

@@ -1,4 +1,8 @@
-// Reductions. T is float or double (-DT=...).
+// Reductions, built per input dtype (common.h: T_MEM is the stored element, T what arithmetic happens in).
+// sum accumulates floating inputs in T (float for float16) and bool/integer inputs in long: its output is
+// the input dtype for floats, int64 otherwise (PyTorch), and its partials are ACC. max/min take every dtype
+// and give int64 indices. var/std and the softmax family take floating inputs only (float16 goes through
+// float32 on the host for the softmax family).
 //
 // A reduction sees its input as (kept dims) x (reduced dims). Both arrive from the host as collapsed
 // kernel_meta layouts (innermost first, int8 vectors): KMETA maps an output index to the offset of its
@@ -29,7 +33,7 @@
     for (int j_ = (J0); j_ < (J1);) {                                                             \
         int run_ = IMIN(rsh_[0] - c0_, (J1) - j_);                                                \
         int p_ = row_ + c0_ * rst_[0];                                                            \
-        for (int e_ = 0; e_ < run_; ++e_, p_ += rst_[0]) { T x = a[p_]; int j = j_ + e_; STEP(x, j) } \
+        for (int e_ = 0; e_ < run_; ++e_, p_ += rst_[0]) { T x = LD(a, p_); int j = j_ + e_; STEP(x, j) } \
         j_ += run_; c0_ = 0;                                                                      \
         for (int k_ = 1; k_ < rnd; ++k_) {                                                        \
             row_ += rst_[k_]; if (++c_[k_] < rsh_[k_]) break;                                     \
@@ -44,62 +48,76 @@
 // Summation in blocks: plain adds into `b` (short dependency chain, fast), and every 64 terms `b` joins the
 // total with a compensated (Kahan) add, so float32 sums of millions of terms stay accurate. The
 // compensation is dropped once the total is inf/NaN so an infinite term gives inf, not inf - inf = NaN.
+// Integer sums are exact: plain adds in long.
 #define KAHAN_ADD(s, c, v) { T y_ = (v) - c; T t_ = s + y_; c = (t_ - t_ == ZERO) ? (t_ - s) - y_ : ZERO; s = t_; }
+#ifdef IS_FLOAT
+#define ACC T
 #define SUM_DECL(s) T s = ZERO, s##_c = ZERO, s##_b = ZERO; int s##_n = 0;
 #define SUM_ADD(s, v) { s##_b += (v); if (++s##_n == 64) { KAHAN_ADD(s, s##_c, s##_b) s##_b = ZERO; s##_n = 0; } }
 #define SUM_END(s) KAHAN_ADD(s, s##_c, s##_b)
+#define SUM_OUT T_MEM
+#define ST_SUM(p, i, v) ST(p, i, v)
+#else
+#define ACC long
+#define SUM_DECL(s) long s = 0;
+#define SUM_ADD(s, v) { s += (long)(v); }
+#define SUM_END(s)
+#define SUM_OUT long
+#define ST_SUM(p, i, v) ((p)[i] = (v))
+#endif
 
-// ---- sum / mean: out = sum / denom -----------------------------------------------------------------
+// ---- sum / mean: out = sum / denom (mean: floating inputs only) ------------------------------------
+// One stage writes out; with several chunks each work-item writes its partial sum to part (ACC).
 #define SUM_STEP(x, j) SUM_ADD(s, x)
 
-__kernel void sum_r(__global T* out, int oo, __global const T* a, int oa, int nout, int nred, int chunk,
-                    int nchunk, T denom, KMETA, RMETA) {
+__kernel void sum_r(__global SUM_OUT* out, int oo, __global ACC* part, int op, __global const T_MEM* a, int oa,
+                    int nout, int nred, int chunk, int nchunk, ACC denom, KMETA, RMETA) {
     REDUCE_PROLOGUE
-    out += oo;
     SUM_DECL(s)
     FOR_REDUCED(j0, j1, SUM_STEP)
     SUM_END(s)
-    out[gid] = nchunk == 1 ? s / denom : s;
+    if (nchunk == 1) ST_SUM(out, oo + gid, s / denom);
+    else part[op + gid] = s;
 }
 
-__kernel void sum_partials(__global T* out, int oo, __global const T* part, int op, int nout, int nchunk,
-                           T denom) {
+__kernel void sum_partials(__global SUM_OUT* out, int oo, __global const ACC* part, int op, int nout,
+                           int nchunk, ACC denom) {
     int o = get_global_id(0); if (o >= nout) return;
-    out += oo; part += op;
+    part += op;
     SUM_DECL(s)
     for (int p = 0; p < nchunk; ++p) SUM_ADD(s, part[p * nout + o])
     SUM_END(s)
-    out[o] = s / denom;
+    ST_SUM(out, oo + o, s / denom);
 }
 
 // ---- max / min with the index of the first occurrence; NaN wins (and stays) ------------------------
 // Strict comparisons keep the first of equal values; v == v fails once v is NaN, so the first NaN stays.
-// Indices are stored as T (the API's float index tensors): exact up to 2^24 in float32.
+// Values keep the input's dtype (partials too: an element is stored exactly); indices are int64.
 #define MAX_STEP(x, j) if (v == v && (x > v || x != x)) { v = x; vi = j; }
 #define MIN_STEP(x, j) if (v == v && (x < v || x != x)) { v = x; vi = j; }
 
 #define EXTREMUM(NAME, STEP, INIT)                                                                \
-__kernel void NAME##_r(__global T* vals, int ov, __global T* idx, int oi, __global const T* a, int oa, \
+__kernel void NAME##_r(__global T_MEM* vals, int ov, __global long* idx, int oi, __global const T_MEM* a, int oa, \
                        int nout, int nred, int chunk, int nchunk, int want_idx, KMETA, RMETA) {   \
     REDUCE_PROLOGUE                                                                               \
-    vals += ov; idx += oi;                                                                        \
-    T v = INIT; int vi = j0;                                                                      \
+    T v = INIT; long vi = j0;                                                                     \
     FOR_REDUCED(j0, j1, STEP)                                                                     \
-    vals[gid] = v; if (want_idx) idx[gid] = (T)vi;                                                \
+    ST(vals, ov + gid, v); if (want_idx) idx[oi + gid] = vi;                                      \
 }                                                                                                 \
-__kernel void NAME##_partials(__global T* vals, int ov, __global T* idx, int oi, __global const T* pv, \
-                              int opv, __global const T* pi, int opi, int nout, int nchunk,      \
+__kernel void NAME##_partials(__global T_MEM* vals, int ov, __global long* idx, int oi, __global const T_MEM* pv, \
+                              int opv, __global const long* pi, int opi, int nout, int nchunk,   \
                               int want_idx) {                                                     \
     int o = get_global_id(0); if (o >= nout) return;                                              \
-    vals += ov; idx += oi; pv += opv; pi += opi;                                                  \
-    T v = pv[o]; T vi = pi[o];                                                                    \
-    for (int p = 1; p < nchunk; ++p) { T x = pv[p * nout + o]; T j = pi[p * nout + o]; STEP(x, j) } \
-    vals[o] = v; if (want_idx) idx[o] = vi;                                                       \
+    pi += opi;                                                                                    \
+    T v = LD(pv, opv + o); long vi = pi[o];                                                       \
+    for (int p = 1; p < nchunk; ++p) { T x = LD(pv, opv + p * nout + o); long j = pi[p * nout + o]; STEP(x, j) } \
+    ST(vals, ov + o, v); if (want_idx) idx[oi + o] = vi;                                          \
 }
 
-EXTREMUM(max, MAX_STEP, -INFINITY)  // max_r, max_partials
-EXTREMUM(min, MIN_STEP, INFINITY)   // min_r, min_partials
+EXTREMUM(max, MAX_STEP, T_LOWEST)  // max_r, max_partials
+EXTREMUM(min, MIN_STEP, T_HIGHEST) // min_r, min_partials
 
+#ifdef IS_FLOAT  // the rest: floating dtypes only
 // ---- var / std: two passes (mean, then centred squares) per chunk; chunks merge with Chan's formula --
 // out = M2 / (n - ddof), square-rooted when take_sqrt. Partials: mean in out, M2 in m2.
 #define MEAN_STEP(x, j) SUM_ADD(s, x)
@@ -110,10 +128,11 @@ inline T var_finish(T m2, T n, T ddof, int take_sqrt) {
     return take_sqrt ? sqrt(v) : v;
 }
 
-__kernel void var_r(__global T* out, int oo, __global T* m2, int om, __global const T* a, int oa, int nout,
-                    int nred, int chunk, int nchunk, T ddof, int take_sqrt, KMETA, RMETA) {
+// One stage writes out; with several chunks each work-item writes its chunk's mean and M2 (in T).
+__kernel void var_r(__global T_MEM* out, int oo, __global T* pmean, int opm, __global T* pm2, int opm2,
+                    __global const T_MEM* a, int oa, int nout, int nred, int chunk, int nchunk, T ddof,
+                    int take_sqrt, KMETA, RMETA) {
     REDUCE_PROLOGUE
-    out += oo; m2 += om;
     T n = (T)(j1 - j0);
     SUM_DECL(s)
     FOR_REDUCED(j0, j1, MEAN_STEP)
@@ -124,15 +143,15 @@ __kernel void var_r(__global T* out, int oo, __global T* m2, int om, __global co
     FOR_REDUCED(j0, j1, M2_STEP)
     SUM_END(sq)
     sq -= dsum * dsum / n;  // corrected two-pass: removes the rounding error left in `mean`
-    if (nchunk == 1) { out[gid] = var_finish(sq, n, ddof, take_sqrt); }
-    else { out[gid] = mean; m2[gid] = sq; }
+    if (nchunk == 1) { ST(out, oo + gid, var_finish(sq, n, ddof, take_sqrt)); }
+    else { pmean[opm + gid] = mean; pm2[opm2 + gid] = sq; }
 }
 
-__kernel void var_partials(__global T* out, int oo, __global const T* pmean, int opm,
+__kernel void var_partials(__global T_MEM* out, int oo, __global const T* pmean, int opm,
                            __global const T* pm2, int opm2, int nout, int nchunk, int chunk, int nred, T ddof,
                            int take_sqrt) {
     int o = get_global_id(0); if (o >= nout) return;
-    out += oo; pmean += opm; pm2 += opm2;
+    pmean += opm; pm2 += opm2;
     T n = ZERO, mean = ZERO, sq = ZERO;
     for (int p = 0; p < nchunk; ++p) {
         T nb = (T)IMIN(chunk, nred - p * chunk);
@@ -143,9 +162,10 @@ __kernel void var_partials(__global T* out, int oo, __global const T* pmean, int
         sq += pm2[p * nout + o] + delta * delta * (n * nb / ntot);
         n = ntot;
     }
-    out[o] = var_finish(sq, n, ddof, take_sqrt);
+    ST(out, oo + o, var_finish(sq, n, ddof, take_sqrt));
 }
 
+#ifndef IS_HALF  // the softmax family: float and double (float16 goes through float32 on the host)
 // ---- row kernels: one work-item per row of length len along one dim ---------------------------------
 // META maps a row index to the row's start ia, ib, ic in up to three operands (strides sa, sb, sc, offsets
 // oa, ob, oc) over the kept dims.
@@ -286,3 +306,5 @@ __kernel void softmax_grad_rows(__global T* out, int oc, __global const T* g, in
         for (int t = 0; t < len; ++t) out[ic + t * so] = g[ia + t * srg] - exp(y[ib + t * sry]) * s;
     }
 }
+#endif  // !IS_HALF
+#endif  // IS_FLOAT

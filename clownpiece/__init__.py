@@ -1,6 +1,7 @@
 """clownpiece: a PyTorch-style deep-learning library whose tensors live in OpenCL buffers."""
 from . import backend
-from .tensor import TensorBase, Tensor, float32, float64  # also attaches the tensor methods (see tensor.py)
+from .tensor import TensorBase, Tensor  # also attaches the tensor methods (see tensor.py)
+from .tensor import result_type, promote_types, float16, float32, float64, int32, int64
 from .backend import synchronize
 from . import autograd
 from .autograd import (backward, no_grad, enable_grad, set_grad_enabled, is_grad_enabled, stack, cat, broadcast,
@@ -8,12 +9,18 @@ from .autograd import (backward, no_grad, enable_grad, set_grad_enabled, is_grad
 from . import factories, tensor_impl
 from .factories import (empty, full, zeros, ones, rand, randn, zeros_like, ones_like, empty_like, full_like,
                         rand_like, randn_like, arange, range, linspace, eye, tensor, from_numpy, manual_seed,
-                        initial_seed)
+                        initial_seed, randint)
 from .tensor_impl import TensorBaseImpl
 from .serialization import save, load
 from . import nn, utils, linalg
 from .linalg import einsum
 from ._jit import JitError, jit
+
+
+# the dtypes under PyTorch's names, aliases included (they shadow the builtins bool/int/float in this module
+# only, as torch.bool does; nothing below uses those builtins)
+from .tensor import bool_ as bool  # noqa: E402
+half, float, double, long, int = float16, float32, float64, int64, int32
 
 
 # clownpiece.<name>(input, ...) for the Tensor methods PyTorch also has as torch.<name>: the method's own
@@ -38,7 +45,9 @@ def device() -> str:
     return str(backend.device())
 
 
-__all__ = ["TensorBase", "Tensor", "TensorBaseImpl", "float32", "float64", "backend", "device", "synchronize",
+__all__ = ["TensorBase", "Tensor", "TensorBaseImpl", "bool", "int32", "int64", "float16", "float32", "float64",
+           "int", "long", "half", "float", "double", "result_type", "promote_types", "randint", "backend", "device",
+           "synchronize",
            "backward", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "stack", "cat",
            "broadcast", "broadcast_tensors", "where", "empty", "full", "zeros", "ones", "rand", "randn",
            "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "arange", "range",

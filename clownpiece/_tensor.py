@@ -25,23 +25,41 @@ from .ops.scan import ScanOps
 from .ops.remap import RemapOps
 from .ops.linalg import LinalgOps
 
-float32 = np.dtype(np.float32)
-float64 = np.dtype(np.float64)
+from .backend.dtypes import bool_, int32, int64, float16, float32, float64, FLOATING as _FLOATING
+from .backend import dtypes as _dtypes
+
 _default_dtype = float32
 
 
 def _resolve_dtype(dtype):
+    """The dtype object for a dtype argument (None: the default float32); float64 needs a device with fp64."""
     if dtype is None:
         return _default_dtype
-    try:
-        d = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"unsupported dtype {dtype!r}; expected float32 or float64") from None
-    if d not in (float32, float64):
-        raise TypeError(f"unsupported dtype {d}; clownpiece tensors are float32 or float64")
-    if d == float64 and not backend.device().has_fp64:
+    d = _dtypes.resolve(dtype)
+    if d is float64 and not backend.device().has_fp64:
         raise TypeError(f"float64 requested but device {backend.device().name} has no fp64 support")
     return d
+
+
+def result_type(*operands):
+    """The dtype an arithmetic op on `operands` (tensors and numbers) gives: PyTorch's torch.result_type,
+    the one rule every op promotes by (docs/api.md, dtypes)."""
+    if not operands:
+        raise TypeError("result_type: expected at least one tensor or number")
+    pairs = []
+    for x in operands:
+        if isinstance(x, TensorBase):
+            pairs.append((x.dtype, 2 if x._shape else 1))
+        elif isinstance(x, numbers.Number) and not isinstance(x, complex):
+            pairs.append((_dtypes.scalar_dtype(x), 0))
+        else:
+            raise TypeError(f"result_type: expected tensors or numbers, got {type(x).__name__}")
+    return _dtypes.result_type(pairs)
+
+
+def promote_types(type1, type2):
+    """The smallest dtype of the higher category that holds both (torch.promote_types)."""
+    return _dtypes.promote_types(type1, type2)
 
 
 class TensorBase(ElementwiseOps, InplaceOps, ShapeOps, ReduceOps, MatmulOps, IndexOps, RandomOps, NNOps,
@@ -51,7 +69,7 @@ class TensorBase(ElementwiseOps, InplaceOps, ShapeOps, ReduceOps, MatmulOps, Ind
     def __init__(self, data=None, dtype=None):
         if isinstance(data, TensorBase):  # share the storage and the view
             self._set_view(data._storage, data._shape, data._strides, data._offset, data.dtype)
-            if dtype is not None and _resolve_dtype(dtype) != data.dtype:
+            if dtype is not None and _resolve_dtype(dtype) is not data.dtype:
                 src = data.to(dtype)
                 self._set_view(src._storage, src._shape, src._strides, src._offset, src.dtype)
             return
@@ -167,16 +185,21 @@ class TensorBase(ElementwiseOps, InplaceOps, ShapeOps, ReduceOps, MatmulOps, Ind
         return (self.select(0, i) for i in range(self._shape[0]))
 
     def __float__(self):
-        return self.item()
+        return float(self.item())
 
     def __int__(self):
         return int(self.item())
 
     def __index__(self):
+        """A one-element integer or bool tensor, or a float tensor holding an integral value (the course's
+        float indices), as a Python int."""
         v = self.item()
         if v != int(v):
             raise TypeError(f"only integral tensors can be used as an index, got {v}")
         return int(v)
+
+    def is_floating_point(self):
+        return self.dtype in _FLOATING
 
     # ---- host boundary ------------------------------------------------------------------------------
     def numpy(self):
@@ -196,21 +219,24 @@ class TensorBase(ElementwiseOps, InplaceOps, ShapeOps, ReduceOps, MatmulOps, Ind
                                f"converted to a Python number; expected exactly one element")
         out = np.empty((1,), self.dtype)
         backend.download(self._storage, out, self._offset * self.dtype.itemsize)
-        return float(out[0])
+        return out[0].item()  # a Python float, int or bool, by dtype
 
     def __array__(self, dtype=None, copy=None):
         a = self.numpy()
         return a if dtype is None else a.astype(dtype)
 
     _UFUNCS = {"exp": "exp", "log": "log", "log1p": "log1p", "expm1": "expm1", "sqrt": "sqrt", "sin": "sin",
-               "cos": "cos", "tanh": "tanh", "absolute": "abs", "negative": "neg", "sign": "sign"}
+               "cos": "cos", "tanh": "tanh", "absolute": "abs", "negative": "neg", "sign": "sign",
+               "floor": "floor", "isnan": "isnan", "isinf": "isinf", "isfinite": "isfinite",
+               "logical_not": "logical_not", "invert": "bitwise_not"}
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         """np.exp(t) and friends call the tensor's own op (the course's week-1 notebook relies on it)."""
         name = self._UFUNCS.get(ufunc.__name__)
         if method == "__call__" and name and len(inputs) == 1 and not kwargs:
             return getattr(inputs[0], name)()
-        binary = {"add": "__add__", "subtract": "__sub__", "multiply": "__mul__", "true_divide": "__truediv__"}
+        binary = {"add": "__add__", "subtract": "__sub__", "multiply": "__mul__", "true_divide": "__truediv__",
+                  "floor_divide": "__floordiv__", "remainder": "__mod__"}
         if method == "__call__" and ufunc.__name__ in binary and len(inputs) == 2 and not kwargs:
             a, b = inputs
             if isinstance(a, TensorBase):
@@ -237,7 +263,8 @@ class TensorBase(ElementwiseOps, InplaceOps, ShapeOps, ReduceOps, MatmulOps, Ind
         return f"{type(self).__name__}({_format(self)}{self._repr_extra()})"
 
     def _repr_extra(self):
-        return "" if self.dtype == _default_dtype else f", dtype={self.dtype.name}"
+        # as PyTorch: the dtypes data infers by default (float32, int64, bool) are not shown
+        return "" if self.dtype in _REPR_IMPLIED else f", dtype={self.dtype.name}"
 
     __str__ = __repr__
 
@@ -245,6 +272,7 @@ class TensorBase(ElementwiseOps, InplaceOps, ShapeOps, ReduceOps, MatmulOps, Ind
         return id(self._storage)
 
 
+_REPR_IMPLIED = (float32, int64, bool_)
 _RESULT_CLS = {}  # class -> cls._result_cls(), looked up by _make and _empty on every op
 
 
@@ -272,11 +300,19 @@ def _host_array(data, dtype):
     if isinstance(data, (list, tuple)):
         try:
             return np.asarray(data, dtype)
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, OverflowError) as e:
             if any(isinstance(x, TensorBase) for x in data):
                 raise TypeError("building a tensor from a list of tensors: use clownpiece.stack") from None
-            raise ShapeError(f"tensor data must be a rectangular nested list of numbers ({e})") from None
+            if "sequence" in str(e) or "inhomogeneous" in str(e):
+                raise ShapeError(f"tensor data must be a rectangular nested list of numbers ({e})") from None
+            raise ValueError(f"tensor data cannot be converted to {dtype.name}: {e}") from None
     raise TypeError(f"cannot build a tensor from {type(data).__name__}")
+
+
+def _check_can_require_grad(t):
+    if t.dtype not in _FLOATING:
+        raise RuntimeError(f"only Tensors of floating point dtype can require gradients, got a {t.dtype.name} "
+                           f"tensor")
 
 
 def _format(t):
@@ -310,6 +346,8 @@ class Tensor(TensorBase):
         TensorBase.__init__(self, data, dtype)
         # data tensors default to requires_grad=False (PyTorch), unlike the course's grad-mode default
         # (docs/api.md, Decisions D4)
+        if requires_grad:
+            _check_can_require_grad(self)
         self.requires_grad = bool(requires_grad)
         self.grad = None
         self.grad_fn = None
@@ -337,6 +375,8 @@ class Tensor(TensorBase):
             requires_grad = is_grad_enabled()
         if not self.is_leaf and not requires_grad:
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor; use detach()")
+        if requires_grad:
+            _check_can_require_grad(self)
         self.requires_grad = bool(requires_grad)
         return self
 

@@ -6,6 +6,7 @@ functions bind it to Tensor; the common ones are also class methods of TensorBas
 by clownpiece/tensor.py), so `Tensor.zeros(3, 4)` gives a Tensor, `TensorBase.zeros(3, 4)` a TensorBase and
 `tensor_impl.TensorBaseImpl.zeros(...)` a TensorBaseImpl. Fills run as one kernel; `empty` launches none."""
 import functools
+import inspect
 import math
 import numbers
 import types
@@ -18,7 +19,8 @@ from ._layout import ShapeError
 from .ops import index
 from .ops.random import manual_seed, initial_seed
 from .ops.shape import _shape_arg
-from ._tensor import TensorBase, Tensor, _resolve_dtype
+from ._tensor import TensorBase, Tensor, _resolve_dtype, _check_can_require_grad
+from .backend import dtypes as D
 
 
 # ---- validation and the result object ------------------------------------------------------------------
@@ -41,7 +43,10 @@ def _result(cls, dtype, requires_grad, op):
     result_cls = cls._result_cls()
     if requires_grad and not hasattr(result_cls, "requires_grad"):
         raise TypeError(f"{op}: requires_grad=True needs a Tensor, not {result_cls.__name__}")
-    return result_cls, _resolve_dtype(dtype)
+    dtype = _resolve_dtype(dtype)
+    if requires_grad and dtype not in D.FLOATING:
+        raise RuntimeError(f"{op}: only Tensors of floating point dtype can require gradients, got {dtype.name}")
+    return result_cls, dtype
 
 
 def _new(cls, shape, dtype, requires_grad, op):
@@ -52,6 +57,7 @@ def _new(cls, shape, dtype, requires_grad, op):
 
 def _done(t, requires_grad):
     if requires_grad:
+        _check_can_require_grad(t)
         t.requires_grad = True
     return t
 
@@ -68,7 +74,11 @@ def _empty(cls, *shape, dtype=None, requires_grad=False):
 
 
 def _full(cls, shape, fill_value, *, dtype=None, requires_grad=False):
-    value = _number(fill_value, "full", "fill_value")
+    """Filled with fill_value; without dtype, a bool fill gives bool and an int fill int64 (PyTorch)."""
+    if not isinstance(fill_value, numbers.Number) or isinstance(fill_value, complex):
+        raise TypeError(f"full: fill_value must be a number, got {type(fill_value).__name__}")
+    value = fill_value
+    dtype = D.scalar_dtype(value) if dtype is None else dtype
     out = _new(cls, size_arg((shape,), "full"), dtype, requires_grad, "full")
     return _done(out.fill_(value), requires_grad)
 
@@ -118,15 +128,21 @@ def _full_like(cls, other, fill_value, *, dtype=None, requires_grad=False):
 # ---- index sequences ------------------------------------------------------------------------------------
 def _arange(cls, start, end=None, step=1, *, dtype=None, requires_grad=False):
     """[start, end) in steps of `step` (float or negative steps too); `arange(end)` starts at 0. Bounds
-    that the step moves away from give an empty [0] tensor."""
+    that the step moves away from give an empty [0] tensor. Without dtype: int64 when every argument is an
+    int, else the default float (PyTorch)."""
     if end is None:
         start, end = 0, start
-    start, end, step = (_number(v, "arange", nm) for v, nm in ((start, "start"), (end, "end"), (step, "step")))
+    for v, nm in ((start, "start"), (end, "end"), (step, "step")):
+        _number(v, "arange", nm)
     if step == 0:
         raise ValueError("arange: step must be nonzero")
-    n = max(math.ceil((end - start) / step), 0)
+    ints = all(isinstance(v, numbers.Integral) for v in (start, end, step))
+    n = max(-(-(end - start) // step) if ints else math.ceil((end - start) / step), 0)  # ints: exact
+    dtype = _resolve_dtype(D.DEFAULT_INT if dtype is None and ints else dtype)
+    if dtype is D.bool_:
+        raise TypeError("arange: not supported for bool tensors")
     out = _new(cls, (n,), dtype, requires_grad, "arange")
-    t = out.dtype.type
+    t = D.INFO[dtype].scalar
     return _done(_launch_contiguous(out, "arange_fill", t(start), t(step)), requires_grad)
 
 
@@ -137,7 +153,7 @@ def _range(cls, start, end, step=1, *, dtype=None, requires_grad=False):
         raise ValueError("range: step must be nonzero")
     n = max(math.floor((end - start) / step) + 1, 0)
     out = _new(cls, (n,), dtype, requires_grad, "range")
-    t = out.dtype.type
+    t = D.INFO[out.dtype].scalar
     return _done(_launch_contiguous(out, "arange_fill", t(start), t(step)), requires_grad)
 
 
@@ -151,7 +167,9 @@ def _linspace(cls, start, end, steps, *, dtype=None, requires_grad=False):
         end = start  # the kernel fills the upper half from `end`, and one element is all upper half
     step = (end - start) / (steps - 1) if steps > 1 else 0.0
     out = _new(cls, (steps,), dtype, requires_grad, "linspace")
-    t = out.dtype.type
+    if out.dtype not in D.FLOATING:  # computed in the default float, then converted (truncated)
+        return _linspace(cls, start, end, steps).to(out.dtype)
+    t = D.INFO[out.dtype].scalar
     return _done(_launch_contiguous(out, "linspace_fill", t(start), t(end), t(step)), requires_grad)
 
 
@@ -161,6 +179,19 @@ def _eye(cls, n, m=None, *, dtype=None, requires_grad=False):
     shape = size_arg((n, m), "eye")
     out = _new(cls, shape, dtype, requires_grad, "eye")
     return _done(_launch_contiguous(out, "eye_fill", max(m, 1)), requires_grad)
+
+
+def _randint(cls, low, high=None, size=None, *, dtype=None, requires_grad=False):
+    """Uniform integers in [low, high) (randint(high, size) starts at 0), int64 unless dtype says int32."""
+    if size is None:
+        low, high, size = 0, low, high
+    for v, nm in ((low, "low"), (high, "high")):
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+            raise TypeError(f"randint: {nm} must be an int, got {type(v).__name__}")
+    if size is None:
+        raise TypeError("randint: size is required (randint(low, high, size) or randint(high, size))")
+    out = _new(cls, size_arg((size,), "randint"), dtype or D.DEFAULT_INT, requires_grad, "randint")
+    return _done(out._randint_(int(low), int(high)), requires_grad)
 
 
 # ---- from host data --------------------------------------------------------------------------------------
@@ -183,7 +214,9 @@ def _host_data(data, op):
 
 def _tensor(cls, data, *, dtype=None, requires_grad=False):
     """A new tensor holding a copy of `data` (nested lists, numbers, numpy arrays, a tensor, or an array of
-    another library: anything with `__array__` or `__dlpack__`, a torch tensor included)."""
+    another library: anything with `__array__` or `__dlpack__`, a torch tensor included). Without dtype it is
+    inferred as PyTorch does: a tensor or an array keeps its dtype (narrow integers widen to int32, uint32 to
+    int64), Python bools give bool, ints int64, floats float32."""
     data = _host_data(data, "tensor")
     if isinstance(data, TensorBase):
         if data.device is not backend.device():
@@ -191,20 +224,28 @@ def _tensor(cls, data, *, dtype=None, requires_grad=False):
         out = _new(cls, data._shape, dtype or data.dtype, requires_grad, "tensor")
         out._assign_from(data)
     else:
-        result_cls, dtype = _result(cls, dtype, requires_grad, "tensor")
+        result_cls, dtype = _result(cls, D.infer(data) if dtype is None else dtype, requires_grad, "tensor")
         out = result_cls(data, dtype=dtype)
     return _done(out, requires_grad)
 
 
 def _from_numpy(cls, array):
     """A tensor with a copy of `array` (a numpy array, or anything with `__array__` or `__dlpack__`) on the
-    device; float32/float64 keep their dtype, others become float32."""
+    device, keeping its dtype (as tensor() does)."""
     array = _host_data(array, "from_numpy")
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy: expected a numpy.ndarray or an object with __array__ or __dlpack__, got "
                         f"{type(array).__name__}")
-    dtype = array.dtype if array.dtype in (np.float32, np.float64) else np.float32
-    return _tensor(cls, array, dtype=dtype)
+    return _tensor(cls, array)
+
+
+def _with_default_dtype(fn, default):
+    @functools.wraps(fn)
+    def factory(cls, *args, dtype=None, **kwargs):
+        if dtype is None and not any(isinstance(a, TensorBase) for a in args):  # *_like keep the tensor's
+            dtype = default
+        return fn(cls, *args, dtype=dtype, **kwargs)
+    return factory
 
 
 # ---- device= -------------------------------------------------------------------------------------------------
@@ -227,12 +268,15 @@ def _placed(fn, like=False):
 # ---- binding ----------------------------------------------------------------------------------------------
 _FACTORIES = {fn.__name__.lstrip("_"): _placed(fn, like=fn.__name__.endswith("_like")) for fn in (
     _empty, _full, _zeros, _ones, _rand, _randn, _zeros_like, _ones_like, _empty_like, _rand_like,
-    _randn_like, _full_like, _arange, _range, _linspace, _eye, _tensor, _from_numpy)}
+    _randn_like, _full_like, _arange, _range, _linspace, _eye, _tensor, _from_numpy, _randint)}
 
 
-def factories_for(cls):
-    """A namespace of every factory with its result class fixed to cls's (tensor_impl binds TensorBaseImpl)."""
+def factories_for(cls, default_dtype=None):
+    """A namespace of every factory with its result class fixed to cls's (tensor_impl binds TensorBaseImpl).
+    `default_dtype` replaces the dtype the data would infer (tensor_impl: float32, the course's only dtype)."""
     def bind(name, fn):
+        if default_dtype is not None and "dtype" in inspect.signature(fn).parameters:
+            fn = _with_default_dtype(fn, default_dtype)
         f = functools.update_wrapper(functools.partial(fn, cls), fn)
         f.__name__ = f.__qualname__ = name
         return f
@@ -247,6 +291,7 @@ zeros_like, ones_like, empty_like, full_like = (_for_tensor.zeros_like, _for_ten
 rand_like, randn_like = _for_tensor.rand_like, _for_tensor.randn_like
 # `range` shadows the builtin from here on in this module (the course's name for it)
 arange, range, linspace, eye = _for_tensor.arange, _for_tensor.range, _for_tensor.linspace, _for_tensor.eye
+randint = _for_tensor.randint
 tensor, from_numpy = _for_tensor.tensor, _for_tensor.from_numpy
 
 

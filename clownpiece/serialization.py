@@ -47,7 +47,9 @@ MAGIC = b"CLWNPCE\0"
 VERSION = 1
 _PREFIX = struct.Struct("<8sIQ")
 _CRC = struct.Struct("<I")
-_DTYPES = {"float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
+# every dtype by name, as stored (little-endian; bool as 0/1 bytes)
+_DTYPES = {"bool": np.dtype("|b1"), "int32": np.dtype("<i4"), "int64": np.dtype("<i8"), "float16": np.dtype("<f2"),
+           "float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
 
 
 class SerializationError(RuntimeError, ValueError):

@@ -9,13 +9,14 @@ This is also the one place where methods are attached to the tensor classes, onc
   or a class, autograd/functions/).
 The classes themselves are defined in clownpiece/_tensor.py, the raw ops in clownpiece/ops/."""
 from . import factories
-from ._tensor import Tensor, TensorBase, float32, float64
+from ._tensor import (Tensor, TensorBase, bool_, float16, float32, float64, int32, int64, promote_types,
+                      result_type)
 from .autograd import hooks as _hooks, methods as _methods
 from .autograd.autograd import backward as _backward
 from .autograd.functions import broadcast, broadcast_tensors, cat, stack
 from .factories import (arange, empty, empty_like, eye, from_numpy, full, full_like, initial_seed, linspace,
-                        manual_seed, ones, ones_like, rand, rand_like, randn, randn_like, range, tensor, zeros,
-                        zeros_like)
+                        manual_seed, ones, ones_like, rand, rand_like, randint, randn, randn_like, range, tensor,
+                        zeros, zeros_like)
 
 
 def _attach_methods():
@@ -34,7 +35,8 @@ def _attach_methods():
 
 _attach_methods()
 
-__all__ = ["TensorBase", "Tensor", "float32", "float64", "stack", "cat", "broadcast", "broadcast_tensors",
+__all__ = ["TensorBase", "Tensor", "bool_", "int32", "int64", "float16", "float32", "float64", "result_type",
+           "promote_types", "randint", "stack", "cat", "broadcast", "broadcast_tensors",
            "arange", "empty", "empty_like", "eye", "from_numpy", "full", "full_like", "initial_seed", "linspace",
            "manual_seed", "ones", "ones_like", "rand", "rand_like", "randn", "randn_like", "range", "tensor",
            "zeros", "zeros_like"]

@@ -209,11 +209,12 @@ def broadcast_tensors(*tensors):
 
 
 _factories = factories_for(TensorBaseImpl)
-ones, zeros, empty, full = _factories.ones, _factories.zeros, _factories.empty, _factories.full
+ones, zeros, empty = _factories.ones, _factories.zeros, _factories.empty
 randn, rand = _factories.randn, _factories.rand
 ones_like, zeros_like, empty_like = _factories.ones_like, _factories.zeros_like, _factories.empty_like
 randn_like, rand_like, full_like = _factories.randn_like, _factories.rand_like, _factories.full_like
-arange, range, linspace = _factories.arange, _factories.range, _factories.linspace  # `range` shadows the builtin
+_week1 = factories_for(TensorBaseImpl, default_dtype=_resolve_dtype(None))  # the course's: float32 throughout
+full, arange, range, linspace = _week1.full, _week1.arange, _week1.range, _week1.linspace  # `range`: the course's
 
 
 def to_singleton_tensor(value, dim=0):

@@ -70,7 +70,7 @@ def test_dtypes_strides_and_options_through_the_protocols(wrap):
     np.testing.assert_array_equal(t.numpy(), strided)
     assert cp.from_numpy(wrap(strided)).dtype == np.float64  # from_numpy keeps float64
     ints = cp.from_numpy(wrap(np.arange(5)))
-    assert ints.dtype == np.float32 and ints.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]  # as for a numpy array
+    assert ints.dtype == np.int64 and ints.tolist() == [0, 1, 2, 3, 4]  # keeps its dtype, as for a numpy array
     arr = np.ones(3, np.float32)
     t = cp.tensor(wrap(arr))
     arr[0] = 5.0

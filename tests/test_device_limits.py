@@ -212,7 +212,7 @@ def test_kernel_sources_mention_double_only_under_the_fp64_guard():
         with open(os.path.join(folder, name)) as f:
             text = _outside_fp64_guards(f.read())
         assert not re.search(r"\bdouble\b|cl_khr_fp64", text), name
-    src = backend.fusion.source(("add", ("exp", 0), None), 1, 1)[1]
+    src = backend.fusion.source(("add", "ff", ("exp", "ff", 0), None), 1, 1)[1]
     assert "double" not in src
 
 

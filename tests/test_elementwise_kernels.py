@@ -13,7 +13,7 @@ import pytest
 import clownpiece as cp
 from clownpiece import backend
 from clownpiece._layout import broadcast_strides, kernel_meta
-from clownpiece.backend import programs
+from clownpiece.backend import dtypes as D, programs
 from conftest import assert_close
 
 _erf = np.vectorize(math.erf)
@@ -51,6 +51,10 @@ REFERENCE = {
     "mul": (lambda x, y, p0, p1: x * y, "any", "any"),
     "div": (lambda x, y, p0, p1: x / y, "any", "nonzero"),
     "rdiv": (lambda x, y, p0, p1: y / x, "nonzero", "any"),
+    "floor_divide": (lambda x, y, p0, p1: np.floor_divide(x, y), "any", "nonzero"),
+    "rfloor_divide": (lambda x, y, p0, p1: np.floor_divide(y, x), "nonzero", "any"),
+    "remainder": (lambda x, y, p0, p1: np.remainder(x, y), "any", "nonzero"),
+    "rremainder": (lambda x, y, p0, p1: np.remainder(y, x), "nonzero", "any"),
     "pow": (lambda x, y, p0, p1: x ** y, "positive", "any"),
     "rpow": (lambda x, y, p0, p1: y ** x, "any", "positive"),
     "maximum": (lambda x, y, p0, p1: np.maximum(x, y), "any", "any"),
@@ -98,9 +102,12 @@ FORMS = {"UNARY": ("c", "s"), "BINARY": ("c", "s", "cs", "ss"), "BINARY_T": ("c"
 
 
 def _op_table():
+    """(macro, name) of the lines built for floating dtypes (kinds with F; test_dtypes.py checks the integer
+    and bool lines through the ops)."""
     with open(programs.kernel_path("elementwise")) as f:
         text = f.read()
-    return re.findall(r"^(UNARY|BINARY_[TRP]|BINARY)\((\w+),", text, re.M)
+    return [(macro, name) for macro, kinds, name in
+            re.findall(r"^(UNARY|BINARY_[TRP]|BINARY)\((\w+), (\w+),", text, re.M) if "F" in kinds]
 
 
 TABLE = _op_table()
@@ -204,3 +211,146 @@ def test_inplace_kernel_form(kind, name, form, dtype):
     tol = dict(rtol=1e-5, atol=1e-6) if np.dtype(dtype) == np.float32 else dict(rtol=1e-12, atol=1e-12)
     assert_close(x, expected, **tol)
     assert base.numpy()[:2].tolist() == [9.0, 9.0]
+
+
+# ---- the integer and bool lines of the op table, and the predicates (TEST / COMPARE: bool outputs) --------
+def _typed_table():
+    """(macro, kinds, name) of every line of the op table."""
+    with open(programs.kernel_path("elementwise")) as f:
+        return re.findall(r"^(UNARY|BINARY_[TRP]|BINARY|TEST|COMPARE)\((\w+), (\w+),", f.read(), re.M)
+
+
+def _shift(x, y, left):
+    y = np.asarray(y)
+    out = (x << np.clip(y, 0, 63)) if left else (x >> np.clip(y, 0, 63))
+    return np.where((y < 0) | (y >= 64), 0 if left else np.where(x < 0, -1, 0), out)
+
+
+# name -> (reference on int64 / bool arrays x, y and the integer parameters p0, p1, domain of x, of y)
+INT_REFERENCE = {
+    "neg": (lambda x, y, p0, p1: -x, "any", None), "abs": (lambda x, y, p0, p1: np.abs(x), "any", None),
+    "sign": (lambda x, y, p0, p1: np.sign(x.astype(np.float64)), "any", None), "relu": (lambda x, y, p0, p1: np.maximum(x, 0), "any", None),
+    "pow_scalar": (lambda x, y, p0, p1: x ** 3, "any", None),
+    "clamp": (lambda x, y, p0, p1: np.clip(x, p0, p1), "any", None),
+    "bitwise_not": (lambda x, y, p0, p1: ~x, "any", None),
+    "add": (lambda x, y, p0, p1: x + y, "any", "any"), "add_scaled": (lambda x, y, p0, p1: x + p0 * y, "any", "any"),
+    "sub": (lambda x, y, p0, p1: x - y, "any", "any"), "rsub": (lambda x, y, p0, p1: y - x, "any", "any"),
+    "mul": (lambda x, y, p0, p1: x * y, "any", "any"),
+    "floor_divide": (lambda x, y, p0, p1: x // y, "any", "nonzero"),
+    "rfloor_divide": (lambda x, y, p0, p1: y // x, "nonzero", "any"),
+    "remainder": (lambda x, y, p0, p1: x % y, "any", "nonzero"),
+    "rremainder": (lambda x, y, p0, p1: y % x, "nonzero", "any"),
+    "pow": (lambda x, y, p0, p1: x ** y, "any", "exponent"), "rpow": (lambda x, y, p0, p1: y ** x, "exponent", "any"),
+    "maximum": (lambda x, y, p0, p1: np.maximum(x, y), "any", "any"),
+    "minimum": (lambda x, y, p0, p1: np.minimum(x, y), "any", "any"),
+    "bitwise_and": (lambda x, y, p0, p1: x & y, "any", "any"), "bitwise_or": (lambda x, y, p0, p1: x | y, "any", "any"),
+    "bitwise_xor": (lambda x, y, p0, p1: x ^ y, "any", "any"),
+    "lshift": (lambda x, y, p0, p1: _shift(x, y, True), "any", "shift"),
+    "rshift": (lambda x, y, p0, p1: _shift(x, y, False), "any", "shift"),
+    "rlshift": (lambda x, y, p0, p1: _shift(y, x, True), "shift", "any"),
+    "rrshift": (lambda x, y, p0, p1: _shift(y, x, False), "shift", "any"),
+    # predicates (any dtype)
+    "logical_not": (lambda x, y, p0, p1: x == 0, "any", None), "isnan": (lambda x, y, p0, p1: np.isnan(x), "any", None),
+    "isinf": (lambda x, y, p0, p1: np.isinf(x), "any", None),
+    "isfinite": (lambda x, y, p0, p1: np.isfinite(x), "any", None),
+    "eq": (lambda x, y, p0, p1: x == y, "any", "any"), "ne": (lambda x, y, p0, p1: x != y, "any", "any"),
+    "lt": (lambda x, y, p0, p1: x < y, "any", "any"), "le": (lambda x, y, p0, p1: x <= y, "any", "any"),
+    "gt": (lambda x, y, p0, p1: x > y, "any", "any"), "ge": (lambda x, y, p0, p1: x >= y, "any", "any"),
+    "logical_and": (lambda x, y, p0, p1: (x != 0) & (y != 0), "any", "any"),
+    "logical_or": (lambda x, y, p0, p1: (x != 0) | (y != 0), "any", "any"),
+    "logical_xor": (lambda x, y, p0, p1: (x != 0) ^ (y != 0), "any", "any"),
+}
+FORMS.update(TEST=("c", "s"), COMPARE=("c", "s", "cs", "ss"))
+_KIND_DTYPES = {"I": np.dtype(np.int64), "B": np.dtype(np.bool_), "F": np.dtype(np.float32)}
+TYPED_CASES = [(macro, name, form, kind) for macro, kinds, name in _typed_table() for kind in kinds
+               if kind != "F" or macro in ("TEST", "COMPARE") for form in FORMS[macro]]
+
+
+def _int_values(domain, shape, dtype):
+    if dtype == np.bool_:
+        return rng.integers(0, 2, shape).astype(bool)
+    if dtype.kind == "f":
+        v = rng.integers(-3, 4, shape).astype(np.float64)
+        v.flat[:3] = [np.nan, np.inf, -np.inf][:v.size]
+        return v
+    low, high = {"nonzero": (1, 6), "exponent": (0, 5), "shift": (-2, 66)}.get(domain, (-7, 8))
+    v = rng.integers(low, high, shape)
+    return v * rng.choice([-1, 1], shape) if domain == "nonzero" else v
+
+
+def _scalar(v, dtype):
+    """A number as the kernel's by-value T argument (backend/dtypes.py: uchar for bool)."""
+    return D.INFO[D.resolve(dtype)].scalar(v)
+
+
+def _params(macro, name, dtype, with_params):
+    """The two by-value parameters of a line that takes them (clamp's bounds, pow_scalar's exponent)."""
+    if macro not in with_params:
+        return ()
+    values = (3, 0) if name == "pow_scalar" else ((0, 1) if dtype == np.bool_ else (-2, 3))
+    return tuple(_scalar(v, dtype) for v in values)
+
+
+@pytest.mark.parametrize("macro,name,form,kind", TYPED_CASES, ids=[f"{n}_{f}_{k}" for _, n, f, k in TYPED_CASES])
+def test_typed_kernel_form(macro, name, form, kind):
+    """The integer (int64) and bool kernels of each line, and the predicates of every kind, in each form."""
+    dtype = _KIND_DTYPES[kind]
+    ref, x_dom, y_dom = INT_REFERENCE[name]
+    shape = (3, 5)
+    x_np = _int_values(x_dom, shape, dtype)
+    x = _at_offset(x_np, dtype, "contiguous" if form.startswith("c") else "strided")
+    out_dtype = np.dtype(np.bool_) if macro in ("TEST", "COMPARE") else dtype
+    out_base = cp.empty(shape[0] * shape[1] + 2, dtype=out_dtype)
+    out = out_base.narrow(0, 2, shape[0] * shape[1]).view(shape)
+    n = out.numel()
+    knl = backend.kernel("elementwise", f"{name}_{form}", dtype)
+    params = _params(macro, name, dtype, ("UNARY", "BINARY_P", "TEST"))
+    if macro in ("UNARY", "TEST"):
+        meta = kernel_meta(x._shape, x._strides) if form == "s" else ()
+        backend.launch(knl, n, out, x, n, *params, *meta)
+        expected = ref(x_np, None, *(int(p) for p in params or (0, 0)))
+    elif form in ("cs", "ss"):
+        y = _scalar(_int_values(y_dom, (), dtype)[()], dtype)
+        meta = kernel_meta(x._shape, x._strides) if form == "ss" else ()
+        backend.launch(knl, n, out, x, y, n, *meta)
+        expected = ref(x_np, y, 0, 0)
+    else:
+        y_np = _int_values(y_dom, shape if form == "c" else (1, shape[1]), dtype)
+        y = _at_offset(y_np, dtype, "contiguous")
+        meta = () if form == "c" else kernel_meta(shape, x._strides, broadcast_strides(y._shape, y._strides, shape))
+        backend.launch(knl, n, out, x, y, n, *params, *meta)
+        expected = ref(x_np, np.broadcast_to(y_np, shape), *(int(p) for p in params or (0, 0)))
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(out.numpy(), np.asarray(expected).astype(out_dtype))
+
+
+TYPED_INPLACE = [(macro, name, form, kind) for macro, kinds, name in _typed_table() for kind in kinds
+                 if kind != "F" and macro not in ("TEST", "COMPARE") for form in INPLACE_FORMS[macro]]
+
+
+@pytest.mark.parametrize("macro,name,form,kind", TYPED_INPLACE, ids=[f"{n}_{f}_{k}" for _, n, f, k in TYPED_INPLACE])
+def test_typed_inplace_kernel_form(macro, name, form, kind):
+    dtype = _KIND_DTYPES[kind]
+    ref, x_dom, y_dom = INT_REFERENCE[name]
+    shape = (3, 5)
+    x_np = _int_values(x_dom, shape, dtype)
+    base = cp.tensor(np.concatenate([np.zeros(2, dtype), np.ascontiguousarray(x_np.T).ravel()]), dtype=dtype)
+    x = base.narrow(0, 2, x_np.size).view(shape[::-1]).T
+    n = x.numel()
+    knl = backend.kernel("elementwise", f"{name}_{form}", dtype, ("INPLACE",))
+    params = _params(macro, name, dtype, ("UNARY", "BINARY_P"))
+    if macro == "UNARY":
+        backend.launch(knl, n, x, n, *params, *kernel_meta(x._shape, x._strides))
+        expected = ref(x_np, None, *(int(p) for p in params))
+    elif form == "is":
+        y = _scalar(_int_values(y_dom, (), dtype)[()], dtype)
+        backend.launch(knl, n, x, y, n, *kernel_meta(x._shape, x._strides))
+        expected = ref(x_np, y, 0, 0)
+    else:
+        y_np = _int_values(y_dom, (1, shape[1]), dtype)
+        y = _at_offset(y_np, dtype, "contiguous")
+        meta = kernel_meta(shape, x._strides, broadcast_strides(y._shape, y._strides, shape))
+        backend.launch(knl, n, x, y, n, *params, *meta)
+        expected = ref(x_np, np.broadcast_to(y_np, shape), *(int(p) for p in params or (0, 0)))
+    np.testing.assert_array_equal(x.numpy(), np.asarray(expected).astype(dtype))
+    assert base.numpy()[:2].tolist() == [0, 0]

@@ -32,9 +32,18 @@ def test_full_and_empty(dtype):
 
 
 def test_default_dtype_is_float32():
-    for t in (F.zeros(2), F.ones(2), F.empty(2), F.rand(2), F.randn(2), F.arange(3), F.linspace(0, 1, 3),
-              F.eye(2), F.full([2], 1), F.tensor([1, 2])):
+    for t in (F.zeros(2), F.ones(2), F.empty(2), F.rand(2), F.randn(2), F.arange(3.0), F.arange(0, 1, 0.5),
+              F.linspace(0, 1, 3), F.eye(2), F.full([2], 1.0), F.tensor([1.0, 2]), F.range(1, 3), Tensor([1, 2])):
         assert t.dtype == np.float32
+
+
+def test_integer_and_bool_data_infer_as_pytorch():
+    # docs/api.md, dtypes: ints give int64 and bools bool where the data decides (tensor, arange, full)
+    for t in (F.arange(3), F.full([2], 1), F.tensor([1, 2]), F.tensor(3), F.randint(0, 5, (2,))):
+        assert t.dtype == np.int64
+    assert F.tensor([True, False]).dtype == np.bool_ and F.full([2], True).dtype == np.bool_
+    assert F.tensor([True, 2]).dtype == np.int64  # a mix promotes
+    assert F.arange(3).tolist() == [0, 1, 2] and F.full([2], 7).tolist() == [7, 7]
 
 
 def test_fills_are_single_launches(dtype):
@@ -121,14 +130,22 @@ def test_tensor_and_from_numpy(dtype):
     a = F.from_numpy(arr)
     assert a.dtype == dtype and a.shape == [3, 2]
     np.testing.assert_array_equal(values(a), arr)
-    assert F.from_numpy(np.arange(3)).dtype == np.float32  # ints become the default float
+    for np_type in (np.int64, np.int32, np.bool_, np.float16):  # numpy data keeps its dtype (PyTorch)
+        assert F.from_numpy(np.zeros(3, np_type)).dtype == np_type and F.tensor(np.zeros(3, np_type)).dtype == np_type
+    assert F.from_numpy(np.arange(3, dtype=np.uint8)).dtype == np.int32  # no uint8: widened to hold every value
 
 
 def test_requires_grad_keyword():
-    for make in (lambda **k: F.zeros(2, **k), lambda **k: F.randn(2, **k), lambda **k: F.arange(3, **k),
-                 lambda **k: F.linspace(0, 1, 2, **k), lambda **k: F.eye(2, **k), lambda **k: F.full([2], 1, **k)):
+    for make in (lambda **k: F.zeros(2, **k), lambda **k: F.randn(2, **k), lambda **k: F.arange(3.0, **k),
+                 lambda **k: F.linspace(0, 1, 2, **k), lambda **k: F.eye(2, **k), lambda **k: F.full([2], 1.0, **k)):
         assert make(requires_grad=True).requires_grad
         assert not make().requires_grad
+    # only floating tensors can require grad (PyTorch's error), checked before anything launches
+    for make in (lambda: F.arange(3, requires_grad=True), lambda: F.full([2], 1, requires_grad=True),
+                 lambda: F.zeros(2, dtype=np.int64, requires_grad=True), lambda: F.tensor([True], requires_grad=True),
+                 lambda: Tensor([1], dtype=np.int32, requires_grad=True)):
+        with no_launch(), pytest.raises(RuntimeError, match="floating point"):
+            make()
 
 
 def test_class_method_forms(dtype):
@@ -159,7 +176,7 @@ def test_class_method_stack_cat_broadcast():
     (lambda: F.full([2], "x"), TypeError), (lambda: F.arange(0, 5, 0), ValueError),
     (lambda: F.range(0, 5, 0), ValueError), (lambda: F.linspace(0, 1, 0), ValueError),
     (lambda: F.linspace(0, 1, 2.5), ValueError), (lambda: F.eye(-2), ValueError),
-    (lambda: F.zeros(2, dtype=np.int32), TypeError), (lambda: F.zeros_like([1, 2]), TypeError),
+    (lambda: F.zeros(2, dtype=np.uint8), TypeError), (lambda: F.zeros(2, dtype=np.complex64), TypeError), (lambda: F.zeros_like([1, 2]), TypeError),
     (lambda: F.from_numpy([1, 2]), TypeError),
 ])
 def test_errors_before_launch(call, exc):

@@ -375,9 +375,11 @@ def test_generated_source_comes_from_the_op_bodies():
     a, b = cp.Tensor(rand(5)), cp.Tensor(rand(5, seed=1))
     t = (a.clamp(-1, 1) * 0.5) - b
     e = t._storage._expr
-    name, src = fusion.source(e.sig, len(e.reads), len(e.numbers))
-    assert name == "fused_sub_mul_clamp" and f"__kernel void {name}(" in src
-    assert "inline T f_clamp(T x, T p0, T p1) { return (x < p0 ? p0 : (x > p1 ? p1 : x)); }" in src
+    name, src, fp64 = fusion.source(e.sig, len(e.reads), len(e.numbers))
+    assert name == "fused_sub_mul_clamp" and f"__kernel void {name}(" in src and not fp64
+    # one function per (op, dtype), T spelled as the dtype's arithmetic type, the result rounded to the output's
+    assert "inline float f_clamp_ff(float x, float p0, float p1) { return (float)(x < p0 ? p0 : (x > p1 ? p1 : x)); }" \
+        in src
     assert "0.5" not in src  # numbers are kernel arguments
     assert len(e.reads) == 2 and len(e.numbers) == 3
 

@@ -15,12 +15,17 @@ import sys
 import numpy as np
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
+I64, BOOL = np.dtype(np.int64), np.dtype(np.bool_)
+_IDS = ("IDX_T=long", "IDX_T_MEM=long", "IDX_IS_INT=1")  # backend/dtypes.index_defines(int64)
+_SRC = ("SRC_T=double", "SRC_T_MEM=double", "SRC_IS_FLOAT=1", "SRC_IS_DOUBLE=1", "USE_FP64=1")
 BUILDS = {
     "attention": [(F32, ("HE=8", "HV=8", "BK=16"))],
+    "cast": [(F32, _SRC)],
     "conv": [(F32, ())],
-    "elementwise": [(F32, ()), (F32, ("SRC_T=double", "USE_FP64=1")), (F32, ("INPLACE",))],
+    # the op table's lines are built per dtype kind (F, I, B): one build of each kind, and their in-place forms
+    "elementwise": [(d, defines) for d in (F32, I64, BOOL) for defines in ((), ("INPLACE",))],
     "foreach": [(F32, ("NBUF=8",))],
-    "index": [(F32, ())],
+    "index": [(F32, _IDS)],
     "matmul": [(F32, ("MR=4", "NR=16"))],
     "nn": [(F32, ())],
     "norm": [(F32, ())],

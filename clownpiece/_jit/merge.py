@@ -19,10 +19,11 @@ import re
 import pyopencl as cl
 
 from .._layout import ceil_div
-from ..backend import fusion, programs, runtime
+from ..backend import dtypes, fusion, programs, runtime
 
 _READ, _NUMBER = fusion._READ, fusion._NUMBER
 _MAX_SEGMENTS = 64
+_BY_STORAGE = {dtypes.INFO[d].storage: d for d in dtypes.ALL}  # C type of a buffer -> its dtype
 
 
 def _reverse_kernels():
@@ -42,31 +43,49 @@ def _segment(event, keys):
         fn = _per_element(key[0], key[1])
         return None if fn is None else ("fn", key[0], key[1], fn[2])
     if k.family == "generated":
-        sig = key[0]
+        if key[0] != "fused":
+            return None
+        sig = key[1]
+        if fusion.expression(sig, str, str)[5] and not _is_double(k):
+            return None  # double inside a non-double kernel: the merged build's defines would lack fp64
         n_reads = _count(sig, _READ)
         reads = list(range(2, 2 + 2 * n_reads, 2))
         numbers = list(range(2 + 2 * n_reads, len(slots) - 1))
         return _checked(sig, slots, reads, numbers, len(slots) - 1)
-    family, name, _, defines = key
+    family, name, dtype, defines = key
     if family != "elementwise" or defines:
         return None
+    dtype = dtypes.resolve(dtype)
     if name == "assign_c":
-        return _checked(("copy", _READ), slots, [2], [], 4)
+        return _checked(("copy", fusion.codes(dtype, dtype), _READ), slots, [2], [], 4)
     op, _, form = name.rpartition("_")
-    params = fusion.OPS.get(op, (None,))[0]
+    spec = fusion.OPS.get(op)
+    if spec is None:
+        return None
+    codes = fusion.codes(dtype, dtypes.bool_ if spec.predicate else dtype)
+    params = spec.params
     if form == "cs" and params == "T x, T y":
-        return _checked((op, _READ, _NUMBER), slots, [2], [4], 5)
+        return _checked((op, codes, _READ, _NUMBER), slots, [2], [4], 5)
     if form != "c":
         return None
     if params == "T x":
-        return _checked((op, _READ), slots, [2], [], 4)
+        return _checked((op, codes, _READ), slots, [2], [], 4)
     if params == "T x, T p0, T p1":
-        return _checked((op, _READ, _NUMBER, _NUMBER), slots, [2], [5, 6], 4)
+        return _checked((op, codes, _READ, _NUMBER, _NUMBER), slots, [2], [5, 6], 4)
     if params == "T x, T y":
-        return _checked((op, _READ, _READ), slots, [2, 4], [], 6)
+        return _checked((op, codes, _READ, _READ), slots, [2, 4], [], 6)
     if params == "T x, T y, T p0, T p1":
-        return _checked((op, _READ, _READ, _NUMBER, _NUMBER), slots, [2, 4], [7, 8], 6)
+        return _checked((op, codes, _READ, _READ, _NUMBER, _NUMBER), slots, [2, 4], [7, 8], 6)
     return None
+
+
+def _is_double(k):
+    return _out_type(k) == "double"
+
+
+def _out_type(k):
+    """The C type of a kernel's first (output) buffer: what a merged group's members share."""
+    return k.cl.get_arg_info(0, cl.kernel_arg_info.TYPE_NAME).rstrip("*").strip()
 
 
 def _checked(sig, slots, reads, numbers, n_at):
@@ -169,7 +188,7 @@ def merge(events, device):
         segment = _segment(event, keys) if event[0] == "launch" else None
         access = _access(event, segment)
         if segment is not None:
-            dtype = event[1].cl.get_arg_info(0, cl.kernel_arg_info.TYPE_NAME).rstrip("*").strip()
+            dtype = _out_type(event[1])
             target = _find_group(out, accesses, access, dtype, limit, event, segment)
             if target is not None:
                 out[target].append((event, segment, access))
@@ -213,10 +232,10 @@ def _param_bytes(group, event, segment):
 
 def _merged(group):
     """One launch event for a group: a generated kernel with the segments' arguments in order."""
-    k0 = group[0][0][1]
-    dtype_char = "f" if k0.cl.get_arg_info(0, cl.kernel_arg_info.TYPE_NAME).startswith("float") else "d"
+    ctype = _out_type(group[0][0][1])
+    dtype = _BY_STORAGE[ctype]  # per-element bodies are written in T / T_MEM: the group's output type
     parts = [_part(e[4], seg, n) for n, (e, seg, _) in enumerate(group)]
-    key = ("merged", tuple(p[0] for p in parts), dtype_char)
+    key = ("merged", tuple(p[0] for p in parts), ctype)
     helpers = {}
     for p in parts:
         helpers.update(p[3])
@@ -227,7 +246,7 @@ def _merged(group):
     lines.append("    int i = get_global_id(0), g = get_group_id(0) * get_local_size(0);")
     lines += [p[2] for p in parts]
     lines.append("}")
-    knl = runtime.program_cache().generated_kernel(key, "\n".join(lines) + "\n", name, dtype_char)
+    knl = runtime.program_cache().generated_kernel(key, "\n".join(lines) + "\n", name, dtype)
     size = knl.local
     slots, total = [], 0
     for e, seg, _ in group:
@@ -260,29 +279,10 @@ def _part(slots, seg, s):
         call = f"seg_{kname}(i, {', '.join(f'{nm}_{s}' for nm in names)});"
         code = f"    if (g < w{s}) {{ {call} return; }} g -= w{s}; i -= w{s};"
         return ("fn", family, kname), decls, code, {f"seg_{kname}": helper}, [kname]
-    sig, _, reads, numbers, _ = seg
-    used = []
-    next_read, next_number = iter(range(len(reads))), iter(range(len(numbers)))
-
-    def expr(sig):
-        op = sig[0]
-        if op != "copy" and op not in used:
-            used.append(op)
-        args = []
-        for a in sig[1:]:
-            if type(a) is tuple:
-                args.append(expr(a))
-            elif a is _NUMBER:
-                args.append(f"s{s}_{next(next_number)}")
-            else:
-                args.append(f"v{s}_{next(next_read)}")
-        return args[0] if op == "copy" else f"f_{op}({', '.join(args)})"
-
-    e = expr(sig)
-    decls = [f"__global T* out{s}", f"int oo{s}"]
-    decls += [f"__global const T* in{s}_{k}, int o{s}_{k}" for k in range(len(reads))]
-    decls += [f"T s{s}_{k}" for k in range(len(numbers))] + [f"int n_{s}", f"int w{s}"]
-    loads = "".join(f" T v{s}_{k} = in{s}_{k}[o{s}_{k} + i];" for k in range(len(reads)))
-    code = f"    if (g < w{s}) {{ if (i < n_{s}) {{{loads} out{s}[oo{s} + i] = {e}; }} return; }} g -= w{s}; i -= w{s};"
-    helpers = {f"f_{op}": f"inline T f_{op}({fusion.OPS[op][0]}) {{ return ({fusion.OPS[op][1]}); }}" for op in used}
-    return sig, decls, code, helpers, used or ["copy"]
+    sig = seg[0]
+    e, functions, reads, numbers, used, _ = fusion.expression(sig, lambda k: f"v{s}_{k}", lambda k: f"s{s}_{k}")
+    decls, loads = fusion.declarations(sig, reads, numbers, str(s))
+    decls += [f"int n_{s}", f"int w{s}"]
+    store = fusion.store(sig, e, str(s))
+    code = f"    if (g < w{s}) {{ if (i < n_{s}) {{{loads} {store} }} return; }} g -= w{s}; i -= w{s};"
+    return sig, decls, code, functions, [op for op in used if op != "copy"] or ["copy"]

@@ -14,7 +14,7 @@ import weakref
 from typing import Any, Iterable, Optional, Sequence, Union
 
 from .._grad_mode import no_grad, swap_grad_enabled
-from .._tensor import Tensor, TensorBase
+from .._tensor import Tensor, TensorBase, _FLOATING, float32 as _F32
 from .hooks import run_post_accumulate_grad_hooks
 
 
@@ -229,8 +229,8 @@ class Function(Node):
         """Make `out` the output_nr-th output of this node (and remember its shape for zero grads). An output
         that shares the storage of an input requiring grad is a view of it: it remembers the input's base
         (see Tensor._base), so that an in-place op on either one keeps both gradients right."""
-        if not isinstance(out, Tensor):
-            self._output_meta.append(None)
+        if not isinstance(out, Tensor) or (out.dtype is not _F32 and out.dtype not in _FLOATING):
+            self._output_meta.append(None)  # integer and bool outputs have no gradient (PyTorch)
             return out
         if out.requires_grad or out.grad_fn is not None or _is_one_of(out, args):
             out = _shallow(out)  # forward returned an input (e.g. contiguous()): mark a new object

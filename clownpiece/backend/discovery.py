@@ -131,6 +131,8 @@ class Device:
         self.local_mem_size = lim["local_mem_size"]
         self.compute_units = lim["compute_units"]
         self.has_fp64 = bool(lim["fp64"])
+        # reported, not used: float16 is computed in float32 everywhere (backend/dtypes.py, docs/api.md)
+        self.has_fp16 = "cl_khr_fp16" in d.extensions.split()
         # dedicated local memory (GPUs) makes staging tiles through it pay; CPUs emulate it in global memory
         self.local_mem_dedicated = d.local_mem_type == cl.device_local_mem_type.LOCAL
         self.name = d.name.strip()

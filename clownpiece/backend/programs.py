@@ -16,6 +16,7 @@ import numpy as np
 import pyopencl as cl
 
 from . import stats as _stats
+from .dtypes import check_family, resolve, type_defines
 
 KERNEL_DIRS = [
     os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cl_kernels"),  # installed wheel
@@ -60,15 +61,6 @@ def paste_includes(text, folder, name):
         return f'#line 1 "{m.group(1)}"\n{header}\n#line {next_line} "{name}"'
 
     return _INCLUDE.sub(paste, text)
-
-
-def type_defines(dtype):
-    dtype = np.dtype(dtype)
-    if dtype == np.float32:
-        return ["-DT=float"]
-    if dtype == np.float64:
-        return ["-DT=double", "-DUSE_FP64=1"]
-    raise TypeError(f"unsupported dtype {dtype}")
 
 
 def _check_fp64(device, options, what):
@@ -130,7 +122,8 @@ class Programs:
     def _prefetch(self, dtype):
         """Start building the PREFETCH families for `dtype` at once, in parallel (see the module docstring)."""
         self._prefetched.add(dtype.str)
-        if dtype.kind != "f" or os.environ.get("CLOWNPIECE_PREFETCH", "1") == "0" or not _threads_safe(self.device):
+        if dtype.kind != "f" or dtype.itemsize == 2 or os.environ.get("CLOWNPIECE_PREFETCH", "1") == "0" \
+                or not _threads_safe(self.device):
             return
         todo = []
         for family, defines in PREFETCH.items():
@@ -153,6 +146,7 @@ class Programs:
         key = (family, name, dtype, defines)
         k = self.kernels.get(key)
         if k is None:
+            check_family(family, name, resolve(dtype))
             try:
                 knl = cl.Kernel(self.program(family, dtype, defines), name)
             except cl.LogicError:
@@ -163,7 +157,8 @@ class Programs:
 
     def generated_kernel(self, key, source, name, dtype):
         """Kernel `name` of generated OpenCL C `source` (its `#include "common.h"` pasted like a family's),
-        cached under `key`."""
+        built with `dtype`'s defines (fusion's code names its types itself; jit's merged kernels also hold
+        family kernels' bodies, written in T), cached under `key`."""
         k = self.kernels.get(key)
         if k is None:
             text = paste_includes(source, os.path.dirname(kernel_path("elementwise")), "generated.cl")
@@ -210,7 +205,7 @@ PREFETCH = {"elementwise": (), "reduce": (), "nn": (), "random": ()}
 def _options(dtype, defines):
     # -w: compiler warnings (PoCL: the ABI of float16 vectors without AVX-512) would only reach pyopencl as
     # warnings of its own, which background builds cannot filter
-    return type_defines(dtype) + [f"-D{d}" for d in defines] + ["-cl-std=CL1.2", "-cl-kernel-arg-info", "-w"]
+    return list(type_defines(dtype)) + [f"-D{d}" for d in defines] + ["-cl-std=CL1.2", "-cl-kernel-arg-info", "-w"]
 
 
 def _threads_safe(device):
@@ -328,7 +323,8 @@ def _save_binary(prg, path):
 
 
 _SCALARS = {"int": np.int32, "uint": np.uint32, "float": np.float32, "double": np.float64,
-            "long": np.int64, "ulong": np.uint64, "int8": cl.cltypes.int8, "int4": cl.cltypes.int4}
+            "long": np.int64, "ulong": np.uint64, "uchar": np.uint8, "char": np.int8, "int8": cl.cltypes.int8,
+            "int4": cl.cltypes.int4}
 
 
 def _scalar_arg_dtypes(k):

@@ -363,18 +363,19 @@ def upsample(input: Tensor, size: Optional[IntOrPair] = None, scale_factor: Unio
 def attention_mask(mask: Any, dtype: DTypeLike, op: str,
                    true_means: Literal["keep", "drop"] = "keep") -> tuple[Optional[Tensor], int]:
     """(tensor or None, kind) for an attention mask: a float tensor or array is added to the scores; a bool
-    one (a bool tensor, once they exist, a numpy bool array or a list of bools) keeps the scores where it is
-    True (true_means='keep': scaled_dot_product_attention) or masks them out (true_means='drop':
-    MultiheadAttention). Until bool tensors land, a float 0/1 tensor is an additive mask (PyTorch's rule)."""
+    one (a bool tensor, a numpy bool array or a list of bools) keeps the scores where it is True
+    (true_means='keep': scaled_dot_product_attention) or masks them out (true_means='drop':
+    MultiheadAttention); a float 0/1 tensor is an additive mask (PyTorch's rule). The kernels read the mask
+    in the scores' dtype (a bool one as 0/1)."""
     if mask is None:
         return None, _attention.NONE
     boolean = _attention.KEEP if true_means == "keep" else _attention.DROP
     if isinstance(mask, TensorBase):
         if np.dtype(mask.dtype).kind == "b":
-            return mask, boolean
+            return mask.to(dtype), boolean
         if np.dtype(mask.dtype).kind != "f":
             raise TypeError(f"{op}: a mask must be bool or float, got {mask.dtype}")
-        return mask, _attention.ADD
+        return (mask if mask.dtype == dtype else mask.to(dtype)), _attention.ADD
     arr = np.asarray(mask)
     if arr.dtype.kind == "b":
         return Tensor(arr.astype(dtype), dtype=dtype), boolean

@@ -11,6 +11,7 @@ import numpy as np
 
 from .._grad_mode import no_grad
 from .._tensor import Tensor, TensorBase
+from ..backend import dtypes
 from .._layout import ShapeError
 from .._types import DeviceLike, DTypeLike
 from ..autograd.autograd import zeros
@@ -51,7 +52,8 @@ class Linear(Module):
 
 
 class Embedding(Module):
-    """Lookup table: ids (a float tensor of integral values, any shape, or host ints) -> ids.shape + [embd_dim].
+    """Lookup table: ids (an int64 tensor, the course's float tensor of integral values, or host ints; any
+    shape) -> ids.shape + [embd_dim].
     Course names num_embd/embd_dim, PyTorch's num_embeddings/embedding_dim too. padding_idx: that row starts
     at zero and gets no gradient (PyTorch); weight ~ N(0, 1)."""
 
@@ -93,7 +95,7 @@ class Embedding(Module):
 
     def forward(self, ids: Union[Tensor, Sequence[int], np.ndarray]) -> Tensor:
         if not isinstance(ids, TensorBase):
-            ids = Tensor(ids, dtype=self.weight.dtype)
+            ids = Tensor(ids, dtype=dtypes.infer(ids))  # ints as int64, the course's float ids as floats
         return F.embedding(ids, self.weight, self.padding_idx)
 
     def extra_repr(self) -> str:

@@ -103,6 +103,9 @@ def cross_entropy(input: Tensor, target: Union[Tensor, Sequence[int], np.ndarray
         weight, reduction = None, weight
     reduction = legacy_reduction(size_average, reduce, reduction, op)
     _floating(input, "input", op)
+    if input.dtype == np.float16:  # loss.cl computes in float32/float64: through float32, the loss rounded back
+        return cross_entropy(input.float(), target, weight, ignore_index=ignore_index, reduction=reduction,
+                             label_smoothing=label_smoothing).half()
     if not isinstance(target, TensorBase):
         c = input.shape[-1] if input.dim() else 0
         arr = _host_targets(target, c, op)

@@ -11,7 +11,9 @@ import numpy as np
 
 from .._grad_mode import no_grad
 from .._tensor import Tensor, TensorBase
+from ..backend import dtypes
 from ..autograd.autograd import zero_grads
+from ..ops.shape import _to_arguments
 from ..autograd.hooks import RemovableHandle
 from .._types import DTypeLike
 
@@ -245,10 +247,17 @@ class Module:
     def to(self: M, *args: Any, **kwargs: Any) -> M:
         """Move and/or convert every parameter and buffer in place (the same Python objects, so optimizers
         and state_dict keep seeing them): Tensor.to's forms, to(dtype), to(device), to(device, dtype).
-        A move to another device moves the gradients along; a dtype change drops them."""
+        A dtype must be floating and converts only the floating tensors (integer and bool buffers keep
+        their dtype, as in PyTorch). A move to another device moves the gradients along; a dtype change
+        drops them."""
+        device, dtype, _ = _to_arguments(args, kwargs)
+        if dtype is not None:
+            dtype = Tensor._check_dtype(dtype)
+            if not dtypes.is_floating(dtype):
+                raise TypeError(f"Module.to: only floating dtypes are accepted, got {dtype.name}")
         with no_grad():
             for t in list(self.parameters()) + list(self.buffers()):
-                converted = TensorBase.to(t, *args, **kwargs)
+                converted = TensorBase.to(t, device, dtype if dtypes.is_floating(t.dtype) else None)
                 if converted is t:
                     continue
                 grad = t.grad
@@ -262,6 +271,9 @@ class Module:
 
     def float(self: M) -> M:
         return self.to(np.float32)
+
+    def half(self: M) -> M:
+        return self.to(np.float16)
 
     def requires_grad_(self: M, requires_grad: bool = True) -> M:
         for p in self.parameters():

@@ -11,6 +11,7 @@ import math
 import numbers
 
 from .. import backend
+from ..backend.dtypes import require_float
 from .._layout import ShapeError, broadcast_shapes, broadcast_strides
 from .random import _check_probability, _take_counters
 
@@ -65,6 +66,7 @@ class Problem:
             if t.dtype != q.dtype:
                 raise TypeError(f"{op}: query, key and value must have the same dtype, got {q.dtype}, {k.dtype}, "
                                 f"{v.dtype}")
+        require_float(q, op, half=False)
         self.L, self.E = q._shape[-2:]
         self.S, self.Ev = v._shape[-2:]
         if k._shape[-1] != self.E or k._shape[-2] != self.S:

@@ -9,6 +9,7 @@ table of its own to replay or check a choice. Nothing here records gradients: th
 import numpy as np
 
 from .. import backend
+from ..backend.dtypes import require_float
 from .._tensor import TensorBase
 from .random import _take_counters
 
@@ -20,8 +21,7 @@ def image_layout(x, op, min_dim=2):
     """(N, C, H, W) and the element strides (sn, sc, sh, sw) of an image batch, after checking x."""
     if not isinstance(x, TensorBase):
         raise TypeError(f"{op}: expected a clownpiece tensor of images, got {type(x).__name__}")
-    if x.dtype.kind != "f":
-        raise TypeError(f"{op}: expected a floating point tensor, got {x.dtype} (convert with .float())")
+    require_float(x, op, half=False)
     if getattr(x, "requires_grad", False):
         raise RuntimeError(f"{op}: the input requires grad; augmentation does not record gradients (apply it to "
                            f"data batches, or to x.detach())")

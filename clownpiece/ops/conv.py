@@ -11,6 +11,7 @@ import numbers
 
 from .._layout import is_int
 from .. import backend
+from ..backend.dtypes import require_float
 from .._layout import ShapeError
 
 
@@ -108,6 +109,7 @@ def _check_operands(x, weight, bias, groups, op, transposed):
     for t, name in ((x, "input"), (weight, "weight")):
         if not hasattr(t, "_storage"):
             raise TypeError(f"{op}: {name} must be a tensor, got {type(t).__name__}")
+    require_float(x, op, half=False)
     if x.dim() != 4:
         raise ShapeError(f"{op}: expected a 4-d [N, C, H, W] input, got shape {x.shape}")
     if weight.dim() != 4:
@@ -255,6 +257,7 @@ def check_pad(x, pad, mode, op="pad", most=None):
 def pad2d(x, spec, mode, value):
     """x padded on its last (two) dims: spec = (left, right, top, bottom)."""
     left, right, top, bottom = spec
+    require_float(x, "pad", half=False)
     h = x._shape[-2] if x.dim() >= 2 else 1
     w = x._shape[-1]
     lead = x._shape[:-2] if x.dim() >= 2 else ()

@@ -3,19 +3,20 @@ index_select / gather / scatter_ / scatter_add_ / index_add_, masked_fill, one_h
 cat / stack / broadcast_tensors. Kernels: cl_kernels/index.cl; plain strided copies reuse elementwise.cl's
 assign kernels through ShapeOps._assign_from.
 
-Index tensors are float tensors of integral values (the course has no int tensors). Ids are rounded and
-negative ids wrap. The ids live on the device and are never read back, so an id out of range cannot raise:
-gathers give NaN for it and scatters skip it."""
+Index tensors are int64 or int32 (PyTorch), or float tensors of integral values (the course's: rounded).
+Negative ids wrap. The ids live on the device and are never read back, so an id out of range cannot raise:
+gathers give NaN for it (0 for integer and bool data) and scatters skip it."""
 import numbers
 
 import numpy as np
 
 from .._layout import is_int
 from .. import backend
+from ..backend import dtypes as D
 from .._layout import ShapeError, IndexOutOfRange, broadcast_shapes, broadcast_strides, kernel_meta, \
     normalize_dim, numel
 from .elementwise import where
-from .shape import ShapeOps
+from .shape import ShapeOps, _fill_value
 
 
 def _is_int(x):
@@ -38,7 +39,25 @@ def _tensor_arg(x, op, what="index"):
 
 
 def _as_dtype(t, dtype):
-    return t if t.dtype == dtype else t.to(dtype)
+    return t if t.dtype is dtype else t.to(dtype)
+
+
+def _ids(index, op):
+    """An index tensor in a dtype the index kernels read: int32, int64, float32 or float64 (float16 ids are
+    widened to float32). A bool tensor is a mask, not a list of ids."""
+    if index.dtype is D.bool_:
+        raise TypeError(f"{op}: a bool tensor is a mask, not an index; use an int64 (or float) index tensor")
+    return index.to(D.float32) if index.dtype is D.float16 else index
+
+
+def _kernel(name, dtype, ids):
+    """index.cl's kernel for data of `dtype` and ids (or a mask) like `ids`."""
+    return backend.kernel("index", name, dtype, D.index_defines(ids.dtype))
+
+
+def _mask(mask):
+    """A mask as the masked_fill kernels read it: in its own dtype, except float16 (stored as half)."""
+    return mask.to(D.bool_) if mask.dtype is D.float16 else mask
 
 
 class IndexOps:
@@ -104,7 +123,7 @@ class IndexOps:
             return
         region = self._basic_view(idx, "__setitem__")
         value = self._value_arg(value, "__setitem__")
-        if not isinstance(value, float):
+        if isinstance(value, IndexOps):
             _check_broadcasts_to(value._shape, region._shape, "__setitem__")
             if value._storage is self._storage:
                 value = value.clone()  # the region may overlap what we read
@@ -128,8 +147,9 @@ class IndexOps:
         return self
 
     def _value_arg(self, value, op):
+        """A number (as it is) or a tensor."""
         if isinstance(value, numbers.Real):
-            return float(value)
+            return value
         if isinstance(value, IndexOps):
             return value
         if isinstance(value, (list, tuple, np.ndarray)):
@@ -141,13 +161,13 @@ class IndexOps:
             raise IndexOutOfRange("__setitem__: a 0-d tensor cannot be indexed by a tensor")
         rest = self._shape[1:]
         value = self._value_arg(value, "__setitem__")
-        if not isinstance(value, float):
+        if isinstance(value, IndexOps):
             _check_broadcasts_to(value._shape, index._shape + rest, "__setitem__")
         # same-rank scatter form: ids as a (K, 1, ...) column broadcast over the rows, values as (K, ...)
         k = index._numel
-        ids = _as_dtype(ShapeOps.reshape(index, (k,)), self.dtype)
+        ids = _ids(ShapeOps.reshape(index, (k,)), "__setitem__")
         ids = ids._view((k,) + rest, (ids._strides[0],) + (0,) * len(rest))
-        if not isinstance(value, float):
+        if isinstance(value, IndexOps):
             value = ShapeOps.broadcast_to(value, index._shape + rest)
             if index.dim() != 1:
                 value = ShapeOps.reshape(value, (k,) + rest)
@@ -162,7 +182,7 @@ class IndexOps:
         _tensor_arg(index, "take_rows")
         if self.dim() == 0:
             raise IndexOutOfRange("take_rows: a 0-d tensor cannot be indexed by a tensor")
-        ids = _as_dtype(index, self.dtype)
+        ids = _ids(index, "take_rows")
         rest = self.dim() - 1
         return self._gather(ids._shape + self._shape[1:], ids, ids._strides + (0,) * rest,
                             (0,) * ids.dim() + self._strides[1:], 0)
@@ -174,7 +194,7 @@ class IndexOps:
         _tensor_arg(index, "index_select")
         if index.dim() > 1:
             raise ShapeError(f"index_select: index must be 0-d or 1-d, got shape {index.shape}")
-        ids = _as_dtype(index, self.dtype)
+        ids = _ids(index, "index_select")
         id_stride = ids._strides[0] if ids.dim() else 0
         out_shape = self._shape[:d] + (ids._numel,) + self._shape[d + 1:]
         idx_strides = tuple(id_stride if i == d else 0 for i in range(self.dim()))
@@ -189,7 +209,7 @@ class IndexOps:
                                             if j != d):
             raise ShapeError(f"gather: index of shape {index.shape} does not fit self of shape {self.shape} "
                              f"along dim {dim} (same rank, sizes <= self's outside dim)")
-        ids = _as_dtype(index, self.dtype)
+        ids = _ids(index, "gather")
         return self._gather(ids._shape, ids, ids._strides, self._dim_zeroed(d), d)
 
     def _gather(self, out_shape, ids, idx_strides, src_strides, dim):
@@ -198,7 +218,7 @@ class IndexOps:
         n = out._numel
         if n:
             meta = kernel_meta(out._shape, idx_strides, src_strides)
-            backend.launch(backend.kernel("index", "gather_s", self.dtype), n, out, self, ids, n,
+            backend.launch(_kernel("gather_s", self.dtype, ids), n, out, self, ids, n,
                            self._shape[dim], self._strides[dim], *meta)
         return out
 
@@ -248,7 +268,7 @@ class IndexOps:
                              f"shape with K at dim)")
         if alpha != 1:
             src = src * alpha
-        ids = _as_dtype(index, self.dtype)
+        ids = _ids(index, "index_add_")
         id_stride = ids._strides[0] if ids.dim() else 0
         ids = ids._view(src._shape, tuple(id_stride if i == d else 0 for i in range(self.dim())))
         self._storage._version += 1
@@ -265,7 +285,7 @@ class IndexOps:
             if index._shape != reduced or (is_tensor and src._shape != reduced):
                 raise ShapeError(f"{op}: index {index.shape} and src {src.shape if is_tensor else 'number'} "
                                  f"must both have self's shape {self.shape} without dim {d}: {list(reduced)}")
-            return ShapeOps.unsqueeze(index, d), (ShapeOps.unsqueeze(src, d) if is_tensor else float(src))
+            return ShapeOps.unsqueeze(index, d), (ShapeOps.unsqueeze(src, d) if is_tensor else src)
         fits = index.dim() == self.dim() and all(i <= s for j, (i, s) in enumerate(zip(index._shape, self._shape))
                                                  if j != d)
         if is_tensor:
@@ -274,7 +294,7 @@ class IndexOps:
             raise ShapeError(f"{op}: index {index.shape} and src {src.shape if is_tensor else 'number'} do not "
                              f"fit self {self.shape} along dim {d} (course form: both shaped like self without "
                              f"dim; PyTorch form: same rank, index no larger than self outside dim and than src)")
-        return index, (src if is_tensor else float(src))
+        return index, src
 
     def _scatter(self, d, index, src, accumulate):
         """One launch. Each destination element (or, when the ids do not vary outside dim d, each
@@ -287,41 +307,46 @@ class IndexOps:
         if n == 0 or k == 0 or inner == 0:
             return self
         # read index and src from copies when they share self's storage: the writes could overwrite them
-        index = index.clone() if index._storage is self._storage else _as_dtype(index, self.dtype)
-        src_is_tensor = not isinstance(src, float)
+        index = _ids(index.clone() if index._storage is self._storage else index, "scatter")
+        src_is_tensor = isinstance(src, IndexOps)
         if src_is_tensor:
             src = src.clone() if src._storage is self._storage else src
             src = _as_dtype(src, self.dtype)
+        else:
+            src = _fill_value(src, self.dtype)
         src_strides = src._strides if src_is_tensor else (0,) * self.dim()
         meta = kernel_meta(_drop(index._shape, d), _drop(self._strides, d), _drop(src_strides, d),
                            _drop(index._strides, d))
         name = ("scatter_rows" if rows else "scatter") + ("_s" if src_is_tensor else "_value_s")
-        backend.launch(backend.kernel("index", name, self.dtype), n, self, index, src, n, dim_size, inner, k,
+        backend.launch(_kernel(name, self.dtype, index), n, self, index, src, n, dim_size, inner, k,
                        self._strides[d], src_strides[d], index._strides[d], int(accumulate), *meta)
         return self
 
     # ---- masks and one-hot ------------------------------------------------------------------------
     def masked_fill(self, mask, value):
-        """A copy of self with `value` where the 0/1 float `mask` (broadcast to self's shape) is nonzero."""
+        """A copy of self with `value` where `mask` (broadcast to self's shape) is true; a mask that is not
+        bool counts where it is nonzero (the course's float masks; PyTorch wants bool). Keeps self's dtype."""
         _tensor_arg(mask, "masked_fill", "mask")
         _check_broadcasts_to(mask._shape, self._shape, "masked_fill", "mask")
         if isinstance(value, IndexOps):
-            return where(mask, value, self)  # a 0-d tensor value: no sync to read it
+            return where(mask, _as_dtype(value, self.dtype), self)  # a 0-d tensor value: no sync to read it
         if not isinstance(value, numbers.Real):
             raise TypeError(f"masked_fill: value must be a number or a tensor, got {type(value).__name__}")
-        mask = _as_dtype(mask, self.dtype)
+        value = _fill_value(value, self.dtype)
+        mask = _mask(mask)
         out = self._empty(self._shape, self.dtype)
         n = out._numel
         if n:
             meta = kernel_meta(self._shape, self._strides, broadcast_strides(mask._shape, mask._strides,
                                                                              self._shape))
-            backend.launch(backend.kernel("index", "masked_fill_s", self.dtype), n, out, self, mask, value, n,
+            backend.launch(_kernel("masked_fill_s", self.dtype, mask), n, out, self, mask, value, n,
                            *meta)
         return out
 
     def masked_fill_(self, mask, value):
-        """`value` (a number, or a tensor broadcast to self) where the 0/1 float mask (broadcast to self's
-        shape) is nonzero, written through self's view in one launch (two for a tensor value)."""
+        """`value` (a number, or a tensor broadcast to self) where the mask (broadcast to self's shape; bool,
+        or the course's 0/1 floats: nonzero) is true, written through self's view in one launch (two for a
+        tensor value)."""
         self._check_inplace("masked_fill_", mask, value)
         _tensor_arg(mask, "masked_fill_", "mask")
         _check_broadcasts_to(mask._shape, self._shape, "masked_fill_", "mask")
@@ -333,30 +358,31 @@ class IndexOps:
             return self._assign_from(result)
         if not isinstance(value, numbers.Real):
             raise TypeError(f"masked_fill_: value must be a number or a tensor, got {type(value).__name__}")
-        mask = self._unaliased(_as_dtype(mask, self.dtype))
+        value = _fill_value(value, self.dtype)
+        mask = self._unaliased(_mask(mask))
         self._storage._version += 1
         n = self._numel
         if n:
             meta = kernel_meta(self._shape, self._strides, broadcast_strides(mask._shape, mask._strides,
                                                                              self._shape))
             if self._contig:  # the out-of-place kernel with the output aliased to the input
-                backend.launch(backend.kernel("index", "masked_fill_s", self.dtype), n, self, self, mask, value,
-                               n, *meta)
+                backend.launch(_kernel("masked_fill_s", self.dtype, mask), n, self, self, mask, value, n, *meta)
             else:
-                backend.launch(backend.kernel("index", "masked_fill_i", self.dtype), n, self, mask, value, n,
-                               *meta)
+                backend.launch(_kernel("masked_fill_i", self.dtype, mask), n, self, mask, value, n, *meta)
         return self
 
     def one_hot(self, num_classes):
-        """self holds class ids; returns shape self.shape + [num_classes] with 1.0 at each id. An id
-        outside [0, num_classes) gives a row of NaN (checked on the device)."""
+        """self holds class ids; returns shape self.shape + [num_classes] with 1 at each id, in self's dtype
+        (int64 ids give int64, as PyTorch; the course's float ids give floats). An id outside
+        [0, num_classes) gives a row of NaN (0 for integer ids; checked on the device)."""
         if not _is_int(num_classes) or num_classes < 1:
             raise RuntimeError(f"one_hot: num_classes must be a positive int, got {num_classes!r}")
-        out = self._empty(self._shape + (int(num_classes),), self.dtype)
+        ids = _ids(self, "one_hot")
+        out = ids._empty(ids._shape + (int(num_classes),), ids.dtype)
         n = out._numel
         if n:
-            backend.launch(backend.kernel("index", "one_hot_s", self.dtype), n, out, self, n, num_classes,
-                           *kernel_meta(self._shape, self._strides))
+            backend.launch(_kernel("one_hot_s", ids.dtype, ids), n, out, ids, n, num_classes,
+                           *kernel_meta(ids._shape, ids._strides))
         return out
 
 
@@ -372,13 +398,17 @@ def _tensor_list(tensors, op):
 
 
 def _common_dtype(tensors):
-    dtypes = {t.dtype for t in tensors}
-    return dtypes.pop() if len(dtypes) == 1 else np.dtype(np.float64)
+    """The promoted dtype of the tensors (cat and stack promote, as PyTorch's do)."""
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        if t.dtype is not dtype:
+            dtype = D.promote_types(dtype, t.dtype)
+    return dtype
 
 
 def cat(tensors, dim=0):
-    """Concatenate along an existing dim (a copy). Shapes must agree outside `dim`; mixed dtypes give
-    float64; size-0 pieces are fine."""
+    """Concatenate along an existing dim (a copy). Shapes must agree outside `dim`; mixed dtypes are
+    promoted; size-0 pieces are fine."""
     tensors = _tensor_list(tensors, "cat")
     first = tensors[0]
     if first.dim() == 0:

@@ -13,6 +13,7 @@ import numpy as np
 
 from .._layout import ceil_div
 from .. import backend
+from ..backend import dtypes
 from .._layout import ShapeError, broadcast_shapes, broadcast_strides, kernel_meta, numel
 
 # Register block (MR rows x NR columns per work-item) of the CPU micro-kernel, by dtype: 4 rows x 16 floats
@@ -46,11 +47,21 @@ def _require_tensor(other, op):
                         f"(use * for scaling by a number)")
 
 
-def _same_dtype(*tensors):
-    """Mixed float32/float64 operands are computed in float64, as ElementwiseOps does (None passes)."""
-    if len({t.dtype for t in tensors if t is not None}) == 1:
-        return tensors
-    return tuple(None if t is None else t.to(np.float64) for t in tensors)
+def _operands(op, *tensors):
+    """(the tensors in the dtype the product is computed in, the result dtype): the promoted dtype of the
+    operands (None passes), float16 computed in float32 (rounded once at the end); integer and bool
+    operands raise (PyTorch on GPUs does too)."""
+    result = tensors[0].dtype
+    for t in tensors[1:]:
+        if t is not None and t.dtype is not result:
+            result = dtypes.promote_types(result, t.dtype)
+    if result is dtypes.float32 and all(t is None or t.dtype is result for t in tensors):
+        return tensors, result  # the usual case
+    if result not in dtypes.FLOATING:
+        raise TypeError(f"{op}: not supported for {result.name} tensors; it takes floating tensors "
+                        f"(convert with .float())")
+    compute = dtypes.compute_dtype(result)
+    return tuple(t if t is None or t.dtype is compute else t.to(compute) for t in tensors), result
 
 
 def _merged_stride(shape, strides):
@@ -210,7 +221,6 @@ def _matmul(a, b):
     out_shape = batch + a._shape[-2:-1]  # () when a is 1-D
     if len(b._shape) > 1:
         out_shape += b._shape[-1:]
-    a, b = _same_dtype(a, b)
     out = a._empty(out_shape, a.dtype)
     _gemm(out, a, a_shape, a_strides, b, b_shape, b_strides, batch, None)
     return out
@@ -222,7 +232,8 @@ class MatmulOps:
     # every entry point goes through matmul, so autograd only has to record that one op
     def matmul(self, other):
         _require_tensor(other, "matmul")
-        return _matmul(self, other)
+        (a, b), result = _operands("matmul", self, other)
+        return _matmul(a, b).to(result)
 
     def __matmul__(self, other):
         return self.matmul(other)
@@ -260,10 +271,10 @@ class MatmulOps:
             bias_shape = "None" if bias is None else bias.shape
             raise ShapeError(f"linear: input {self.shape}, weight {weight.shape}, bias {bias_shape}: expected "
                              f"input [..., in], weight [out, in] and bias [out] or None")
-        x, w, b = _same_dtype(self, weight, bias)
+        (x, w, b), result = _operands("linear", self, weight, bias)  # converted first: copies change strides
         x_shape, x_strides = x._shape, x._strides
         if len(x_shape) == 1:
             x_shape, x_strides = (1,) + x_shape, (0,) + x_strides
         out = x._empty(self._shape[:-1] + (n_out,), x.dtype)
         _gemm(out, x, x_shape, x_strides, w, w._shape[::-1], w._strides[::-1], x_shape[:-2], b)
-        return out
+        return out.to(result)

@@ -5,6 +5,7 @@ ops/conv.py; pooling: ops/pool.py, with max_pool2d/avg_pool2d methods here for T
 
 from .._layout import is_int
 from .. import backend
+from ..backend import dtypes as D
 from .._layout import ShapeError, numel
 from . import pool as _pool
 
@@ -15,6 +16,16 @@ def _check_tensor(t, name, op, dtype):
     if not isinstance(t, NNOps):
         raise TypeError(f"{op}: {name} must be a tensor, got {type(t).__name__}")
     return t if t.dtype == dtype else t.to(dtype)
+
+
+def _as_float(x, op):
+    """x in a dtype nn.cl computes in: float16 goes through float32 (the caller converts results back);
+    integer and bool tensors raise."""
+    if x.dtype is D.float16:
+        return x.to(D.float32)
+    if x.dtype not in D.FLOATING:
+        raise TypeError(f"{op}: not supported for {x.dtype.name} tensors; it takes floating tensors")
+    return x
 
 
 def _rows(x, features):
@@ -62,36 +73,37 @@ class NNOps:
         return numel(dims)
 
     def _layer_norm(self, normalized_shape, weight, bias, eps):
-        """(y, mean [N], rstd [N], x as contiguous [N, F], F)."""
+        """(y, mean [N], rstd [N], x as contiguous [N, F], F); float16 is computed in float32."""
         f = self._layer_norm_features(normalized_shape)
+        src = _as_float(self, "layer_norm")
         if weight is not None:
-            weight = _check_tensor(weight, "weight", "layer_norm", self.dtype).contiguous()
+            weight = _check_tensor(weight, "weight", "layer_norm", src.dtype).contiguous()
         if bias is not None:
-            bias = _check_tensor(bias, "bias", "layer_norm", self.dtype).contiguous()
+            bias = _check_tensor(bias, "bias", "layer_norm", src.dtype).contiguous()
         for t, name in ((weight, "weight"), (bias, "bias")):
             if t is not None and t._numel != f:
                 raise ShapeError(f"layer_norm: {name} {t.shape} must have {f} elements (one per feature)")
-        x = _rows(self, f)
+        x = _rows(src, f)
         n = x._shape[0]
-        y = self._empty(x._shape, self.dtype)
-        mean, rstd = self._empty((n,), self.dtype), self._empty((n,), self.dtype)
+        y = src._empty(x._shape, src.dtype)
+        mean, rstd = src._empty((n,), src.dtype), src._empty((n,), src.dtype)
         if n:
             affine = (weight is not None) | (bias is not None) << 1
             w = x if weight is None else weight  # an absent one is not read
             b = x if bias is None else bias
-            backend.launch(backend.kernel("nn", "layer_norm_fwd", self.dtype), n, y, mean, rstd, x, w, b,
+            backend.launch(backend.kernel("nn", "layer_norm_fwd", src.dtype), n, y, mean, rstd, x, w, b,
                            affine, eps, n, f)
-        return y.view(self._shape), mean, rstd, x, f
+        return y.view(self._shape).to(self.dtype), mean, rstd, x, f
 
     @staticmethod
     def _layer_norm_backward(grad, x, mean, rstd, weight, need_affine_grads):
         """(dx as [N, F], dweight [F] or None, dbias [F] or None) for the rows x saved by _layer_norm;
         need_affine_grads: compute both dweight and dbias (the caller keeps what it needs)."""
         n, f = x._shape
-        g = _rows(grad, f)
+        g = _rows(grad.to(x.dtype), f)
         dx = x._empty((n, f), x.dtype)
         if n:
-            w = weight.contiguous() if weight is not None else x  # not read without weight
+            w = weight.to(x.dtype).contiguous() if weight is not None else x  # not read without weight
             backend.launch(backend.kernel("nn", "layer_norm_bwd_input", x.dtype), n, dx, g, x, mean, rstd, w,
                            int(weight is not None), n, f)
         if not need_affine_grads:

@@ -10,6 +10,7 @@ import numpy as np
 import pyopencl as cl
 
 from .. import backend
+from ..backend.dtypes import require_float
 from .._layout import ShapeError, numel
 
 _MAX_GROUP = 256
@@ -49,6 +50,7 @@ def _same(t, x, name, op, shape):
 
 def channels(x, op):
     """(N, C, S) of an [N, C, *] input."""
+    require_float(x, op, half=False)
     if x.dim() < 2:
         raise ShapeError(f"{op}: expected an input of shape [N, C, *], got {x.shape}")
     n, c = x._shape[:2]
@@ -169,6 +171,7 @@ def rms_norm(x, normalized_shape, weight, eps):
     """(y, rrms [rows], x as contiguous [rows, F]) normalising over the trailing dims `normalized_shape`;
     eps None is the dtype's machine epsilon (PyTorch)."""
     op = "rms_norm"
+    require_float(x, op, half=False)
     dims = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
     dims = tuple(int(d) for d in dims)
     if not dims or len(dims) > x.dim() or x._shape[x.dim() - len(dims):] != dims:

@@ -4,6 +4,7 @@ Each method updates `self` (a contiguous parameter) and its state buffers in pla
 launch, bypassing autograd: optimizers call them under no_grad with hyper-parameters as Python numbers,
 so a step never reads device memory back."""
 from .. import backend
+from ..backend import dtypes
 from .._layout import ShapeError
 
 
@@ -11,6 +12,8 @@ class OptimOps:
     __slots__ = ()
 
     def _check_update(self, op, grad, *state):
+        if self.dtype not in dtypes.FLOATING:
+            raise TypeError(f"{op}: the parameter must be a floating tensor, got {self.dtype.name}")
         if not self._contig:
             raise RuntimeError(f"{op}: the parameter (shape {self.shape}, strides {list(self._strides)}) "
                                f"must be contiguous; optimizers update parameters in place")

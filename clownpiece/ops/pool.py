@@ -6,6 +6,7 @@ import numbers
 
 from .._layout import ceil_div, is_int
 from .. import backend
+from ..backend.dtypes import require_float
 from .._layout import ShapeError
 from .conv import pair
 
@@ -15,6 +16,7 @@ def _image(x, op, dims=2):
     to undo that on the result."""
     if not hasattr(x, "_storage"):
         raise TypeError(f"{op}: expected a tensor input, got {type(x).__name__}")
+    require_float(x, op, half=False)
     if x.dim() not in (dims + 1, dims + 2):
         layout = "[N, C, L] or [C, L]" if dims == 1 else "[N, C, H, W] or [C, H, W]"
         raise ShapeError(f"{op}: expected a {dims + 1}-d or {dims + 2}-d {layout} input, got shape {x.shape}")

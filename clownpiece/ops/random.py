@@ -9,6 +9,7 @@ import numpy as np
 
 from .._layout import is_int
 from .. import backend
+from ..backend import dtypes
 
 _DEFAULT_SEED = 67280421310721  # PyTorch's default, so an unseeded process is still reproducible
 _MASK64 = (1 << 64) - 1
@@ -65,8 +66,14 @@ class RandomOps:
             self._assign_from(dst)
         return self
 
+    def _require_floating(self, op):
+        if self.dtype not in dtypes.FLOATING:
+            raise TypeError(f"{op}: not supported for {self.dtype.name} tensors; it fills floating tensors "
+                            f"(randint gives integers)")
+
     def uniform_(self, low=0.0, high=1.0):
         """Fill with U(low, high) in place."""
+        self._require_floating("uniform_")
         self._check_inplace("uniform_")
         self._storage._version += 1
         return self._random_fill("uniform_fill", low, high)
@@ -75,21 +82,32 @@ class RandomOps:
         """Fill with N(mean, std^2) in place (Box-Muller)."""
         if std < 0:
             raise ValueError(f"normal_: std must be non-negative, got {std}")
+        self._require_floating("normal_")
         self._check_inplace("normal_")
         self._storage._version += 1
         return self._random_fill("normal_fill", mean, std)
 
     def bernoulli_(self, p=0.5):
-        """Fill with 1.0 with probability p, else 0.0, in place."""
+        """Fill with 1 with probability p, else 0, in place (any dtype)."""
         _check_probability(p, "bernoulli_")
         self._check_inplace("bernoulli_")
         self._storage._version += 1
-        return self._random_fill("threshold_fill", p, 1.0)
+        return self._random_fill("threshold_fill", p, dtypes.INFO[self.dtype].scalar(1))
 
     def dropout_mask(self, p=0.5):
         """A new tensor of self's shape holding 1/(1-p) with probability 1-p and 0 otherwise, so that
         `x * x.dropout_mask(p)` keeps the expected value of x."""
         _check_probability(p, "dropout_mask")
+        self._require_floating("dropout_mask")
         keep = 1.0 - p
         out = self._empty(self._shape, self.dtype)
         return out._random_fill("threshold_fill", keep, 1.0 / keep if keep > 0 else 0.0)
+
+    def _randint_(self, low, high):
+        """Fill the integer tensor self with uniform integers in [low, high) in place."""
+        if self.dtype not in dtypes.INTEGRAL:
+            raise TypeError(f"randint: dtype must be int32 or int64, got {self.dtype.name}")
+        info = np.iinfo(self.dtype)
+        if not info.min <= low < high <= info.max + 1:
+            raise ValueError(f"randint: need low < high within {self.dtype.name}, got low={low}, high={high}")
+        return self._random_fill("randint_fill", int(low), int(high) - int(low))

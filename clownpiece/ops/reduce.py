@@ -10,6 +10,7 @@ import collections
 
 from .._layout import ceil_div
 from .. import backend
+from ..backend import dtypes as D
 from .._layout import ShapeError, normalize_dim, normalize_dims, kernel_meta, contiguous_strides, numel
 from .shape import _shape_arg
 
@@ -95,34 +96,49 @@ def _reduce_args(x, plan):
     return x, plan.nout, plan.nred, plan.chunk, plan.nchunk
 
 
+def _floating(x, op):
+    """x, if floating (var, std and the softmax family need it, as in PyTorch)."""
+    if x.dtype not in D.FLOATING:
+        raise TypeError(f"{op}: not supported for {x.dtype.name} tensors; it takes floating tensors "
+                        f"(convert with .float())")
+    return x
+
+
 def _sum(x, dims, out_shape, mean=False, op="sum"):
+    """sum (bool and integers give int64) or mean (bool and integers give float32: numpy's rule, where
+    PyTorch refuses; docs/api.md, dtypes)."""
+    if mean and x.dtype not in D.FLOATING:
+        x = x.to(D.DEFAULT_FLOAT)
     plan = _plan(x, dims, ordered=False)
     if mean:
         _check_nonempty(x, dims, plan, op)
-    out = x._empty(out_shape, x.dtype)
+    out_dtype = x.dtype if x.dtype is D.float32 else D.sum_dtype(x.dtype)
+    out = x._empty(out_shape, out_dtype)
     if plan.nout == 0:
         return out
     if plan.nred == 0:
         return out.zero_()
     args = _reduce_args(x, plan)
-    denom = x.dtype.type(plan.nred if mean else 1)
+    acc = out_dtype if out_dtype is D.float32 else D.compute_dtype(out_dtype)
+    denom = D.INFO[acc].scalar(plan.nred if mean else 1)
     knl = backend.kernel("reduce", "sum_r", x.dtype)
-    if plan.nchunk == 1:
-        backend.launch(knl, plan.nout, out, *args, denom, *plan.kmeta, *plan.rmeta)
+    if plan.nchunk == 1:  # part (only written with several chunks) points at out
+        backend.launch(knl, plan.nout, out, out, *args, denom, *plan.kmeta, *plan.rmeta)
         return out
-    part = backend.alloc(plan.nout * plan.nchunk * x.dtype.itemsize)
-    backend.launch(knl, plan.nout * plan.nchunk, part, 0, *args, denom, *plan.kmeta, *plan.rmeta)
+    part = backend.alloc(plan.nout * plan.nchunk * acc.itemsize)
+    backend.launch(knl, plan.nout * plan.nchunk, part, 0, part, 0, *args, denom, *plan.kmeta, *plan.rmeta)
     backend.launch(backend.kernel("reduce", "sum_partials", x.dtype), plan.nout, out, part, 0, plan.nout,
                    plan.nchunk, denom)
     return out
 
 
 def _extremum(x, kind, dims, out_shape, want_idx, op):
-    """(values, indices or None) of max/min over `dims`; indices count row-major over the reduced dims."""
+    """(values, int64 indices or None) of max/min over `dims`; indices count row-major over the reduced
+    dims."""
     plan = _plan(x, dims, ordered=want_idx)
     _check_nonempty(x, dims, plan, op)
     vals = x._empty(out_shape, x.dtype)
-    idx = x._empty(out_shape, x.dtype) if want_idx else None
+    idx = x._empty(out_shape, D.int64) if want_idx else None
     if plan.nout == 0:
         return vals, idx
     args = _reduce_args(x, plan)
@@ -132,16 +148,17 @@ def _extremum(x, kind, dims, out_shape, want_idx, op):
     if plan.nchunk == 1:
         backend.launch(knl, plan.nout, vals, idx_out, *args, flag, *plan.kmeta, *plan.rmeta)
         return vals, idx
-    nbytes = plan.nout * plan.nchunk * x.dtype.itemsize
-    pv, pi = backend.alloc(nbytes), backend.alloc(nbytes)
+    count = plan.nout * plan.nchunk
+    pv, pi = backend.alloc(count * x.dtype.itemsize), backend.alloc(count * D.int64.itemsize)
     # partials always carry indices: the combine step needs them to report the winning chunk's position
-    backend.launch(knl, plan.nout * plan.nchunk, pv, 0, pi, 0, *args, 1, *plan.kmeta, *plan.rmeta)
+    backend.launch(knl, count, pv, 0, pi, 0, *args, 1, *plan.kmeta, *plan.rmeta)
     backend.launch(backend.kernel("reduce", kind + "_partials", x.dtype), plan.nout, vals, idx_out, pv, 0, pi, 0,
                    plan.nout, plan.nchunk, flag)
     return vals, idx
 
 
 def _var(x, dims, out_shape, unbiased, take_sqrt, op):
+    _floating(x, op)
     plan = _plan(x, dims, ordered=False)
     _check_nonempty(x, dims, plan, op)
     out = x._empty(out_shape, x.dtype)
@@ -150,12 +167,12 @@ def _var(x, dims, out_shape, unbiased, take_sqrt, op):
     args = _reduce_args(x, plan)
     ddof, sqrt_flag = 1 if unbiased else 0, int(take_sqrt)
     knl = backend.kernel("reduce", "var_r", x.dtype)
-    if plan.nchunk == 1:  # m2 (only written with several chunks) points at out
-        backend.launch(knl, plan.nout, out, out, *args, ddof, sqrt_flag, *plan.kmeta, *plan.rmeta)
+    if plan.nchunk == 1:  # pmean and pm2 (only written with several chunks) point at out
+        backend.launch(knl, plan.nout, out, out, out, *args, ddof, sqrt_flag, *plan.kmeta, *plan.rmeta)
         return out
-    nbytes = plan.nout * plan.nchunk * x.dtype.itemsize
+    nbytes = plan.nout * plan.nchunk * D.compute_dtype(x.dtype).itemsize
     pmean, pm2 = backend.alloc(nbytes), backend.alloc(nbytes)
-    backend.launch(knl, plan.nout * plan.nchunk, pmean, 0, pm2, 0, *args, ddof, sqrt_flag, *plan.kmeta,
+    backend.launch(knl, plan.nout * plan.nchunk, pmean, 0, pmean, 0, pm2, 0, *args, ddof, sqrt_flag, *plan.kmeta,
                    *plan.rmeta)
     backend.launch(backend.kernel("reduce", "var_partials", x.dtype), plan.nout, out, pmean, 0, pm2, 0,
                    plan.nout, plan.nchunk, plan.chunk, plan.nred, ddof, sqrt_flag)
@@ -186,7 +203,15 @@ def _contiguous_rows(d, *tensors):
     return None
 
 
+def _through_float32(fn, *tensors):
+    """fn on float16 tensors converted to float32, the result converted back: the row kernels (softmax
+    family) run in float and double only."""
+    return fn(*(t.to(D.float32) for t in tensors)).to(D.float16)
+
+
 def _softmax(x, dim, mode, op):
+    if _floating(x, op).dtype is D.float16:
+        return _through_float32(lambda t: _softmax(t, dim, mode, op), x)
     d = normalize_dim(dim, x.dim(), op)
     out = x._empty(x._shape, x.dtype)
     rows = _contiguous_rows(d, x)
@@ -206,6 +231,8 @@ def _softmax_grad(g, y, dim, mode, op):
         raise ShapeError(f"{op}: gradient shape {g.shape} does not match output shape {y.shape}")
     if g.dtype != y.dtype:
         raise TypeError(f"{op}: gradient dtype {g.dtype} does not match output dtype {y.dtype}")
+    if _floating(g, op).dtype is D.float16:
+        return _through_float32(lambda a, b: _softmax_grad(a, b, dim, mode, op), g, y)
     d = normalize_dim(dim, g.dim(), op)
     out = g._empty(g._shape, g.dtype)
     rows = _contiguous_rows(d, g, y)
@@ -250,7 +277,7 @@ class ReduceOps:
 
     # ---- max / min (course form: (values, indices)), argmax / argmin, amax / amin ---------------------
     def max(self, dim=-1, keepdims=False, *, keepdim=None):
-        """(values, indices) along one dim; indices are float, first occurrence on ties, NaN wins."""
+        """(values, indices) along one dim; indices are int64, first occurrence on ties, NaN wins."""
         dims = _single_dim(self, dim, "max")
         return _extremum(self, "max", dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)), True, "max")
 
@@ -289,6 +316,8 @@ class ReduceOps:
         return _softmax(self, dim, 1, "log_softmax")
 
     def logsumexp(self, dim=-1, keepdims=False, *, keepdim=None):
+        if _floating(self, "logsumexp").dtype is D.float16:
+            return _through_float32(lambda t: t.logsumexp(dim, keepdims, keepdim=keepdim), self)
         d = _single_dim(self, dim, "logsumexp")
         out = self._empty(_out_shape(self._shape, d, _keep(keepdims, keepdim)), self.dtype)
         rows = _contiguous_rows(d[0] if d else 0, self)

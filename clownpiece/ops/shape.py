@@ -6,6 +6,7 @@ import numpy as np
 
 from .._layout import ceil_div, is_int
 from .. import backend
+from ..backend import dtypes
 from .._layout import (ShapeError, IndexOutOfRange, contiguous_layout, numel, normalize_dim, kernel_meta,
                        broadcast_shapes, broadcast_strides)
 
@@ -74,6 +75,8 @@ def _check_shape(shape, n, op):
 def _is_dtype(x):
     if isinstance(x, (type, np.dtype)):
         return True
+    if isinstance(x, str) and x in dtypes.NAMES:
+        return True
     if isinstance(x, str):
         try:
             np.dtype(x)
@@ -108,6 +111,22 @@ def _to_arguments(args, kwargs):
     if args:
         raise TypeError(f"to: unexpected arguments {args}; expected to(dtype), to(device, dtype) or to(tensor)")
     return device, dtype, copy
+
+
+def _fill_value(value, dtype):
+    """A number as a fill of `dtype`: bool tests != 0, integers truncate (as a cast does); overflow raises."""
+    if dtype is dtypes.float32:
+        return np.float32(value)
+    if dtype is dtypes.bool_:
+        return np.uint8(value != 0)
+    if dtype in dtypes.INTEGRAL:
+        if isinstance(value, float) and not np.isfinite(value):
+            raise RuntimeError(f"cannot fill a {dtype.name} tensor with {value}")
+        try:
+            return dtypes.INFO[dtype].scalar(int(value))
+        except OverflowError:
+            raise RuntimeError(f"value {value!r} cannot be converted to {dtype.name} without overflow") from None
+    return dtypes.INFO[dtype].scalar(value)
 
 
 class ShapeOps:
@@ -261,8 +280,8 @@ class ShapeOps:
         if n == 0:
             return self
         if not isinstance(src, ShapeOps) and isinstance(src, numbers.Number):  # tensors skip the ABC check
-            backend.launch(backend.kernel("elementwise", "assign_value_s", self.dtype), n, self, src, n,
-                           *kernel_meta(self._shape, self._strides))
+            backend.launch(backend.kernel("elementwise", "assign_value_s", self.dtype), n, self,
+                           _fill_value(src, self.dtype), n, *kernel_meta(self._shape, self._strides))
             return self
         if src.dtype != self.dtype:
             src = src.to(self.dtype)
@@ -299,7 +318,8 @@ class ShapeOps:
         return self._assign_from(src)
 
     def fill_(self, value):
-        """Every element of self's view set to `value`: a number, or a 0-d tensor (read on the device)."""
+        """Every element of self's view set to `value`: a number (converted as a cast converts it), or a
+        0-d tensor (read on the device)."""
         if isinstance(value, ShapeOps):
             if value.dim():
                 raise RuntimeError(f"fill_: only a 0-dim value tensor is supported, got one of shape "
@@ -307,8 +327,9 @@ class ShapeOps:
             self._check_inplace("fill_", value)
             value = self._unaliased(value)
         else:
+            if not isinstance(value, numbers.Number) or isinstance(value, complex):
+                raise TypeError(f"fill_: expected a number, got {type(value).__name__}")
             self._check_inplace("fill_")
-            value = float(value)
         self._storage._version += 1
         return self._assign_from(value)
 
@@ -378,19 +399,40 @@ class ShapeOps:
         return self._make(storage, self._shape, contiguous_layout(self._shape)[1], 0, self.dtype)
 
     def _to_dtype(self, dtype):
+        """A copy converted to `dtype` (self when it already has it): floating to integer truncates toward
+        zero, to bool tests != 0, to float16 rounds to nearest even (common.h's CAST)."""
         dtype = self._check_dtype(dtype)
-        if dtype == self.dtype:
+        if dtype is self.dtype:
             return self
         out = self._empty(self._shape, dtype)
         n = out._numel
         if n:
-            src_t = "double" if self.dtype == np.float64 else "float"  # one side is double: enable fp64
-            knl = backend.kernel("elementwise", "cast_s", dtype, (f"SRC_T={src_t}", "USE_FP64=1"))
-            backend.launch(knl, n, out, self, n, *kernel_meta(self._shape, self._strides))
+            if self._contig and backend.fusion.enabled:
+                return backend.fusion.defer(out, "cast", (self,), backend.fusion.codes(self.dtype, dtype))
+            name = "cast_c" if self._contig else "cast_s"
+            knl = backend.kernel("cast", name, dtype, dtypes.source_defines(self.dtype))
+            backend.launch(knl, n, out, self, n, *(() if self._contig else kernel_meta(self._shape, self._strides)))
         return out
 
+    def type(self, dtype=None):
+        """The dtype's name without an argument, else to(dtype) (PyTorch's Tensor.type)."""
+        return self.dtype.name if dtype is None else self.to(dtype)
+
+    # PyTorch's conversion methods (float() and double() are differentiable; the others give integers)
     def float(self):
-        return self.to(np.float32)
+        return self.to(dtypes.float32)
 
     def double(self):
-        return self.to(np.float64)
+        return self.to(dtypes.float64)
+
+    def half(self):
+        return self.to(dtypes.float16)
+
+    def long(self):
+        return self.to(dtypes.int64)
+
+    def int(self):
+        return self.to(dtypes.int32)
+
+    def bool(self):
+        return self.to(dtypes.bool_)

@@ -5,6 +5,7 @@ import math
 import numbers
 
 from .. import backend
+from ..backend.dtypes import require_float
 from .._layout import ShapeError
 
 MODES = {"nearest": 0, "linear": 1, "bilinear": 1, "nearest-exact": 2}
@@ -17,6 +18,7 @@ class Plan:
     def __init__(self, x, size, scale_factor, mode, align_corners, recompute_scale_factor, op="interpolate"):
         if not hasattr(x, "_storage"):
             raise TypeError(f"{op}: expected a tensor input, got {type(x).__name__}")
+        require_float(x, op, half=False)
         if mode not in MODES:
             raise ValueError(f"{op}: mode must be one of {sorted(MODES)} ('bicubic', 'trilinear' and 'area' are "
                              f"not supported), got {mode!r}")
