@@ -189,3 +189,16 @@ def test_gpt_script_learns_and_samples(tmp_path):
     assert re.fullmatch(r"val loss: (\d+\.\d{4}) \(\d+\.\d\d bits per character\)", lines[-1])
     assert float(lines[-1].split()[2]) == vals[-1]
     read_png(plot)
+
+
+def test_gpt_jitted_training_prints_what_eager_training_prints(tmp_path):
+    """The jit's replays are bit-identical to eager steps: every loss, and the sampled text, match."""
+    text = tmp_path / "text.txt"
+    text.write_text(learnable_text(1000))
+    args = ["--text", str(text), "--max-steps", "20", "--eval-every", "10", "--n-layer", "1", "--n-embd", "16",
+            "--n-head", "2", "--block-size", "16", "--batch-size", "4", "--sample-chars", "30", "--plot",
+            str(tmp_path / "g.png")]
+    runs = [[re.sub(r"\s+\d+ tokens/s", "", line) for line in run_script("train_gpt.py", args + extra, tmp_path)
+             if not line.startswith("model: ")] for extra in ([], ["--no-jit"])]
+    assert runs[0] == runs[1]
+    assert any(line.startswith("step 20: train loss") for line in runs[0])
