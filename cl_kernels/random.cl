@@ -64,3 +64,29 @@ __kernel void eye_fill(__global T_MEM* out, int oo, int n, int cols) {
     int i = get_global_id(0); if (i >= n) return;
     ST(out, oo + i, i / cols == i % cols ? ONE : ZERO);
 }
+
+#ifdef IS_FLOAT
+// bernoulli(p): 1 with probability p[i] (a contiguous tensor of probabilities), else 0.
+__kernel void bernoulli_draw(RNG_ARGS, __global const T_MEM* p, int op) {
+    RNG_DRAW(r);
+    ST(out, oo + i, UNIT(r.x, r.y) < LD(p, op + i) ? ONE : ZERO);
+}
+
+// multinomial with replacement: draw i (row i / samples) is the first category whose running weight
+// (cum, [rows, categories], the rows' inclusive sums) exceeds u * total, so a zero weight is never drawn;
+// a u * total rounded up to the total takes the last category with weight.
+__kernel void multinomial_draw(__global long* out, int oo, int n, uint k0, uint k1, ulong base,
+                               __global const T_MEM* cum, int oc, int categories, int samples) {
+    RNG_DRAW(r);
+    cum += oc + (i / samples) * categories;
+    T total = LD(cum, categories - 1);
+    T t = UNIT(r.x, r.y) * total;
+    int lo = 0, hi = categories;
+    while (lo < hi) { int mid = (lo + hi) / 2; if (LD(cum, mid) > t) hi = mid; else lo = mid + 1; }
+    if (lo == categories) {
+        lo = categories - 1;
+        while (lo > 0 && LD(cum, lo - 1) == total) --lo;
+    }
+    out[oo + i] = lo;
+}
+#endif

@@ -82,3 +82,18 @@ __kernel void cumprod_grad(__global T* out, int oo, __global const T* g, int og,
         p *= x[t * inner];
     }
 }
+
+// nonzero (built for int64): element i of the flattened mask (sizes sh, innermost first, nd dims) that is
+// set writes its coordinates to row rank[i] - 1 of out [count, nd]; rank is the mask's running count.
+__kernel void nonzero_coords(__global long* out, int oo, __global const long* rank, int orank,
+                             __global const uchar* mask, int om, int n, int nd, int8 sh) {
+    int i = get_global_id(0); if (i >= n) return;
+    if (!mask[om + i]) return;
+    LOAD8(sh);
+    long row = rank[orank + i] - 1;
+    int r = i;
+    for (int k = 0; k < nd; ++k) {
+        out[oo + row * nd + (nd - 1 - k)] = r % sh_[k];
+        r /= sh_[k];
+    }
+}

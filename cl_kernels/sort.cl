@@ -1,62 +1,80 @@
 // Sorting along the last dim of a contiguous [rows, len] input: sort, argsort, topk (clownpiece/ops/sort.py).
-// T is float or double (-DT=...); IDX_T is the element type of index outputs and inputs (default T: the
-// float index convention of the other index ops).
+// Every dtype (common.h: T_MEM stored, T computed); indices are int64.
 //
-// Each element becomes an unsigned key whose integer order is the wanted order: the float's bits with the
-// sign handled (so -x < x), -0 made +0 (equal values stay ties), every NaN the largest key, and all bits
-// inverted for a descending sort. With PACK (4-byte T) the key is (key << 32 | position), so ties fall back
-// on the input position; otherwise (double) the position travels in a second array and the merges are
-// stable. The sort is a merge sort: sort_runs sorts runs of `run` (at most RUN) elements per work-item by
-// insertion in private memory, then each merge_pass merges pairs of runs, every work-item writing up to
-// `per` consecutive outputs of one merged run after finding where they start with a binary search (the
-// merge path), so a pass is parallel however long the rows are. A merged run keeps at most `cap` elements
-// (topk: k; sort: the row length), so topk's passes shrink once runs reach k. sort_out reads the values back
-// from the keys (zeros and NaN: from x, for their
-// sign and payload). Ties keep their input order in both directions; NaN sorts last ascending,
-// first descending, as in PyTorch.
+// Each element becomes an unsigned key whose integer order is the wanted order: a float's bits with the
+// sign handled (so -x < x), -0 made +0 (equal values stay ties), every NaN the largest key; an integer's with
+// its sign bit flipped; all bits inverted for a descending sort. With PACK (elements of at most 4 bytes) the
+// key is (key << 32 | position), so ties fall back on the input position; otherwise (double, int64) the
+// position travels in a second array and the merges are stable.
+//
+// The sort is a merge sort: sort_runs sorts runs per work-item by insertion in private memory, then each
+// merge_pass merges pairs of runs, every work-item writing up to `per` consecutive outputs of one merged run
+// after finding where they start with a binary search (the merge path), so a pass is parallel however long
+// the rows are. A run keeps at most `cap` elements (topk: k; sort: the row length), so topk's passes shrink
+// once runs reach k. sort_out decodes the values from the keys (zeros and NaN are read back from x, for
+// their sign and payload). Ties keep their input order in both directions; NaN sorts last ascending, first
+// descending, as in PyTorch.
 #include "common.h"
 
-#ifndef IDX_T
-#define IDX_T T
-#endif
 #define RUN 32
 
-#ifdef PACK
-#define KEY ulong
-inline KEY make_key(T x, int pos, int desc) {
+// make_key(x, pos, desc) / key_value(key, desc): the key of a value and back. PACK (elements of 4 bytes or
+// less: the key is 32 bits) puts the position in the low 32 bits.
+#if defined(IS_DOUBLE)
+inline ulong key_bits(T x) {
+    ulong b = as_ulong(x == ZERO ? ZERO : x);
+    return x != x ? 0xFFFFFFFFFFFFFFFFul : ((b & 0x8000000000000000ul) ? ~b : b | 0x8000000000000000ul);
+}
+inline T bits_value(ulong b) { return as_double((b & 0x8000000000000000ul) ? b & 0x7FFFFFFFFFFFFFFFul : ~b); }
+#define KEY_MASK 0xFFFFFFFFFFFFFFFFul
+#elif defined(IS_FLOAT)  // float, and float16 (loaded as float: the same order)
+inline uint key_bits(T x) {
     uint b = as_uint(x == ZERO ? ZERO : x);
-    b = x != x ? 0xFFFFFFFFu : ((b & 0x80000000u) ? ~b : b | 0x80000000u);
-    if (desc) b = ~b;
-    return ((ulong)b << 32) | (uint)pos;
+    return x != x ? 0xFFFFFFFFu : ((b & 0x80000000u) ? ~b : b | 0x80000000u);
 }
-// the value a key was made from; +0 for either zero, and some NaN for every NaN (sort_out reads those back)
-inline T key_value(KEY k, int desc) {
-    uint b = (uint)(k >> 32);
-    if (desc) b = ~b;
-    return as_float((b & 0x80000000u) ? b & 0x7FFFFFFFu : ~b);
+inline T bits_value(uint b) { return as_float((b & 0x80000000u) ? b & 0x7FFFFFFFu : ~b); }
+#define KEY_MASK 0xFFFFFFFFu
+#elif defined(IS_BOOL)
+inline uint key_bits(T x) { return x; }
+inline T bits_value(uint b) { return (T)b; }
+#define KEY_MASK 0xFFFFFFFFu
+#else  // int32 and int64: the sign bit flipped
+inline ulong key_bits(T x) {
+    return sizeof(T) == 4 ? (ulong)((uint)x ^ 0x80000000u) : (ulong)x ^ 0x8000000000000000ul;
 }
+inline T bits_value(ulong b) {
+    return sizeof(T) == 4 ? (T)(int)((uint)b ^ 0x80000000u) : (T)(b ^ 0x8000000000000000ul);
+}
+#define KEY_MASK (sizeof(T) == 4 ? 0xFFFFFFFFul : 0xFFFFFFFFFFFFFFFFul)
+#endif
+
+#define KEY ulong
+#ifdef PACK
+inline KEY make_key(T x, int pos, int desc) {
+    uint b = (uint)key_bits(x);
+    return ((ulong)(desc ? ~b : b) << 32) | (uint)pos;
+}
+inline T key_value(KEY k, int desc) { uint b = (uint)(k >> 32); return bits_value(desc ? ~b : b); }
 #define KEY_POS(k, p) ((int)((k) & 0xFFFFFFFFul))
 #define MOVE_POS(dst, src)
 #else
-#define KEY ulong
-inline KEY make_key(T x, int pos, int desc) {
-    ulong b = as_ulong(x == ZERO ? ZERO : x);
-    b = x != x ? 0xFFFFFFFFFFFFFFFFul : ((b & 0x8000000000000000ul) ? ~b : b | 0x8000000000000000ul);
-    return desc ? ~b : b;
-}
-inline T key_value(KEY k, int desc) {
-    ulong b = desc ? ~k : k;
-    return as_double((b & 0x8000000000000000ul) ? b & 0x7FFFFFFFFFFFFFFFul : ~b);
-}
+inline KEY make_key(T x, int pos, int desc) { ulong b = key_bits(x); return desc ? ~b & KEY_MASK : b; }
+inline T key_value(KEY k, int desc) { return bits_value(desc ? ~k & KEY_MASK : k); }
 #define KEY_POS(k, p) (p)
 #define MOVE_POS(dst, src) dst = src;
+#endif
+
+#ifdef IS_FLOAT
+#define EXACT(v) ((v) != ZERO && (v) == (v))  // zeros and NaN come back from x, for their sign and payload
+#else
+#define EXACT(v) 1
 #endif
 
 // One work-item per run of `run` elements: the first width = min(run, cap) of them sorted (width <= RUN), at
 // keys[row * out_stride + r * width] (and pos). An element that would not be kept is skipped, so topk with a
 // small k (cap) scans long runs at about one comparison per element.
-__kernel void sort_runs(__global KEY* keys, __global int* pos, __global const T* x, int ox, int len, int run,
-                        int cap, int runs_per_row, int out_stride, int nruns, int desc) {
+__kernel void sort_runs(__global KEY* keys, __global int* pos, __global const T_MEM* x, int ox, int len,
+                        int run, int cap, int runs_per_row, int out_stride, int nruns, int desc) {
     int g = get_global_id(0); if (g >= nruns) return;
     int row = g / runs_per_row, r = g % runs_per_row, start = r * run;
     int count = min(run, len - start), width = min(min(run, RUN), cap);
@@ -69,7 +87,7 @@ __kernel void sort_runs(__global KEY* keys, __global int* pos, __global const T*
 #endif
     int filled = 0;
     for (int i = 0; i < count; ++i) {
-        KEY v = make_key(x[i], start + i, desc);
+        KEY v = make_key(LD(x, i), start + i, desc);
         if (filled == width && !(v < k[width - 1])) continue;
         int j = filled < width ? filled++ : width - 1;
         while (j > 0 && v < k[j - 1]) { k[j] = k[j - 1]; MOVE_POS(p[j], p[j - 1]) --j; }
@@ -122,22 +140,22 @@ __kernel void merge_pass(__global KEY* okeys, __global int* opos, __global const
 
 // The first k sorted elements of each row (row stride `stride` in keys/pos) as values (read from x [rows,
 // len]) and indices, contiguous [rows, k].
-__kernel void sort_out(__global T* vals, int ov, __global IDX_T* idx, int oi, __global const T* x, int ox,
-                       __global const KEY* keys, __global const int* pos, int len, int stride, int k, int n,
-                       int desc) {
+__kernel void sort_out(__global T_MEM* vals, int ov, __global long* idx, int oi, __global const T_MEM* x,
+                       int ox, __global const KEY* keys, __global const int* pos, int len, int stride, int k,
+                       int n, int desc) {
     int g = get_global_id(0); if (g >= n) return;
     int row = g / k, at = row * stride + g % k;
     KEY key = keys[at];
     int src = KEY_POS(key, pos[at]);
     T v = key_value(key, desc);
-    vals[ov + g] = (v == ZERO || v != v) ? x[ox + row * len + src] : v;  // zeros and NaN: the input's bits
-    idx[oi + g] = (IDX_T)src;
+    ST(vals, ov + g, EXACT(v) ? v : LD(x, ox + row * len + src));
+    idx[oi + g] = src;
 }
 
 // The gradient of taking k sorted elements per row: out[row, idx[row, t]] = g[row, t] into a zeroed
 // [rows, len] (the indices of a row are distinct: no two work-items write one element).
-__kernel void sort_grad(__global T* out, int oo, __global const T* g, int og, __global const IDX_T* idx, int oi,
-                        int len, int k, int n) {
+__kernel void sort_grad(__global T_MEM* out, int oo, __global const T_MEM* g, int og, __global const long* idx,
+                        int oi, int len, int k, int n) {
     int t = get_global_id(0); if (t >= n) return;
-    out[oo + (t / k) * len + (int)idx[oi + t]] = g[og + t];
+    ST(out, oo + (t / k) * len + (int)idx[oi + t], LD(g, og + t));
 }

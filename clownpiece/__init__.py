@@ -9,7 +9,7 @@ from .autograd import (backward, no_grad, enable_grad, set_grad_enabled, is_grad
 from . import factories, tensor_impl
 from .factories import (empty, full, zeros, ones, rand, randn, zeros_like, ones_like, empty_like, full_like,
                         rand_like, randn_like, arange, range, linspace, eye, tensor, from_numpy, manual_seed,
-                        initial_seed, randint)
+                        initial_seed, randint, randperm)
 from .tensor_impl import TensorBaseImpl
 from .serialization import save, load
 from . import nn, utils, linalg
@@ -25,8 +25,10 @@ half, float, double, long, int = float16, float32, float64, int64, int32
 
 # clownpiece.<name>(input, ...) for the Tensor methods PyTorch also has as torch.<name>: the method's own
 # recording wrapper runs, so these record autograd like the methods
-_METHOD_FUNCTIONS = ("sort argsort topk msort cumsum cumprod prod flip fliplr flipud roll tile "
-                     "repeat_interleave tril triu norm").split()
+_METHOD_FUNCTIONS = ("sort argsort topk msort cumsum cumprod prod flip fliplr flipud roll tile repeat_interleave "
+                     "tril triu norm any all count_nonzero nonzero isnan isinf isfinite nan_to_num log2 log10 "
+                     "erf erfinv rsqrt reciprocal square sign minimum maximum fmod remainder lerp clamp clip "
+                     "isclose allclose equal multinomial bernoulli").split()
 
 
 def _method_function(name):
@@ -46,7 +48,7 @@ def device() -> str:
 
 
 __all__ = ["TensorBase", "Tensor", "TensorBaseImpl", "bool", "int32", "int64", "float16", "float32", "float64",
-           "int", "long", "half", "float", "double", "result_type", "promote_types", "randint", "backend", "device",
+           "int", "long", "half", "float", "double", "result_type", "promote_types", "randint", "randperm", "backend", "device",
            "synchronize",
            "backward", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "stack", "cat",
            "broadcast", "broadcast_tensors", "where", "empty", "full", "zeros", "ones", "rand", "randn",

@@ -228,7 +228,8 @@ class TensorBase(ElementwiseOps, InplaceOps, ShapeOps, ReduceOps, MatmulOps, Ind
     _UFUNCS = {"exp": "exp", "log": "log", "log1p": "log1p", "expm1": "expm1", "sqrt": "sqrt", "sin": "sin",
                "cos": "cos", "tanh": "tanh", "absolute": "abs", "negative": "neg", "sign": "sign",
                "floor": "floor", "isnan": "isnan", "isinf": "isinf", "isfinite": "isfinite",
-               "logical_not": "logical_not", "invert": "bitwise_not"}
+               "logical_not": "logical_not", "invert": "bitwise_not", "log2": "log2", "log10": "log10",
+               "square": "square", "reciprocal": "reciprocal"}
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         """np.exp(t) and friends call the tensor's own op (the course's week-1 notebook relies on it)."""

@@ -194,6 +194,19 @@ def _randint(cls, low, high=None, size=None, *, dtype=None, requires_grad=False)
     return _done(out._randint_(int(low), int(high)), requires_grad)
 
 
+def _randperm(cls, n, *, dtype=None, requires_grad=False):
+    """A random permutation of 0..n-1 (int64 unless dtype says otherwise): the order that sorts n random
+    64-bit keys (ties keep their order: still a permutation), seeded by manual_seed."""
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"randperm: n must be a non-negative int, got {n!r}")
+    dtype = D.int64 if dtype is None else cls._check_dtype(dtype)
+    if dtype is not D.int64 and dtype not in D.FLOATING and dtype is not D.int32:
+        raise TypeError(f"randperm: dtype must be an integer or floating dtype, got {dtype.name}")
+    keys = _new(cls, (int(n),), D.int64, False, "randperm")._randint_(-(1 << 63), (1 << 63) - 1)
+    out = keys.argsort().to(dtype)
+    return _done(out, requires_grad)
+
+
 # ---- from host data --------------------------------------------------------------------------------------
 def _host_data(data, op):
     """`data` as numpy sees it when it is an array of another library: an object with `__dlpack__` (torch,
@@ -268,7 +281,7 @@ def _placed(fn, like=False):
 # ---- binding ----------------------------------------------------------------------------------------------
 _FACTORIES = {fn.__name__.lstrip("_"): _placed(fn, like=fn.__name__.endswith("_like")) for fn in (
     _empty, _full, _zeros, _ones, _rand, _randn, _zeros_like, _ones_like, _empty_like, _rand_like,
-    _randn_like, _full_like, _arange, _range, _linspace, _eye, _tensor, _from_numpy, _randint)}
+    _randn_like, _full_like, _arange, _range, _linspace, _eye, _tensor, _from_numpy, _randint, _randperm)}
 
 
 def factories_for(cls, default_dtype=None):
@@ -291,7 +304,7 @@ zeros_like, ones_like, empty_like, full_like = (_for_tensor.zeros_like, _for_ten
 rand_like, randn_like = _for_tensor.rand_like, _for_tensor.randn_like
 # `range` shadows the builtin from here on in this module (the course's name for it)
 arange, range, linspace, eye = _for_tensor.arange, _for_tensor.range, _for_tensor.linspace, _for_tensor.eye
-randint = _for_tensor.randint
+randint, randperm = _for_tensor.randint, _for_tensor.randperm
 tensor, from_numpy = _for_tensor.tensor, _for_tensor.from_numpy
 
 

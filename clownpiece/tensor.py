@@ -15,7 +15,7 @@ from .autograd import hooks as _hooks, methods as _methods
 from .autograd.autograd import backward as _backward
 from .autograd.functions import broadcast, broadcast_tensors, cat, stack
 from .factories import (arange, empty, empty_like, eye, from_numpy, full, full_like, initial_seed, linspace,
-                        manual_seed, ones, ones_like, rand, rand_like, randint, randn, randn_like, range, tensor,
+                        manual_seed, ones, ones_like, rand, rand_like, randint, randn, randn_like, randperm, range, tensor,
                         zeros, zeros_like)
 
 
@@ -36,7 +36,7 @@ def _attach_methods():
 _attach_methods()
 
 __all__ = ["TensorBase", "Tensor", "bool_", "int32", "int64", "float16", "float32", "float64", "result_type",
-           "promote_types", "randint", "stack", "cat", "broadcast", "broadcast_tensors",
+           "promote_types", "randint", "randperm", "stack", "cat", "broadcast", "broadcast_tensors",
            "arange", "empty", "empty_like", "eye", "from_numpy", "full", "full_like", "initial_seed", "linspace",
            "manual_seed", "ones", "ones_like", "rand", "rand_like", "randn", "randn_like", "range", "tensor",
            "zeros", "zeros_like"]

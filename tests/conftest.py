@@ -95,7 +95,8 @@ STRICT_MODULES = {"test_elementwise_kernels", "test_elementwise", "test_index", 
                   "test_inplace_autograd", "test_nn_activations", "test_nn_attention", "test_nn_conv", "test_nn_norm",
                   "test_nn_pool", "test_nn_small_layers", "test_nn_transformer", "test_nn_upsample",
                   "test_nn_module_api", "test_data_splits", "test_array_interop",
-                  "test_sort", "test_scan", "test_remap", "test_linalg", "test_nn_loss", "test_dtypes"}
+                  "test_sort", "test_scan", "test_remap", "test_linalg", "test_nn_loss", "test_dtypes",
+                  "test_elementwise_ops"}
 STRICT_TESTS = {"test_nn_training": {"test_small_cnn_trains"},
                 "test_augment": {"test_random_crop_matches_numpy_given_the_same_choices",
                                  "test_crop_and_flip_of_strided_batches_and_float64", "test_normalize_matches_torchvisions_formula"},
@@ -109,6 +110,7 @@ TOO_LARGE_FOR_STRICT = {
                       "test_training_loop_holds_flat_memory"},
     "test_sort": {"test_million_elements", "test_small_k_long_rows"},
     "test_dtypes": {"test_float16_training_step"},
+    "test_elementwise_ops": {"test_nonzero_of_a_long_tensor"},
     "test_scan": {"test_long_lines", "test_float32_cumsum_accuracy", "test_long_line_gradients"},
     "test_fusion": {"test_training_steps_hold_flat_memory_and_short_reader_lists"},
     "test_inplace_autograd": {"test_inplace_gradcheck"},
@@ -123,7 +125,8 @@ TOO_LARGE_FOR_STRICT = {
     "test_nn_layers": {"test_multihead_attention_grad_and_errors"},
     "test_nn_module": {"test_init_statistics"},
     "test_random": {"test_normal_statistics", "test_uniform_statistics", "test_bernoulli_rate",
-                    "test_dropout_mask_values_and_keep_rate"},
+                    "test_dropout_mask_values_and_keep_rate", "test_randperm", "test_multinomial_with_replacement",
+                    "test_multinomial_without_replacement", "test_bernoulli"},
     "test_reduce": {"test_large_reductions_use_two_stages", "test_large_reduction_with_two_outputs",
                     "test_two_stage_over_strided_layouts", "test_column_reductions_far_apart"},
 }

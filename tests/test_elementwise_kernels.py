@@ -17,6 +17,17 @@ from clownpiece.backend import dtypes as D, programs
 from conftest import assert_close
 
 _erf = np.vectorize(math.erf)
+
+
+def _erfinv_one(y):
+    lo, hi = -6.0, 6.0  # bisection on math.erf: float64-exact after 80 halvings of [-6, 6]
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if math.erf(mid) < y else (lo, mid)
+    return (lo + hi) / 2
+
+
+_erfinv = np.vectorize(_erfinv_one)
 _SQRT1_2 = 1 / math.sqrt(2)
 _K = math.sqrt(2 / math.pi)  # GELU's tanh approximation
 _ALPHA, _SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946  # SELU
@@ -44,6 +55,17 @@ REFERENCE = {
     "pow_scalar": (lambda x, y, p0, p1: x ** p0, "positive", None),
     "clamp": (lambda x, y, p0, p1: np.clip(x, p0, p1), "any", None),
     "affine": (lambda x, y, p0, p1: x * p0 + p1, "any", None),
+    "log2": (lambda x, y, p0, p1: np.log2(x), "positive", None),
+    "log10": (lambda x, y, p0, p1: np.log10(x), "positive", None),
+    "erf": (lambda x, y, p0, p1: _erf(x), "any", None),
+    "erfinv": (lambda x, y, p0, p1: _erfinv(x), "unit", None),
+    "rsqrt": (lambda x, y, p0, p1: 1 / np.sqrt(x), "positive", None),
+    "reciprocal": (lambda x, y, p0, p1: 1 / x, "nonzero", None),
+    "square": (lambda x, y, p0, p1: x * x, "any", None),
+    "nan_to_num_inf": (lambda x, y, p0, p1: np.where(np.isposinf(x), p0, np.where(np.isneginf(x), p1, x)), "any",
+                       None),
+    "nan_to_num_nan": (lambda x, y, p0, p1: np.where(np.isnan(x), p0, x), "any", None),
+    "fmod": (lambda x, y, p0, p1: np.fmod(x, y), "any", "nonzero"),
     "add": (lambda x, y, p0, p1: x + y, "any", "any"),
     "add_scaled": (lambda x, y, p0, p1: x + p0 * y, "any", "any"),
     "sub": (lambda x, y, p0, p1: x - y, "any", "any"),
@@ -126,6 +148,8 @@ def _values(domain, shape):
         return rng.uniform(0.3, 2.0, shape)
     if domain == "nonzero":
         return rng.uniform(0.5, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
+    if domain == "unit":
+        return rng.uniform(-0.9, 0.9, shape)
     if domain == "small_ints":
         return rng.integers(-2, 3, shape).astype(np.float64)
     return rng.normal(size=shape)
@@ -239,6 +263,8 @@ INT_REFERENCE = {
     "floor_divide": (lambda x, y, p0, p1: x // y, "any", "nonzero"),
     "rfloor_divide": (lambda x, y, p0, p1: y // x, "nonzero", "any"),
     "remainder": (lambda x, y, p0, p1: x % y, "any", "nonzero"),
+    "fmod": (lambda x, y, p0, p1: np.fmod(x, y), "any", "nonzero"),
+    "square": (lambda x, y, p0, p1: x * x, "any", None),
     "rremainder": (lambda x, y, p0, p1: y % x, "nonzero", "any"),
     "pow": (lambda x, y, p0, p1: x ** y, "any", "exponent"), "rpow": (lambda x, y, p0, p1: y ** x, "exponent", "any"),
     "maximum": (lambda x, y, p0, p1: np.maximum(x, y), "any", "any"),

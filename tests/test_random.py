@@ -226,3 +226,83 @@ def test_inplace_fill_of_a_leaf_that_requires_grad():
     with set_grad_enabled(False):  # what no_grad() does; initialisers fill parameters this way
         w.normal_()
     assert np.all(w.numpy() != 0)
+
+
+# ---- randperm, multinomial, bernoulli (issue 12) ----------------------------------------------------------
+def test_randperm():
+    cp.manual_seed(3)
+    a = cp.randperm(1000)
+    assert a.dtype == np.int64 and sorted(a.tolist()) == list(range(1000))
+    assert a.tolist() != list(range(1000))
+    cp.manual_seed(3)
+    assert cp.randperm(1000).tolist() == a.tolist()  # seeded
+    assert cp.randperm(1000).tolist() != a.tolist()  # a fresh draw
+    assert cp.randperm(0).shape == [0] and cp.randperm(1).tolist() == [0]
+    assert cp.randperm(6, dtype=cp.float32).dtype == np.float32
+    firsts = np.bincount([cp.randperm(4)[0].item() for _ in range(800)], minlength=4) / 800
+    np.testing.assert_allclose(firsts, 0.25, atol=0.06)
+    with pytest.raises(ValueError, match="non-negative"):
+        cp.randperm(-1)
+
+
+def test_multinomial_with_replacement():
+    cp.manual_seed(5)
+    w = cp.tensor([[0.1, 0.0, 0.6, 0.3], [5.0, 5.0, 0.0, 0.0]])
+    s = w.multinomial(40000, replacement=True)
+    assert s.dtype == np.int64 and s.shape == [2, 40000]
+    np.testing.assert_allclose(np.bincount(s.numpy()[0], minlength=4) / 40000, [0.1, 0.0, 0.6, 0.3], atol=0.01)
+    np.testing.assert_allclose(np.bincount(s.numpy()[1], minlength=4) / 40000, [0.5, 0.5, 0, 0], atol=0.01)
+    assert cp.multinomial(cp.tensor([0.0, 1.0]), 5, replacement=True).tolist() == [1] * 5
+
+
+def test_multinomial_without_replacement():
+    cp.manual_seed(6)
+    draws = cp.tensor([1.0, 2.0, 3.0, 4.0, 0.0]).repeat(3000, 1).multinomial(2)
+    got = draws.numpy()
+    assert draws.shape == [3000, 2] and np.all(got[:, 0] != got[:, 1]) and not np.any(got == 4)
+    np.testing.assert_allclose(np.bincount(got[:, 0], minlength=5) / 3000, [0.1, 0.2, 0.3, 0.4, 0.0], atol=0.03)
+    # second draws follow the remaining weights: P(second = 0) = sum_j w_j / 10 * w_0 / (10 - w_j)
+    p0 = sum(wj / 10 * 1 / (10 - wj) for wj in (2.0, 3.0, 4.0))
+    assert abs(np.mean(got[:, 1] == 0) - p0) < 0.03
+    assert sorted(cp.tensor([1.0, 1.0, 1.0]).multinomial(3).tolist()) == [0, 1, 2]
+
+
+def test_multinomial_errors():
+    w = cp.tensor([0.5, 0.5])
+    with pytest.raises(RuntimeError, match="cannot sample 3"):
+        w.multinomial(3)
+    with pytest.raises(RuntimeError, match="positive int"):
+        w.multinomial(0)
+    with pytest.raises(RuntimeError, match="1-d or 2-d"):
+        cp.ones(2, 2, 2).multinomial(1)
+    with pytest.raises(RuntimeError, match="invalid distribution"):
+        cp.tensor([1.0, -0.5]).multinomial(1, replacement=True)
+    with pytest.raises(RuntimeError, match="invalid distribution"):
+        cp.tensor([0.0, 0.0]).multinomial(1, replacement=True)
+    with pytest.raises(RuntimeError, match="invalid distribution"):
+        cp.tensor([1.0, 0.0]).multinomial(2)
+    with pytest.raises(TypeError):
+        cp.tensor([1, 2]).multinomial(1)
+
+
+def test_small_draws():
+    """bernoulli, multinomial and randperm on a few elements (the statistics tests are large)."""
+    cp.manual_seed(8)
+    assert cp.tensor([0.0, 1.0, 0.0, 1.0]).bernoulli().tolist() == [0.0, 1.0, 0.0, 1.0]
+    assert cp.tensor([[0.0, 2.0, 0.0]]).multinomial(3, replacement=True).tolist() == [[1, 1, 1]]
+    assert sorted(cp.tensor([1.0, 3.0, 2.0]).multinomial(3).tolist()) == [0, 1, 2]
+    assert sorted(cp.randperm(9).tolist()) == list(range(9))
+
+
+def test_bernoulli():
+    cp.manual_seed(7)
+    p = cp.tensor(np.linspace(0, 1, 5)).repeat(20000, 1)
+    b = p.bernoulli()
+    assert b.dtype == p.dtype and set(np.unique(b.numpy())) <= {0.0, 1.0}
+    np.testing.assert_allclose(b.numpy().mean(0), np.linspace(0, 1, 5), atol=0.015)
+    assert b.numpy()[:, 0].max() == 0.0 and b.numpy()[:, 4].min() == 1.0
+    np.testing.assert_allclose(cp.zeros(50000).bernoulli(0.3).numpy().mean(), 0.3, atol=0.01)
+    t, _ = make(np.full((30, 40), 0.5), np.float32, "transposed")
+    assert 0.4 < cp.bernoulli(t).numpy().mean() < 0.6
+    with pytest.raises(ValueError, match="probability"):
+        cp.zeros(3).bernoulli(1.5)

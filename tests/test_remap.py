@@ -29,9 +29,9 @@ def test_values(layout, dtype):
         (cp.tile(t, (3, 1)), np.tile(a, (3, 1))),
         (t.repeat_interleave(2), np.repeat(a, 2)), (t.repeat_interleave(3, dim=1), np.repeat(a, 3, 1)),
         (t.repeat_interleave(2, -1), np.repeat(a, 2, -1)),
-        (t.repeat_interleave(cp.Tensor([2.0, 0.0, 1.0]), 0), np.repeat(a, [2, 0, 1], 0)),
-        (t.repeat_interleave(cp.Tensor([2.0]), 1), np.repeat(a, 2, 1)),
-        (cp.repeat_interleave(t, cp.Tensor([1.0, 3.0, 0.0, 2.0]), dim=1, output_size=6), np.repeat(a, [1, 3, 0, 2], 1)),
+        (t.repeat_interleave(cp.tensor([2, 0, 1]), 0), np.repeat(a, [2, 0, 1], 0)),
+        (t.repeat_interleave(cp.tensor([2]), 1), np.repeat(a, 2, 1)),
+        (cp.repeat_interleave(t, cp.tensor([1, 3, 0, 2]), dim=1, output_size=6), np.repeat(a, [1, 3, 0, 2], 1)),
         (t.tril(), np.tril(a)), (t.tril(1), np.tril(a, 1)), (t.tril(-2), np.tril(a, -2)),
         (t.triu(), np.triu(a)), (t.triu(2), np.triu(a, 2)), (cp.triu(t, -1), np.triu(a, -1)),
         (cp.tril(t, diagonal=9), a), (t.triu(9), np.zeros_like(a)),
@@ -49,7 +49,7 @@ def test_zero_dim_and_empty():
     e = cp.zeros(0, 3)
     assert e.flip(0).shape == [0, 3] and e.roll(1, 0).shape == [0, 3] and e.repeat(2, 2).shape == [0, 6]
     assert e.tril().shape == [0, 3] and e.repeat_interleave(2, 1).shape == [0, 6]
-    assert e.repeat_interleave(cp.zeros(0), 0).shape == [0, 3]
+    assert e.repeat_interleave(cp.zeros(0, dtype=cp.int64), 0).shape == [0, 3]
 
 
 def test_errors_before_launch():
@@ -78,18 +78,18 @@ def test_errors_before_launch():
         with pytest.raises(TypeError, match="diagonal"):
             t.triu(1.5)
         with pytest.raises(RuntimeError, match="1 or 4 elements"):
-            t.repeat_interleave(cp.Tensor([1.0, 2.0]), 1)
+            t.repeat_interleave(cp.tensor([1, 2]), 1)
         with pytest.raises(RuntimeError, match="output_size"):
             t.repeat_interleave(2, 1, output_size=5)
     with pytest.raises(RuntimeError, match="non-negative"):
-        t.repeat_interleave(cp.Tensor([1.0, -1.0, 1.0]), 0)
+        t.repeat_interleave(cp.tensor([1, -1, 1]), 0)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_gradients(layout):
     x, _ = make(rng.normal(size=(3, 4)), np.float64, layout)
     x.requires_grad_()
-    counts = cp.Tensor([2.0, 0.0, 3.0], dtype=np.float64)
+    counts = cp.tensor([2, 0, 3])
     for f in (lambda x: x.flip(0, 1), lambda x: x.roll((1, -1), (0, 1)), lambda x: x.roll(5),
               lambda x: x.repeat(2, 1, 3), lambda x: x.tile((2,)), lambda x: x.repeat_interleave(2, 1),
               lambda x: x.repeat_interleave(3), lambda x: x.repeat_interleave(counts, 0),
@@ -97,3 +97,18 @@ def test_gradients(layout):
         assert gradcheck(f, [x])
     z = cp.Tensor(0.5, requires_grad=True, dtype=np.float64)
     assert gradcheck(lambda z: z.repeat(2, 3) * z.flip(), [z])
+
+
+@pytest.mark.parametrize("name", ["float16", "int32", "int64", "bool"])
+def test_other_dtypes(name):
+    a = (rng.integers(0, 2, size=(3, 4)).astype(bool) if name == "bool" else
+         rng.integers(-50, 50, size=(3, 4)).astype(name))
+    t = cp.tensor(a)
+    for got, ref in ((t.flip(1), np.flip(a, 1)), (t.roll(1, 0), np.roll(a, 1, 0)),
+                     (t.repeat(2, 1), np.tile(a, (2, 1))), (t.repeat_interleave(2, 1), np.repeat(a, 2, 1)),
+                     (t.tril(), np.tril(a)), (t.triu(1), np.triu(a, 1)),
+                     (t.repeat_interleave(cp.tensor([1, 0, 2]), 0), np.repeat(a, [1, 0, 2], 0))):
+        assert got.dtype == a.dtype
+        np.testing.assert_array_equal(got.numpy(), ref)
+    with pytest.raises(TypeError, match="integer tensor"):
+        t.repeat_interleave(cp.tensor([1.0, 0.0, 2.0]), 0)

@@ -114,3 +114,17 @@ def test_long_line_gradients():
     y = x.cumsum(1)
     y.backward(cp.Tensor(g, dtype=np.float64))
     np.testing.assert_allclose(x.grad.numpy(), np.cumsum(g[:, ::-1], 1)[:, ::-1], rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["float16", "int32", "int64", "bool"])
+def test_other_dtypes(name):
+    a = (rng.integers(0, 2, size=(3, 6)).astype(bool) if name == "bool" else
+         rng.integers(-3, 4, size=(3, 6)).astype(name))
+    t = cp.tensor(a)
+    want = np.float16 if name == "float16" else np.int64  # PyTorch: integers and bool accumulate in int64
+    f = a.astype(np.float64)
+    for got, ref in ((t.cumsum(1), np.cumsum(f, 1)), (t.cumprod(0), np.cumprod(f, 0)), (t.prod(1), np.prod(f, 1)),
+                     (t.prod(), np.prod(f))):
+        assert got.dtype == want
+        np.testing.assert_array_equal(got.numpy().astype(np.float64), ref.astype(want).astype(np.float64))
+    assert t.cumsum(0, dtype=cp.float64).dtype == np.float64

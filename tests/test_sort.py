@@ -166,3 +166,30 @@ def test_gradient_with_ties_goes_to_the_returned_index():
     x = cp.Tensor([1.0, 1.0, 0.0], requires_grad=True)
     x.topk(1).values.sum().backward()
     assert x.grad.tolist() == [1.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("name", ["float16", "float32", "float64", "int32", "int64", "bool"])
+@pytest.mark.parametrize("descending", [False, True])
+def test_every_dtype(name, descending):
+    if name == "bool":
+        a = rng.integers(0, 2, size=(3, 77)).astype(bool)
+    else:
+        a = rng.integers(-100, 100, size=(3, 77)).astype(name)
+    if name in ("int32", "int64"):
+        a[0, :3] = [np.iinfo(name).min, np.iinfo(name).max, -1]  # the extremes keep their order
+    if name.startswith("float"):
+        a[0, 3], a[1, 5], a[2, 7], a[2, 8] = np.nan, -0.0, np.inf, np.nan
+
+    def rank(r, j):  # NaN above everything; equal values (and -0 == 0) in input order
+        v = a[r, j].item()
+        nan = v != v
+        big = (nan, 0 if nan else v)
+        return ((-big[0], -big[1]) if descending else big), j
+    order = np.array([sorted(range(77), key=lambda j: rank(r, j)) for r in range(3)])
+    v, i = cp.tensor(a).sort(1, descending=descending)
+    assert v.dtype == a.dtype and i.dtype == np.int64
+    np.testing.assert_array_equal(i.numpy(), order)
+    got = v.numpy()
+    np.testing.assert_array_equal(got, np.take_along_axis(a, order, 1))
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(np.take_along_axis(a, order, 1)))
+    assert cp.tensor(a).topk(5, largest=descending).indices.tolist() == order[:, :5].tolist()

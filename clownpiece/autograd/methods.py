@@ -12,7 +12,7 @@ FUNCTIONS = {}  # class name -> Function of every built-in differentiable op (cl
 RECORDERS = {}  # Tensor method name -> callable(self, *args, **kwargs) that records the op
 
 # reflected operators: `2 - t` calls t.__rsub__(2), which must record Sub(2, t)
-_REFLECTED = frozenset({"__radd__", "__rsub__", "__rmul__", "__rtruediv__", "__rpow__", "__rmatmul__"})
+_REFLECTED = frozenset({"__radd__", "__rsub__", "__rmul__", "__rtruediv__", "__rpow__", "__rmatmul__", "__rmod__"})
 
 
 def register(names, recorder):

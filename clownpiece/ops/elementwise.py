@@ -37,7 +37,10 @@ _RULES = dict.fromkeys(("add mul maximum minimum sign fill copy eq ne lt le gt g
                         "logical_xor logical_not").split(), _ANY)
 _RULES.update(dict.fromkeys("neg sub rsub floor_divide rfloor_divide remainder rremainder pow rpow "
                             "pow_scalar".split(), _NUMERIC))
-_RULES.update(dict.fromkeys("div rdiv sin cos tanh log exp log1p expm1 sqrt sigmoid".split(), _FLOATING))
+_RULES.update(dict.fromkeys("div rdiv sin cos tanh log exp log1p expm1 sqrt sigmoid log2 log10 erf erfinv rsqrt "
+                            "reciprocal".split(), _FLOATING))
+_RULES.update(dict.fromkeys("square fmod".split(), _NUMERIC))
+_RULES.update(dict.fromkeys("nan_to_num_inf nan_to_num_nan".split(), _FLOAT_ONLY))
 _RULES.update(dict.fromkeys("abs relu clamp".split(), _NOT_BOOL))
 _RULES.update(dict.fromkeys("floor round gelu leaky_relu affine isnan isinf isfinite relu_grad tanh_grad "
                             "sigmoid_grad sign_mul clamp_grad leaky_relu_grad gelu_grad gelu_tanh silu elu selu "
@@ -250,6 +253,7 @@ class ElementwiseOps:
     def minimum(self, other): return self._binary_or_raise(other, "minimum")
     def floor_divide(self, other): return self._binary_or_raise(other, "floor_divide")
     def remainder(self, other): return self._binary_or_raise(other, "remainder")
+    def fmod(self, other): return self._binary_or_raise(other, "fmod")
 
     def div(self, other, *, rounding_mode=None):
         """True division (integers give the default float); rounding_mode='floor' is floor_divide."""
@@ -319,6 +323,26 @@ class ElementwiseOps:
     def log1p(self): return self._unary("log1p")
     def expm1(self): return self._unary("expm1")
     def sqrt(self): return self._unary("sqrt")
+    def log2(self): return self._unary("log2")
+    def log10(self): return self._unary("log10")
+    def erf(self): return self._unary("erf")
+    def erfinv(self): return self._unary("erfinv")
+    def rsqrt(self): return self._unary("rsqrt")
+    def reciprocal(self): return self._unary("reciprocal")
+    def square(self): return self._unary("square")
+
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
+        """NaN, +inf and -inf replaced by nan, posinf and neginf (default: the dtype's largest and lowest
+        finite values); integer and bool tensors are copied."""
+        for v, nm in ((nan, "nan"), (posinf, "posinf"), (neginf, "neginf")):
+            if v is not None and not _is_real(v):
+                raise TypeError(f"nan_to_num: {nm} must be a number or None, got {type(v).__name__}")
+        if self.dtype not in D.FLOATING:
+            return self.clone()
+        info = np.finfo(self.dtype)
+        hi = float(info.max) if posinf is None else posinf
+        lo = float(info.min) if neginf is None else neginf
+        return self._unary("nan_to_num_inf", hi, lo)._unary("nan_to_num_nan", 0.0 if nan is None else nan)
     def floor(self): return self.clone() if self.dtype in D.INTEGRAL else self._unary("floor")
     def round(self): return self.clone() if self.dtype in D.INTEGRAL else self._unary("round")
     def relu(self): return self._unary("relu")
@@ -346,10 +370,14 @@ class ElementwiseOps:
         return self._unary("pow_scalar", exponent, dtype=dtype)
 
     def clamp(self, min_val=None, max_val=None, *, min=None, max=None):
-        """Clamp to [min, max] (either may be None); float bounds on an integer tensor give the default
-        float, as PyTorch's type promotion does."""
+        """Clamp to [min, max] (either may be None, a number or a tensor broadcast against self); float
+        bounds on an integer tensor give the default float, as PyTorch's type promotion does. Tensor bounds:
+        max(self, min) then min(_, max), NaN anywhere giving NaN."""
         lo = min if min_val is None else min_val
         hi = max if max_val is None else max_val
+        if isinstance(lo, ElementwiseOps) or isinstance(hi, ElementwiseOps):
+            out = self if lo is None else self.maximum(lo)
+            return out if hi is None else out.minimum(hi)
         dtype = self.dtype
         for v, nm in ((lo, "min"), (hi, "max")):
             if v is not None:
@@ -365,6 +393,45 @@ class ElementwiseOps:
         return self._unary("clamp", lo, hi, dtype=dtype)
 
     clip = clamp
+
+    def lerp(self, end, weight):
+        """self + weight * (end - self), as PyTorch computes it: from self where |weight| < 0.5, from end
+        otherwise (so weight 1 gives end exactly). end: a tensor; weight: a number or a tensor."""
+        if not isinstance(end, ElementwiseOps):
+            raise TypeError(f"lerp: end must be a tensor, got {type(end).__name__}")
+        diff = end - self
+        if isinstance(weight, ElementwiseOps):
+            return where(weight.abs() < 0.5, self + weight * diff, end - diff * (1 - weight))
+        if not _is_real(weight):
+            raise TypeError(f"lerp: weight must be a number or a tensor, got {type(weight).__name__}")
+        return self + diff * weight if abs(weight) < 0.5 else end - diff * (1 - weight)
+
+    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        """|self - other| <= atol + rtol * |other| elementwise (bool), or equal (infinities of one sign);
+        NaN is close to NaN only with equal_nan."""
+        if not isinstance(other, ElementwiseOps):
+            raise TypeError(f"isclose: other must be a tensor, got {type(other).__name__}")
+        for v, nm in ((rtol, "rtol"), (atol, "atol")):
+            if not _is_real(v) or v < 0:
+                raise ValueError(f"isclose: {nm} must be a non-negative number, got {v!r}")
+        close = self == other
+        if equal_nan:
+            close = close.logical_or(self.isnan().logical_and(other.isnan()))
+        if self.dtype is D.bool_ and other.dtype is D.bool_:
+            return close
+        err = (self - other).abs() if self.dtype is not D.bool_ else (self.to(D.int64) - other).abs()
+        allowed = (other.abs() * rtol + atol) if other.dtype is not D.bool_ else other.to(D.int64) * rtol + atol
+        return close.logical_or(err.isfinite().logical_and(err <= allowed))
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        """Whether isclose holds everywhere (a Python bool: reads the answer back)."""
+        return bool(self.isclose(other, rtol, atol, equal_nan).all().item())
+
+    def equal(self, other):
+        """True when other has self's shape and the same values (a Python bool: reads the answer back)."""
+        if not isinstance(other, ElementwiseOps):
+            raise TypeError(f"equal: other must be a tensor, got {type(other).__name__}")
+        return self._shape == other._shape and bool((self == other).all().item())
 
     def affine(self, scale, shift=0.0):
         """scale * self + shift in one launch."""

@@ -103,6 +103,57 @@ class RandomOps:
         out = self._empty(self._shape, self.dtype)
         return out._random_fill("threshold_fill", keep, 1.0 / keep if keep > 0 else 0.0)
 
+    def bernoulli(self, p=None):
+        """A new tensor of self's shape and dtype: 1 with probability self[i] (or p, a number, everywhere),
+        else 0. Probabilities outside [0, 1] are not read back to be checked: below 0 never, above 1 always."""
+        self._require_floating("bernoulli")
+        out = self._empty(self._shape, self.dtype)
+        if p is not None:
+            _check_probability(p, "bernoulli")
+            return out._random_fill("threshold_fill", p, dtypes.INFO[self.dtype].scalar(1))
+        n = self._numel
+        if n:
+            probs = self.contiguous()
+            backend.launch(backend.kernel("random", "bernoulli_draw", self.dtype), n, out, n,
+                           *backend.replayable(_take_counters, n), probs)
+        return out
+
+    def multinomial(self, num_samples, replacement=False):
+        """Category indices (int64) drawn from the rows of self (non-negative weights, [C] or [N, C]) in
+        proportion to the weights: num_samples per row, without repeating a category unless replacement.
+        Without replacement the draws are the num_samples largest of log(u) / w (u uniform: the
+        exponential race, which draws in proportion to w). The weights are checked on the host (one read)."""
+        if self.dim() not in (1, 2):
+            raise RuntimeError(f"multinomial: input must be 1-d or 2-d, got shape {self.shape}")
+        self._require_floating("multinomial")
+        if not isinstance(num_samples, numbers.Integral) or isinstance(num_samples, bool) or num_samples <= 0:
+            raise RuntimeError(f"multinomial: num_samples must be a positive int, got {num_samples!r}")
+        categories = self._shape[-1]
+        if not replacement and num_samples > categories:
+            raise RuntimeError(f"multinomial: cannot sample {num_samples} > {categories} categories without "
+                               f"replacement")
+        w = self.reshape(-1, categories) if categories else self
+        if categories == 0 or w._numel == 0:
+            raise RuntimeError(f"multinomial: input of shape {self.shape} has no categories to draw from")
+        bad = ((w < 0).logical_or(w.isfinite().logical_not())).any(1).logical_or(w.sum(1) <= 0)
+        if not replacement:
+            bad = bad.logical_or(w.count_nonzero(1) < num_samples)
+        if bad.any().item():
+            raise RuntimeError("multinomial: invalid distribution: weights must be finite and non-negative with "
+                               "a positive sum" + ("" if replacement else f", and at least {num_samples} "
+                                                   f"nonzero per row (without replacement)"))
+        rows = w._shape[0]
+        if replacement:
+            cum = w.cumsum(1)
+            out = self._empty((rows, num_samples), dtypes.int64)
+            n = out._numel
+            backend.launch(backend.kernel("random", "multinomial_draw", w.dtype), n, out, n,
+                           *backend.replayable(_take_counters, n), cum, categories, num_samples)
+        else:
+            u = self._empty(w._shape, w.dtype).uniform_()
+            out = (u.log() / w).topk(num_samples, dim=1).indices
+        return out if self.dim() == 2 else out.reshape(num_samples)
+
     def _randint_(self, low, high):
         """Fill the integer tensor self with uniform integers in [low, high) in place."""
         if self.dtype not in dtypes.INTEGRAL:

@@ -339,6 +339,33 @@ class ReduceOps:
         """g - exp(y) * sum(g, dim) for y = log_softmax output, in one launch."""
         return _softmax_grad(self, output, dim, 1, "log_softmax_grad")
 
+    # ---- truth reductions -----------------------------------------------------------------------------
+    def any(self, dim=None, keepdim=False):
+        """Whether any element along dim (None: all dims; an int or a tuple) is nonzero (NaN counts), as
+        bool; False over an empty dim."""
+        return self._truth(dim, keepdim, "any")
+
+    def all(self, dim=None, keepdim=False):
+        """Whether every element along dim is nonzero, as bool; True over an empty dim."""
+        return self._truth(dim, keepdim, "all")
+
+    def count_nonzero(self, dim=None):
+        """How many elements along dim (None: all; an int or a tuple) are nonzero, as int64."""
+        dims = self._reduced_dims(dim, "count_nonzero")
+        return (self != 0).sum(list(dims) if dims else dims)
+
+    def _truth(self, dim, keepdim, op):
+        dims = self._reduced_dims(dim, op)
+        nonzero = self != 0
+        if nonzero.dtype is not D.bool_:
+            nonzero = nonzero.to(D.bool_)
+        if not dims:
+            return nonzero.reshape(self._shape)
+        if any(self._shape[d] == 0 for d in dims):
+            shape = _out_shape(self._shape, dims, bool(keepdim))
+            return self._empty(shape, D.bool_)._assign_from(op == "all")
+        return nonzero.amax(dims, keepdim) if op == "any" else nonzero.amin(dims, keepdim)
+
     def sum_to(self, *shape):
         """Sum a broadcast result back to `shape` (the gradient of broadcasting); self when it already is."""
         shape = _shape_arg(shape, "sum_to")

@@ -7,6 +7,7 @@ import numpy as np
 
 from .._layout import is_int
 from .. import backend
+from ..backend import dtypes as D
 from .._layout import MAX_KERNEL_DIMS, ShapeError, kernel_meta, normalize_dim, normalize_dims
 from .shape import _shape_arg
 
@@ -151,7 +152,9 @@ def _interleave_counts(x, repeats, d, size, output_size):
     if repeats.dim() > 1 or repeats._numel not in (1, size):
         raise RuntimeError(f"repeat_interleave: repeats must be 0-d or 1-d with 1 or {size} elements (the size "
                            f"of the dim), got shape {repeats.shape}")
-    counts = repeats.reshape(-1).to(x.dtype)
+    if repeats.dtype not in D.INTEGRAL:
+        raise TypeError(f"repeat_interleave: repeats must be an integer tensor, got {repeats.dtype.name}")
+    counts = repeats.reshape(-1).to(D.int64)
     if counts._numel == 1 and size != 1:
         counts = counts.broadcast_to((size,))
     cum = counts.cumsum(0)
@@ -161,7 +164,7 @@ def _interleave_counts(x, repeats, d, size, output_size):
         output_size = int(cum[-1].item()) if size else 0
     elif not isinstance(output_size, numbers.Integral) or output_size < 0:
         raise RuntimeError(f"repeat_interleave: output_size must be a non-negative int, got {output_size!r}")
-    ids = x._empty((int(output_size),), x.dtype)
+    ids = x._empty((int(output_size),), D.int64)
     if output_size:
-        backend.launch(backend.kernel("remap", "repeat_ids", x.dtype), output_size, ids, cum, size, output_size)
+        backend.launch(backend.kernel("remap", "repeat_ids", D.int64), output_size, ids, cum, size, output_size)
     return x.index_select(d, ids)

@@ -1,8 +1,11 @@
-"""Running sums and products along a dim, and prod (kernels: cl_kernels/scan.cl). The input is made
-contiguous and seen as (outer, len, inner) lines; few long lines are split into blocks so every core works."""
-from .._layout import ceil_div
+"""Running sums and products along a dim, prod, and nonzero (a running count of the mask places each
+nonzero element's coordinates). Kernels: cl_kernels/scan.cl. The input is made contiguous and seen as
+(outer, len, inner) lines; few long lines are split into blocks so every core works."""
+import numpy as np
+
 from .. import backend
-from .._layout import normalize_dim, numel
+from ..backend import dtypes as D
+from .._layout import ceil_div, normalize_dim, numel
 
 _MIN_BLOCK = 256          # elements a work-item scans before splitting a line pays for two more launches
 _ITEMS_PER_UNIT = 64      # work-items per compute unit the blocked path aims for
@@ -28,9 +31,22 @@ def _blocks(nlines, length):
     return block, ceil_div(length, block)
 
 
+def _accumulator(x, dtype):
+    """(x converted to the dtype the kernels run in, the result dtype): `dtype` if given, else int64 for
+    bool and integers (PyTorch), float32 for float16 (converted back at the end), x's own otherwise."""
+    out = x.dtype if dtype is None else x._check_dtype(dtype)
+    if dtype is None and out not in D.FLOATING:
+        out = D.int64
+    work = D.float32 if out is D.float16 else out
+    return x.to(work), out
+
+
 def _scan(x, dim, mul, reverse, dtype, op):
-    if dtype is not None:
-        x = x.to(dtype)
+    x, result = _accumulator(x, dtype)
+    return _scan_lines(x, dim, mul, reverse, op).to(result)
+
+
+def _scan_lines(x, dim, mul, reverse, op):
     xc, _, outer, length, inner = _lines(x, dim, op)
     out = xc._empty(xc._shape, xc.dtype)
     nlines = outer * inner
@@ -78,7 +94,8 @@ class ScanOps:
     __slots__ = ()
 
     def cumsum(self, dim, dtype=None):
-        """out[..., t, ...] = x[..., 0, ...] + ... + x[..., t, ...] along dim (in `dtype` if given)."""
+        """out[..., t, ...] = x[..., 0, ...] + ... + x[..., t, ...] along dim, in `dtype` if given (integers
+        and bool: int64)."""
         return _scan(self, dim, 0, 0, dtype, "cumsum")
 
     def cumprod(self, dim, dtype=None):
@@ -87,26 +104,47 @@ class ScanOps:
 
     def prod(self, dim=None, keepdim=False, dtype=None):
         """The product of all elements (dim None: a 0-dim tensor), or along one dim."""
-        x = self if dtype is None else self.to(dtype)
+        x, result = _accumulator(self, dtype)
         if dim is None:
-            return _reduce(x.reshape(-1), 0, 1, (), "prod")
+            return _reduce(x.reshape(-1), 0, 1, (), "prod").to(result)
         if x.dim() == 0:
             normalize_dim(dim, 0, "prod")
-            return x.clone()
+            return x.to(result, copy=True)
         d = normalize_dim(dim, x.dim(), "prod")
         shape = x._shape[:d] + ((1,) if keepdim else ()) + x._shape[d + 1:]
-        return _reduce(x, d, 1, shape, "prod")
+        return _reduce(x, d, 1, shape, "prod").to(result)
+
+    def nonzero(self, *, as_tuple=False):
+        """The coordinates of the nonzero elements, in row-major order: int64 [count, ndim], or with as_tuple
+        a tuple of ndim 1-d tensors. The count is read back from the device (the shape depends on it)."""
+        nd = self.dim()
+        if nd > 8:
+            raise RuntimeError(f"nonzero: tensors of more than 8 dims are not supported (got {nd})")
+        mask = (self != 0).to(D.bool_).reshape(-1)
+        n = mask._numel
+        rank = mask.cumsum(0)
+        count = int(rank[-1].item()) if n else 0
+        out = self._empty((count, nd), D.int64)
+        if count and nd:
+            sh = np.ones(8, np.int32)
+            sh[:nd] = self._shape[::-1]
+            backend.launch(backend.kernel("scan", "nonzero_coords", D.int64), n, out, rank, mask, n, nd, sh)
+        if as_tuple:
+            return tuple(out.select(1, d) for d in range(nd)) if nd else (out.reshape(count),)
+        return out
 
     def _cumsum_reverse(self, dim):
         """Sums from the end along dim: the gradient of cumsum."""
-        return _scan(self, dim, 0, 1, None, "cumsum")
+        return _scan_lines(self.to(D.float32) if self.dtype is D.float16 else self, dim, 0, 1,
+                           "cumsum").to(self.dtype)
 
     def _cumprod_grad(self, x, dim):
         """The gradient of x.cumprod(dim) (self: the output's gradient), exact where x has zeros."""
-        g = self.contiguous()
-        xc, _, outer, length, inner = _lines(x, dim, "cumprod")
-        out = g._empty(g._shape, g.dtype)
+        work = D.float32 if self.dtype is D.float16 else self.dtype
+        g = self.to(work).contiguous()
+        xc, _, outer, length, inner = _lines(x.to(work), dim, "cumprod")
+        out = g._empty(g._shape, work)
         nlines = outer * inner
         if out._numel:
-            backend.launch(backend.kernel("scan", "cumprod_grad", g.dtype), nlines, out, g, xc, length, inner, nlines)
-        return out
+            backend.launch(backend.kernel("scan", "cumprod_grad", work), nlines, out, g, xc, length, inner, nlines)
+        return out.to(self.dtype)

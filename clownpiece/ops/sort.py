@@ -1,13 +1,14 @@
 """Sorting on TensorBase: sort, argsort, topk, msort (kernels: cl_kernels/sort.cl, a stable merge sort).
 
 The sorted dim is moved last and made contiguous ([rows, len]); the results come back in the input's dim
-order. Rows are sorted as integer keys that encode the order (cl_kernels/sort.cl). Indices follow the index
-convention of the other index ops (float tensors of integral values). Ties keep their input order (so every
-sort is stable, `stable=` or not) and NaN sorts as the largest value, as in PyTorch."""
+order. Rows are sorted as integer keys that encode the order (cl_kernels/sort.cl); every dtype; indices are
+int64. Ties keep their input order (so every sort is stable, `stable=` or not) and NaN sorts as the largest
+value, as in PyTorch."""
 import collections
 
 from .._layout import ceil_div
 from .. import backend
+from ..backend import dtypes as D
 from .._layout import IndexOutOfRange, normalize_dim
 
 _RUN = 32   # elements each work-item of sort_runs sorts by insertion (RUN in sort.cl)
@@ -28,16 +29,17 @@ def _rows_last(x, d):
 
 
 def _kernel(name, dtype):
-    """A sort.cl kernel; 4-byte elements are built with PACK (the position fits beside the key in 64 bits)."""
-    return backend.kernel("sort", name, dtype, ("PACK",) if dtype.itemsize == 4 else ())
+    """A sort.cl kernel; elements of at most 4 bytes are built with PACK (the position fits beside the key in
+    64 bits)."""
+    return backend.kernel("sort", name, dtype, ("PACK",) if dtype.itemsize <= 4 else ())
 
 
 def _sorted_rows(x, rows, n, k, descending):
     """(values, indices) [rows, k]: the first k of each sorted row of the contiguous [rows, n] x."""
     dtype = x.dtype
     if rows == 0 or k == 0:
-        return x._empty((rows, k), dtype), x._empty((rows, k), dtype)
-    packed = dtype.itemsize == 4
+        return x._empty((rows, k), dtype), x._empty((rows, k), D.int64)
+    packed = dtype.itemsize <= 4
 
     def kernel(name):
         return _kernel(name, dtype)
@@ -70,7 +72,7 @@ def _sorted_rows(x, rows, n, k, descending):
                        w, w_out, k, chunks, items, rows * items, _PER)
         (keys, pos), spare = spare, (keys, pos)
         w, length, stride = w_out, out_len, out_len
-    vals, idx = x._empty((rows, k), dtype), x._empty((rows, k), dtype)
+    vals, idx = x._empty((rows, k), dtype), x._empty((rows, k), D.int64)
     backend.launch(kernel("sort_out"), rows * k, vals, idx, x, keys, pos, n, stride, k, rows * k, desc)
     return vals, idx
 
@@ -126,7 +128,7 @@ class SortOps:
             return self.clone()
         d = normalize_dim(dim, self.dim(), "sort")
         g, rows, k = _rows_last(self, d)
-        idx = _rows_last(indices, d)[0]
+        idx = _rows_last(indices.to(D.int64), d)[0]
         out = self._empty(g._shape[:-1] + (size,), self.dtype)._assign_from(0.0)
         backend.launch(_kernel("sort_grad", self.dtype), rows * k, out, g, idx, size, k, rows * k)
         return out if d == self.dim() - 1 else out.transpose(d, -1).contiguous()

@@ -94,15 +94,25 @@ GRADIENTS = [
     Row("Hardswish", "hardswish",                   self=lambda grad, self: grad.hardswish_grad(self)),
     Row("Hardsigmoid", "hardsigmoid",               self=lambda grad, self: grad.hardsigmoid_grad(self)),
     # the course's rule: the gradient passes where min < x < max strictly (PyTorch includes the bounds)
-    Row("Clamp",   "clamp clip",
-        self=lambda grad, self, min_val, max_val, min, max: grad.clamp_grad(self, _either(min_val, min),
-                                                                            _either(max_val, max))),
+    Row("Lerp",    "lerp",                          broadcasts=True,
+        self=lambda grad, weight: grad * (1 - weight), end=lambda grad, weight: grad * weight,
+        weight=lambda grad, self, end: grad * (end - self)),
     Row("Log",     "log",                           self=lambda grad, self: grad / self),
     Row("Exp",     "exp",                           self=lambda grad, result: grad * result),
     Row("Log1p",   "log1p",                         self=lambda grad, self: grad / (self + 1.0)),
     # exp(x), not result + 1: result + 1 loses all of exp(x)'s digits where expm1(x) rounds to -1
     Row("Expm1",   "expm1",                         self=lambda grad, self: grad * self.exp()),
     Row("Sqrt",    "sqrt",                          self=lambda grad, result: (grad / result).affine(0.5)),
+    Row("Log2",    "log2",                          self=lambda grad, self: grad / (self * math.log(2.0))),
+    Row("Log10",   "log10",                         self=lambda grad, self: grad / (self * math.log(10.0))),
+    Row("Erf",     "erf",                           # 2 / sqrt(pi) exp(-x^2)
+        self=lambda grad, self: grad * (-(self * self)).exp() * (2.0 / math.sqrt(math.pi))),
+    Row("Erfinv",  "erfinv",                        # sqrt(pi) / 2 exp(erfinv(x)^2)
+        self=lambda grad, result: grad * (result * result).exp() * (math.sqrt(math.pi) / 2.0)),
+    Row("Rsqrt",   "rsqrt",                         self=lambda grad, result: grad * result * result * result * -0.5),
+    Row("Reciprocal", "reciprocal",                 self=lambda grad, result: -(grad * result * result)),
+    Row("Square",  "square",                        self=lambda grad, self: grad * self * 2.0),
+    Row("NanToNum", "nan_to_num",                   self=lambda grad, self: _ew.where(self.isfinite(), grad, 0.0)),
     Row("Affine",  "affine",                        self=lambda grad, scale: grad.affine(scale)),
     # binary ops broadcast: each gradient is summed back to its input's shape
     Row("Add",     "add __add__ __radd__",          forward=_add, broadcasts=True,
@@ -116,6 +126,11 @@ GRADIENTS = [
         other=lambda grad, other, result: -(grad / other) * result),  # d(a/b)/db = -(a/b)/b
     Row("Pow",     "pow __pow__ __rpow__",          forward=_pow, broadcasts=True,
         self=_pow_grad_base, exponent=_pow_grad_exponent),
+    # d/d other of x - q other: -q, the quotient truncated (fmod) or floored (remainder)
+    Row("Fmod",    "fmod",                          broadcasts=True, self=lambda grad: grad,
+        other=lambda grad, self, other: -(grad * ((self - self.fmod(other)) / other).round())),
+    Row("Remainder", "remainder __mod__ __rmod__",  forward=_arithmetic(operator.mod), broadcasts=True,
+        self=lambda grad: grad, other=lambda grad, self, other: -(grad * (self // other))),
     Row("Maximum", "maximum",                       broadcasts=True,
         self=lambda grad, self, other: grad * _tie_weight(self, other),
         other=lambda grad, self, other: grad * _tie_weight(other, self)),
@@ -123,6 +138,47 @@ GRADIENTS = [
         self=lambda grad, self, other: grad * _tie_weight(other, self),
         other=lambda grad, self, other: grad * _tie_weight(self, other)),
 ]
+
+# clamp / clip: number bounds by the course's rule (the gradient passes where min < x < max strictly), tensor
+# bounds by PyTorch's (x where min <= x <= max; min where x < min <= max; max where x > max or max < min)
+_ClampNumbers = Row("Clamp", forward=_ew.ElementwiseOps.clamp,
+                    self=lambda grad, self, min_val, max_val, min, max: grad.clamp_grad(
+                        self, _either(min_val, min), _either(max_val, max)))
+
+
+def _lower(grad, self, lo, hi):
+    hit = self < lo
+    return _ew.where(hit if hi is None else hit.logical_and(lo < hi), grad, 0.0)
+
+
+def _upper(grad, self, lo, hi):
+    hit = self > hi
+    return _ew.where(hit if lo is None else hit.logical_or(hi < lo), grad, 0.0)
+
+
+def _inside(grad, self, lo, hi):
+    keep = None if lo is None else self >= lo
+    if hi is not None:
+        keep = self <= hi if keep is None else keep.logical_and(self <= hi)
+    return _ew.where(keep, grad, 0.0)
+
+
+_ClampTensors = Row("ClampTensors", forward=lambda self, lo, hi: _ew.ElementwiseOps.clamp(self, lo, hi),
+                    broadcasts=True, self=_inside, lo=_lower, hi=_upper)
+
+
+def _record_clamp(self, min_val=None, max_val=None, *, min=None, max=None):
+    lo, hi = _either(min_val, min), _either(max_val, max)
+    if isinstance(lo, TensorBase) or isinstance(hi, TensorBase):
+        if lo is not None and not isinstance(lo, TensorBase):
+            lo = self._scalar(lo)
+        if hi is not None and not isinstance(hi, TensorBase):
+            hi = self._scalar(hi)
+        return _ClampTensors.record(self, lo, hi)
+    return _ClampNumbers.record(self, min_val, max_val, min=min, max=max)
+
+
+register("clamp clip", _record_clamp)
 
 # where(condition, a, b): the condition gets no gradient; a and b may be numbers
 Where = Row("Where", forward=_ew.where, broadcasts=True,
