@@ -44,6 +44,18 @@ def _floating(x, name, op):
     return x
 
 
+_HALF = np.dtype(np.float16)
+
+
+def _computable(x):
+    """The input as loss.cl computes it: float16 goes through float32 (the caller rounds the loss back)."""
+    return x.to(np.float32) if x.dtype == _HALF else x
+
+
+def _rounded_back(loss, input):
+    return loss.to(_HALF) if input.dtype == _HALF else loss
+
+
 def _float_arg(t, name, op):
     """A float tensor argument (weight, target, pos_weight): checked, not yet converted (the raw ops and the
     binary ops convert, after every check has passed)."""
@@ -122,8 +134,11 @@ def cross_entropy(input: Tensor, target: Union[Tensor, Sequence[int], np.ndarray
             raise ValueError(f"{op}: ignore_index is not supported for class-probability targets, got "
                              f"ignore_index={ignore_index}")
         target = _float_arg(target, "target", op)
-        return _fn.prob_cross_entropy(input, target, weight, (b, c, d), reduction, eps)
-    return _fn.class_loss(input, target.detach(), weight, (b, c, d), reduction, ignore_index, eps, False)
+        loss = _fn.prob_cross_entropy(_computable(input), target, weight, (b, c, d), reduction, eps)
+    else:
+        loss = _fn.class_loss(_computable(input), target.detach(), weight, (b, c, d), reduction, ignore_index, eps,
+                              False)
+    return _rounded_back(loss, input)
 
 
 def nll_loss(input: Tensor, target: Tensor, weight: Optional[Tensor] = None, size_average: Optional[bool] = None,
@@ -141,7 +156,8 @@ def nll_loss(input: Tensor, target: Tensor, weight: Optional[Tensor] = None, siz
         raise ShapeError(f"{op}: target {target.shape} must be class indices of shape [N, d1, ...], not the "
                          f"input's shape")
     weight = _class_weight(weight, c, input, op)
-    return _fn.class_loss(input, target.detach(), weight, (b, c, d), reduction, ignore_index, 0.0, True)
+    loss = _fn.class_loss(_computable(input), target.detach(), weight, (b, c, d), reduction, ignore_index, 0.0, True)
+    return _rounded_back(loss, input)
 
 
 def _reduce(loss, reduction):
@@ -186,7 +202,8 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor]
     reduction = legacy_reduction(size_average, reduce, reduction, op)
     _input_and_target(input, target, op)
     weight = _check_weight(weight, input.shape, op)
-    return _reduce(_weighted(_fn.binary_cross_entropy(input, target), weight), reduction)
+    loss = _weighted(_fn.binary_cross_entropy(_computable(input), target), weight)
+    return _rounded_back(_reduce(loss, reduction), input)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -200,8 +217,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Opti
     _input_and_target(input, target, op)
     pos_weight = _check_weight(pos_weight, target.shape, op, "pos_weight")
     weight = _check_weight(weight, input.shape, op)
-    loss = _fn.binary_cross_entropy_with_logits(input, target, pos_weight)
-    return _reduce(_weighted(loss, weight), reduction)
+    loss = _weighted(_fn.binary_cross_entropy_with_logits(_computable(input), target, pos_weight), weight)
+    return _rounded_back(_reduce(loss, reduction), input)
 
 
 def _difference(input, target, op):
