@@ -256,6 +256,17 @@ def test_cross_entropy_bad_arguments_raise_before_launching():
             nn.CrossEntropyLoss(reduction="avg")
 
 
+def test_cross_entropy_host_targets_are_checked_against_the_class_dim():
+    from clownpiece._layout import IndexOutOfRange
+    x = rng.standard_normal((2, 5, 3))  # [N, C, d1]: classes in dim 1
+    t = [[4, 0, 2], [1, 3, 4]]
+    assert_close(F.cross_entropy(T(x), t), nll_np(log_softmax_np(x, 1), np.array(t, f64), 1))
+    with no_launch(), pytest.raises(IndexOutOfRange, match="5"):
+        F.cross_entropy(T(x), [[5, 0, 2], [1, 3, 4]])
+    p = np.exp(log_softmax_np(rng.standard_normal((2, 5, 3)), 1))
+    assert_close(F.cross_entropy(T(x), p.tolist()), ce_prob_np(x, p, 1))  # host probabilities
+
+
 def test_cross_entropy_legacy_size_average_and_reduce():
     x, t = rng.standard_normal((4, 3)), np.array([0, 2, 1, 2.0])
     with pytest.warns(UserWarning, match="deprecated"):
@@ -634,3 +645,66 @@ def test_jitted_step_with_smoothed_weighted_cross_entropy_replays_like_eager():
         got_loss, got_grad = jitted(Tensor(x), Tensor(y))
         assert got_loss.item() == loss.item()
         np.testing.assert_array_equal(got_grad.numpy(), grad.numpy())
+
+
+# ---- integer targets (PyTorch's int64; int32 widens) and float16 inputs -------------------------------------
+@pytest.mark.parametrize("tdtype", [np.int64, np.int32])
+@pytest.mark.parametrize("layout", CLASS_LAYOUTS, ids=["NC", "C", "NCdd", "course"])
+def test_class_losses_take_integer_targets(layout, tdtype):
+    shape, dim, tshape = layout
+    x = rng.standard_normal(shape)
+    t = class_targets(shape, dim, tshape, ignore=-100)
+    w = rng.random(shape[dim]) + 0.5
+    ti = Tensor(t.astype(tdtype), dtype=tdtype)
+    if layout[0] == (2, 3, 4):  # an integer target of the course's shape: only the course's layout fits
+        assert_close(F.cross_entropy(T(x), ti, T(w), label_smoothing=0.1),
+                     nll_np(log_softmax_np(x, dim), t, dim, w, -100, 0.1))
+        return
+    assert_close(F.cross_entropy(T(x), ti, T(w), label_smoothing=0.1), nll_np(log_softmax_np(x, dim), t, dim, w,
+                                                                             -100, 0.1))
+    logp = log_softmax_np(x, dim)
+    assert_close(F.nll_loss(T(logp), ti, T(w), reduction="sum"), nll_np(logp, t, dim, w, reduction="sum"))
+    xl = leaf(x)
+    assert gradcheck(lambda a: F.cross_entropy(a, ti, T(w), label_smoothing=0.2), [xl])
+
+
+def test_integer_targets_take_pytorchs_layout_when_both_fit():
+    """[N, K, K] logits with [N, K] targets: int64 targets read the classes from dim 1 (PyTorch), the course's
+    float labels from the last dim."""
+    x = rng.standard_normal((2, 3, 3))
+    t = rng.integers(0, 3, (2, 3))
+    assert_close(F.cross_entropy(T(x), Tensor(t, dtype=np.int64), reduction="none"),
+                 nll_np(log_softmax_np(x, 1), t, 1, reduction="none"))
+    assert_close(F.cross_entropy(T(x), T(t.astype(f64)), reduction="none"),
+                 nll_np(log_softmax_np(x, 2), t, 2, reduction="none"))
+
+
+def test_class_target_dtypes_that_are_refused():
+    x = T(rng.standard_normal((3, 4)))
+    with no_launch():
+        with pytest.raises(TypeError, match="bool"):
+            F.cross_entropy(x, Tensor(np.array([True, False, True]), dtype=np.bool_))
+        with pytest.raises(TypeError, match="float"):
+            F.cross_entropy(x, Tensor(np.zeros((3, 4)), dtype=np.int64))  # probabilities must be floats
+        with pytest.raises(TypeError):
+            F.cross_entropy(Tensor(np.zeros((3, 4)), dtype=np.int64), Tensor(np.zeros(3), dtype=np.int64))
+        with pytest.raises(TypeError):
+            F.binary_cross_entropy_with_logits(x, Tensor(np.zeros((3, 4)), dtype=np.int64))
+        with pytest.raises(TypeError):
+            F.l1_loss(x, Tensor(np.zeros((3, 4)), dtype=np.int32))
+
+
+@pytest.mark.parametrize("fn", ["cross_entropy", "nll_loss", "binary_cross_entropy",
+                                "binary_cross_entropy_with_logits", "l1_loss", "smooth_l1_loss", "huber_loss",
+                                "kl_div"])
+def test_float16_inputs_compute_through_float32(fn):
+    """float16 in, float16 out: the float32 result of the float16 values, rounded once."""
+    x = rng.uniform(0.05, 0.95, (4, 3)).astype(np.float16).astype(f64)
+    classes = fn in ("cross_entropy", "nll_loss")
+    t = rng.integers(0, 3, 4) if classes else rng.uniform(0, 1, (4, 3)).astype(np.float16).astype(f64)
+    f = getattr(F, fn)
+    target = Tensor(t, dtype=np.int64) if classes else Tensor(t, dtype=np.float16)
+    got = f(Tensor(x, dtype=np.float16), target, reduction="sum")
+    ref = f(Tensor(x, dtype=f64), Tensor(t, dtype=np.int64) if classes else Tensor(t, dtype=f64), reduction="sum")
+    assert got.dtype == np.float16
+    assert_close(got, to_np(ref), rtol=2e-3, atol=1e-3)

@@ -88,16 +88,19 @@ def _ignore_index(ignore_index, op):
     return int(ignore_index)
 
 
-def _host_targets(target, c, op):
-    """Class indices given as host data (a list or numpy array of ints): range-checked here, on the host,
-    before anything is uploaded."""
+def _host_array(target, op):
     arr = np.asarray(target)
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"{op}: targets must be class indices, got {type(target).__name__} of {arr.dtype}")
+    return arr
+
+
+def _check_host_classes(arr, c, op):
+    """Class indices given as host data (a list or numpy array) are range-checked on the host, before any
+    launch."""
     bad = (arr != np.floor(arr)) | (arr < 0) | (arr >= c)
     if bad.any():
         raise IndexOutOfRange(f"{op}: target {arr[bad].ravel()[0]!r} is not a class index in [0, {c})")
-    return arr
 
 
 def cross_entropy(input: Tensor, target: Union[Tensor, Sequence[int], np.ndarray],
@@ -115,19 +118,19 @@ def cross_entropy(input: Tensor, target: Union[Tensor, Sequence[int], np.ndarray
         weight, reduction = None, weight
     reduction = legacy_reduction(size_average, reduce, reduction, op)
     _floating(input, "input", op)
-    if input.dtype == np.float16:  # loss.cl computes in float32/float64: through float32, the loss rounded back
-        return cross_entropy(input.float(), target, weight, ignore_index=ignore_index, reduction=reduction,
-                             label_smoothing=label_smoothing).half()
-    if not isinstance(target, TensorBase):
-        c = input.shape[-1] if input.dim() else 0
-        arr = _host_targets(target, c, op)
-        target = Tensor(arr.astype(input.dtype), dtype=input.dtype)
+    host = None
+    if not isinstance(target, TensorBase):  # the course's float labels, in a dtype that holds them exactly
+        host = _host_array(target, op)
+        labels = np.float64 if input.dtype == np.float64 else np.float32
+        target = Tensor(host.astype(labels), dtype=labels)
     _class_targets(target, op)
     ignore_index = _ignore_index(ignore_index, op)
     eps = float(label_smoothing)
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"{op}: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
     b, c, d, probabilities = _ops.class_layout(input, target, op)
+    if host is not None and not probabilities:
+        _check_host_classes(host, c, op)
     weight = _class_weight(weight, c, input, op)
     if probabilities:
         if ignore_index >= 0:
