@@ -3,7 +3,10 @@ Tensor (TensorBase + autograd recording).
 
 A TensorBase is (storage, shape, strides, offset, dtype); strides and offset count elements. Raw ops are
 grouped by family in clownpiece/ops/ and validate their arguments before launching any kernel."""
+from __future__ import annotations
+
 import numbers
+from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 
@@ -27,6 +30,7 @@ from .ops.linalg import LinalgOps
 
 from .backend.dtypes import bool_, int32, int64, float16, float32, float64, FLOATING as _FLOATING
 from .backend import dtypes as _dtypes
+from ._types import DTypeLike, Device, TensorOrScalar, TensorT
 
 _default_dtype = float32
 
@@ -41,7 +45,7 @@ def _resolve_dtype(dtype):
     return d
 
 
-def result_type(*operands):
+def result_type(*operands: TensorOrScalar) -> np.dtype:
     """The dtype an arithmetic op on `operands` (tensors and numbers) gives: PyTorch's torch.result_type,
     the one rule every op promotes by (docs/api.md, dtypes)."""
     if not operands:
@@ -57,7 +61,7 @@ def result_type(*operands):
     return _dtypes.result_type(pairs)
 
 
-def promote_types(type1, type2):
+def promote_types(type1: DTypeLike, type2: DTypeLike) -> np.dtype:
     """The smallest dtype of the higher category that holds both (torch.promote_types)."""
     return _dtypes.promote_types(type1, type2)
 
@@ -65,8 +69,9 @@ def promote_types(type1, type2):
 class TensorBase(ElementwiseOps, InplaceOps, ShapeOps, ReduceOps, MatmulOps, IndexOps, RandomOps, NNOps,
                  OptimOps, SortOps, ScanOps, RemapOps, LinalgOps):
     __slots__ = ("_storage", "_shape", "_strides", "_offset", "dtype", "_numel", "_contig", "__weakref__")
+    dtype: np.dtype  # (a slot: this only tells type checkers its type)
 
-    def __init__(self, data=None, dtype=None):
+    def __init__(self, data: Any = None, dtype: DTypeLike = None) -> None:
         if isinstance(data, TensorBase):  # share the storage and the view
             self._set_view(data._storage, data._shape, data._strides, data._offset, data.dtype)
             if dtype is not None and _resolve_dtype(dtype) is not data.dtype:
@@ -139,58 +144,58 @@ class TensorBase(ElementwiseOps, InplaceOps, ShapeOps, ReduceOps, MatmulOps, Ind
 
     # ---- properties ---------------------------------------------------------------------------------
     @property
-    def shape(self):
+    def shape(self) -> list[int]:
         return list(self._shape)
 
-    def dim(self):
+    def dim(self) -> int:
         return len(self._shape)
 
     ndim = property(dim)
 
-    def size(self, dim=None):
+    def size(self, dim: Optional[int] = None) -> Union[list[int], int]:
         if dim is None:
             return list(self._shape)
         return self._shape[normalize_dim(dim, self.dim(), "size")]
 
-    def numel(self):
+    def numel(self) -> int:
         return self._numel
 
-    def is_contiguous(self):
+    def is_contiguous(self) -> bool:
         return self._contig
 
-    def stride(self, dim=None):
+    def stride(self, dim: Optional[int] = None) -> Union[list[int], int]:
         return list(self._strides) if dim is None else self._strides[normalize_dim(dim, self.dim(), "stride")]
 
-    def element_size(self):
+    def element_size(self) -> int:
         return self.dtype.itemsize
 
     @property
-    def device(self):
+    def device(self) -> Device:
         """The Device holding the tensor (backend/discovery.py; `t.device.type` is "opencl")."""
         return self._storage.pool.device
 
-    def __len__(self):
+    def __len__(self) -> int:
         if not self._shape:
             raise TypeError("len() of a 0-d tensor")
         return self._shape[0]
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         if self._numel != 1:
             raise RuntimeError(f"Boolean value of a tensor with {self._numel} elements is ambiguous")
         return bool(self.item())
 
-    def __iter__(self):
+    def __iter__(self: TensorT) -> Iterator[TensorT]:
         if not self._shape:
             raise TypeError("iteration over a 0-d tensor")
         return (self.select(0, i) for i in range(self._shape[0]))
 
-    def __float__(self):
+    def __float__(self) -> float:
         return float(self.item())
 
-    def __int__(self):
+    def __int__(self) -> int:
         return int(self.item())
 
-    def __index__(self):
+    def __index__(self) -> int:
         """A one-element integer or bool tensor, or a float tensor holding an integral value (the course's
         float indices), as a Python int."""
         v = self.item()
@@ -198,11 +203,11 @@ class TensorBase(ElementwiseOps, InplaceOps, ShapeOps, ReduceOps, MatmulOps, Ind
             raise TypeError(f"only integral tensors can be used as an index, got {v}")
         return int(v)
 
-    def is_floating_point(self):
+    def is_floating_point(self) -> bool:
         return self.dtype in _FLOATING
 
     # ---- host boundary ------------------------------------------------------------------------------
-    def numpy(self):
+    def numpy(self) -> np.ndarray:
         """A fresh numpy array with the values (waits for the queue)."""
         src = self if self._contig else self.clone()
         out = np.empty(self._shape, self.dtype)
@@ -210,10 +215,10 @@ class TensorBase(ElementwiseOps, InplaceOps, ShapeOps, ReduceOps, MatmulOps, Ind
             backend.download(src._storage, out, src._offset * self.dtype.itemsize)
         return out
 
-    def tolist(self):
+    def tolist(self) -> Any:
         return self.numpy().tolist()
 
-    def item(self):
+    def item(self) -> Union[bool, int, float]:
         if self._numel != 1:
             raise RuntimeError(f"item(): tensor with {self._numel} elements (shape {self.shape}) cannot be "
                                f"converted to a Python number; expected exactly one element")
@@ -221,7 +226,7 @@ class TensorBase(ElementwiseOps, InplaceOps, ShapeOps, ReduceOps, MatmulOps, Ind
         backend.download(self._storage, out, self._offset * self.dtype.itemsize)
         return out[0].item()  # a Python float, int or bool, by dtype
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: DTypeLike = None, copy: Optional[bool] = None) -> np.ndarray:
         a = self.numpy()
         return a if dtype is None else a.astype(dtype)
 
@@ -269,7 +274,7 @@ class TensorBase(ElementwiseOps, InplaceOps, ShapeOps, ReduceOps, MatmulOps, Ind
 
     __str__ = __repr__
 
-    def data_ptr(self):
+    def data_ptr(self) -> int:
         return id(self._storage)
 
 
@@ -331,10 +336,13 @@ class Tensor(TensorBase):
     TensorBase op."""
     __slots__ = ("__dict__",)
     # class-level defaults: op results (the vast majority of tensors) never pay for setting them
-    requires_grad = False
-    grad = None
-    grad_fn = None
-    output_nr = 0
+    requires_grad: bool = False
+    grad: Optional[Tensor] = None
+    grad_fn: Any = None  # the autograd Node that made this tensor (clownpiece/autograd/autograd.py)
+    output_nr: int = 0
+    # attached by clownpiece/tensor.py (autograd sits above this module); declared here for type checkers
+    backward: Callable[..., None]
+    register_post_accumulate_grad_hook: Callable[..., Any]
     # views in the graph (autograd/autograd.py, Function._mark): a view of a tensor that requires grad
     # remembers that tensor, its `_base`, and the base's `_gen` when the view was made; an in-place op
     # recorded on the base or on one of its views bumps the base's `_gen`, so the views' grad_fn is
@@ -343,7 +351,7 @@ class Tensor(TensorBase):
     _base_gen = 0
     _gen = 0
 
-    def __init__(self, data=None, requires_grad=None, dtype=None):
+    def __init__(self, data: Any = None, requires_grad: Optional[bool] = None, dtype: DTypeLike = None) -> None:
         TensorBase.__init__(self, data, dtype)
         # data tensors default to requires_grad=False (PyTorch), unlike the course's grad-mode default
         # (docs/api.md, Decisions D4)
@@ -366,12 +374,12 @@ class Tensor(TensorBase):
             extra += ", requires_grad=True"
         return extra
 
-    def is_leaf(self):
+    def is_leaf(self) -> bool:
         return self.grad_fn is None
 
     is_leaf = property(is_leaf)
 
-    def requires_grad_(self, requires_grad=None):
+    def requires_grad_(self: TensorT, requires_grad: Optional[bool] = None) -> TensorT:
         if requires_grad is None:
             requires_grad = is_grad_enabled()
         if not self.is_leaf and not requires_grad:
@@ -381,10 +389,10 @@ class Tensor(TensorBase):
         self.requires_grad = bool(requires_grad)
         return self
 
-    def detach(self):
+    def detach(self) -> Tensor:
         return self._make(self._storage, self._shape, self._strides, self._offset, self.dtype)
 
-    def detach_(self):
+    def detach_(self: TensorT) -> TensorT:
         self.grad_fn = None
         self.requires_grad = False
         return self

@@ -5,11 +5,14 @@ Each factory is written once as a function of the result class (`_zeros(cls, ...
 functions bind it to Tensor; the common ones are also class methods of TensorBase (CLASS_METHODS, attached
 by clownpiece/tensor.py), so `Tensor.zeros(3, 4)` gives a Tensor, `TensorBase.zeros(3, 4)` a TensorBase and
 `tensor_impl.TensorBaseImpl.zeros(...)` a TensorBaseImpl. Fills run as one kernel; `empty` launches none."""
+from __future__ import annotations
+
 import functools
 import inspect
 import math
 import numbers
 import types
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -21,10 +24,11 @@ from .ops.random import manual_seed, initial_seed
 from .ops.shape import _shape_arg
 from ._tensor import TensorBase, Tensor, _resolve_dtype, _check_can_require_grad
 from .backend import dtypes as D
+from ._types import DeviceLike, DTypeLike, ShapeLike
 
 
 # ---- validation and the result object ------------------------------------------------------------------
-def size_arg(args, op):
+def size_arg(args: Sequence[Any], op: str) -> tuple[int, ...]:
     """A shape from varargs ints, a list or a tuple; negative sizes raise before anything runs."""
     shape = _shape_arg(args, op)
     if any(s < 0 for s in shape):
@@ -69,11 +73,13 @@ def _launch_contiguous(out, name, *args):
 
 
 # ---- filled tensors -------------------------------------------------------------------------------------
-def _empty(cls, *shape, dtype=None, requires_grad=False):
+def _empty(cls: type[TensorBase], *shape: ShapeLike, dtype: DTypeLike = None, requires_grad: bool = False
+           ) -> TensorBase:
     return _done(_new(cls, size_arg(shape, "empty"), dtype, requires_grad, "empty"), requires_grad)
 
 
-def _full(cls, shape, fill_value, *, dtype=None, requires_grad=False):
+def _full(cls: type[TensorBase], shape: ShapeLike, fill_value: Union[bool, int, float], *, dtype: DTypeLike = None,
+          requires_grad: bool = False) -> TensorBase:
     """Filled with fill_value; without dtype, a bool fill gives bool and an int fill int64 (PyTorch)."""
     if not isinstance(fill_value, numbers.Number) or isinstance(fill_value, complex):
         raise TypeError(f"full: fill_value must be a number, got {type(fill_value).__name__}")
@@ -83,23 +89,27 @@ def _full(cls, shape, fill_value, *, dtype=None, requires_grad=False):
     return _done(out.fill_(value), requires_grad)
 
 
-def _zeros(cls, *shape, dtype=None, requires_grad=False):
+def _zeros(cls: type[TensorBase], *shape: ShapeLike, dtype: DTypeLike = None, requires_grad: bool = False
+           ) -> TensorBase:
     out = _new(cls, size_arg(shape, "zeros"), dtype, requires_grad, "zeros")
     return _done(out.fill_(0.0), requires_grad)
 
 
-def _ones(cls, *shape, dtype=None, requires_grad=False):
+def _ones(cls: type[TensorBase], *shape: ShapeLike, dtype: DTypeLike = None, requires_grad: bool = False
+          ) -> TensorBase:
     out = _new(cls, size_arg(shape, "ones"), dtype, requires_grad, "ones")
     return _done(out.fill_(1.0), requires_grad)
 
 
-def _rand(cls, *shape, dtype=None, requires_grad=False):
+def _rand(cls: type[TensorBase], *shape: ShapeLike, dtype: DTypeLike = None, requires_grad: bool = False
+          ) -> TensorBase:
     """Uniform on [0, 1)."""
     out = _new(cls, size_arg(shape, "rand"), dtype, requires_grad, "rand")
     return _done(out.uniform_(), requires_grad)
 
 
-def _randn(cls, *shape, dtype=None, requires_grad=False):
+def _randn(cls: type[TensorBase], *shape: ShapeLike, dtype: DTypeLike = None, requires_grad: bool = False
+           ) -> TensorBase:
     """Standard normal."""
     out = _new(cls, size_arg(shape, "randn"), dtype, requires_grad, "randn")
     return _done(out.normal_(), requires_grad)
@@ -107,7 +117,8 @@ def _randn(cls, *shape, dtype=None, requires_grad=False):
 
 def _like(fill):
     """zeros_like & co: the shape (and, unless given, the dtype) of `other`; never its requires_grad."""
-    def like(cls, other, *, dtype=None, requires_grad=False):
+    def like(cls: type[TensorBase], other: TensorBase, *, dtype: DTypeLike = None, requires_grad: bool = False
+             ) -> TensorBase:
         if not isinstance(other, TensorBase):
             raise TypeError(f"{fill.__name__.strip('_')}_like: expected a tensor, got {type(other).__name__}")
         return fill(cls, other._shape, dtype=dtype or other.dtype, requires_grad=requires_grad)
@@ -119,14 +130,16 @@ _zeros_like, _ones_like, _empty_like = _like(_zeros), _like(_ones), _like(_empty
 _rand_like, _randn_like = _like(_rand), _like(_randn)
 
 
-def _full_like(cls, other, fill_value, *, dtype=None, requires_grad=False):
+def _full_like(cls: type[TensorBase], other: TensorBase, fill_value: Union[bool, int, float], *,
+               dtype: DTypeLike = None, requires_grad: bool = False) -> TensorBase:
     if not isinstance(other, TensorBase):
         raise TypeError(f"full_like: expected a tensor, got {type(other).__name__}")
     return _full(cls, other._shape, fill_value, dtype=dtype or other.dtype, requires_grad=requires_grad)
 
 
 # ---- index sequences ------------------------------------------------------------------------------------
-def _arange(cls, start, end=None, step=1, *, dtype=None, requires_grad=False):
+def _arange(cls: type[TensorBase], start: float, end: Optional[float] = None, step: float = 1, *,
+            dtype: DTypeLike = None, requires_grad: bool = False) -> TensorBase:
     """[start, end) in steps of `step` (float or negative steps too); `arange(end)` starts at 0. Bounds
     that the step moves away from give an empty [0] tensor. Without dtype: int64 when every argument is an
     int, else the default float (PyTorch)."""
@@ -146,7 +159,8 @@ def _arange(cls, start, end=None, step=1, *, dtype=None, requires_grad=False):
     return _done(_launch_contiguous(out, "arange_fill", t(start), t(step)), requires_grad)
 
 
-def _range(cls, start, end, step=1, *, dtype=None, requires_grad=False):
+def _range(cls: type[TensorBase], start: float, end: float, step: float = 1, *, dtype: DTypeLike = None,
+           requires_grad: bool = False) -> TensorBase:
     """[start, end] in steps of `step`: floor((end - start) / step) + 1 elements (course/torch.range)."""
     start, end, step = (_number(v, "range", nm) for v, nm in ((start, "start"), (end, "end"), (step, "step")))
     if step == 0:
@@ -157,7 +171,8 @@ def _range(cls, start, end, step=1, *, dtype=None, requires_grad=False):
     return _done(_launch_contiguous(out, "arange_fill", t(start), t(step)), requires_grad)
 
 
-def _linspace(cls, start, end, steps, *, dtype=None, requires_grad=False):
+def _linspace(cls: type[TensorBase], start: float, end: float, steps: int, *, dtype: DTypeLike = None,
+              requires_grad: bool = False) -> TensorBase:
     """`steps` evenly spaced values from start to end, both included."""
     start, end = _number(start, "linspace", "start"), _number(end, "linspace", "end")
     if not is_int(steps) or steps < 1:
@@ -173,7 +188,8 @@ def _linspace(cls, start, end, steps, *, dtype=None, requires_grad=False):
     return _done(_launch_contiguous(out, "linspace_fill", t(start), t(end), t(step)), requires_grad)
 
 
-def _eye(cls, n, m=None, *, dtype=None, requires_grad=False):
+def _eye(cls: type[TensorBase], n: int, m: Optional[int] = None, *, dtype: DTypeLike = None,
+         requires_grad: bool = False) -> TensorBase:
     """An n x m (default n x n) matrix with ones on the diagonal."""
     m = n if m is None else m
     shape = size_arg((n, m), "eye")
@@ -181,7 +197,8 @@ def _eye(cls, n, m=None, *, dtype=None, requires_grad=False):
     return _done(_launch_contiguous(out, "eye_fill", max(m, 1)), requires_grad)
 
 
-def _randint(cls, low, high=None, size=None, *, dtype=None, requires_grad=False):
+def _randint(cls: type[TensorBase], low: int, high: Optional[int] = None, size: Optional[ShapeLike] = None, *,
+             dtype: DTypeLike = None, requires_grad: bool = False) -> TensorBase:
     """Uniform integers in [low, high) (randint(high, size) starts at 0), int64 unless dtype says int32."""
     if size is None:
         low, high, size = 0, low, high
@@ -194,7 +211,7 @@ def _randint(cls, low, high=None, size=None, *, dtype=None, requires_grad=False)
     return _done(out._randint_(int(low), int(high)), requires_grad)
 
 
-def _randperm(cls, n, *, dtype=None, requires_grad=False):
+def _randperm(cls: type[TensorBase], n: int, *, dtype: DTypeLike = None, requires_grad: bool = False) -> TensorBase:
     """A random permutation of 0..n-1 (int64 unless dtype says otherwise): the order that sorts n random
     64-bit keys (ties keep their order: still a permutation), seeded by manual_seed."""
     if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
@@ -225,7 +242,7 @@ def _host_data(data, op):
     return data
 
 
-def _tensor(cls, data, *, dtype=None, requires_grad=False):
+def _tensor(cls: type[TensorBase], data: Any, *, dtype: DTypeLike = None, requires_grad: bool = False) -> TensorBase:
     """A new tensor holding a copy of `data` (nested lists, numbers, numpy arrays, a tensor, or an array of
     another library: anything with `__array__` or `__dlpack__`, a torch tensor included). Without dtype it is
     inferred as PyTorch does: a tensor or an array keeps its dtype (narrow integers widen to int32, uint32 to
@@ -242,7 +259,7 @@ def _tensor(cls, data, *, dtype=None, requires_grad=False):
     return _done(out, requires_grad)
 
 
-def _from_numpy(cls, array):
+def _from_numpy(cls: type[TensorBase], array: Any) -> TensorBase:
     """A tensor with a copy of `array` (a numpy array, or anything with `__array__` or `__dlpack__`) on the
     device, keeping its dtype (as tensor() does)."""
     array = _host_data(array, "from_numpy")
@@ -267,7 +284,7 @@ def _placed(fn, like=False):
     a Device, "opencl", "opencl:N"); a *_like factory defaults to its model's device, the others to the
     current one. Making it on another device than the current switches to it for the call."""
     @functools.wraps(fn)
-    def placed(cls, *args, device=None, **kwargs):
+    def placed(cls: type[TensorBase], *args: Any, device: DeviceLike = None, **kwargs: Any) -> TensorBase:
         if device is None and like and args and isinstance(args[0], TensorBase):
             device = args[0].device
         target = backend.resolve_device(device, fn.__name__.lstrip("_"))
@@ -275,6 +292,11 @@ def _placed(fn, like=False):
             return fn(cls, *args, **kwargs)
         with backend.using_device(target):
             return fn(cls, *args, **kwargs)
+    # what help() and typing.get_type_hints see: fn's parameters and device=
+    signature = inspect.signature(fn)
+    device = inspect.Parameter("device", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="DeviceLike")
+    placed.__signature__ = signature.replace(parameters=[*signature.parameters.values(), device])
+    placed.__annotations__ = {**fn.__annotations__, "device": "DeviceLike"}
     return placed
 
 
@@ -284,7 +306,7 @@ _FACTORIES = {fn.__name__.lstrip("_"): _placed(fn, like=fn.__name__.endswith("_l
     _randn_like, _full_like, _arange, _range, _linspace, _eye, _tensor, _from_numpy, _randint, _randperm)}
 
 
-def factories_for(cls, default_dtype=None):
+def factories_for(cls: type[TensorBase], default_dtype: DTypeLike = None) -> types.SimpleNamespace:
     """A namespace of every factory with its result class fixed to cls's (tensor_impl binds TensorBaseImpl).
     `default_dtype` replaces the dtype the data would infer (tensor_impl: float32, the course's only dtype)."""
     def bind(name, fn):
@@ -292,6 +314,11 @@ def factories_for(cls, default_dtype=None):
             fn = _with_default_dtype(fn, default_dtype)
         f = functools.update_wrapper(functools.partial(fn, cls), fn)
         f.__name__ = f.__qualname__ = name
+        # the signature without cls, returning cls's result class (help(), inspect, typing.get_type_hints)
+        signature, result = inspect.signature(fn), cls._result_cls()
+        f.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:],
+                                            return_annotation=result)
+        f.__annotations__ = {**{k: v for k, v in fn.__annotations__.items() if k != "cls"}, "return": result}
         return f
     return types.SimpleNamespace(**{name: bind(name, fn) for name, fn in _FACTORIES.items()})
 
@@ -309,15 +336,15 @@ tensor, from_numpy = _for_tensor.tensor, _for_tensor.from_numpy
 
 
 # ---- class-method forms on TensorBase (inherited by Tensor and tensor_impl.TensorBaseImpl) ---------------
-def _stack(cls, tensors, dim=0):
+def _stack(cls: type[TensorBase], tensors: Sequence[TensorBase], dim: int = 0) -> TensorBase:
     return index.stack(tensors, dim)
 
 
-def _cat(cls, tensors, dim=0):
+def _cat(cls: type[TensorBase], tensors: Sequence[TensorBase], dim: int = 0) -> TensorBase:
     return index.cat(tensors, dim)
 
 
-def _broadcast(cls, *tensors):
+def _broadcast(cls: type[TensorBase], *tensors: Union[TensorBase, Sequence[TensorBase]]) -> list[TensorBase]:
     """Tensor.broadcast(a, b, ...) or Tensor.broadcast([a, b, ...]): a list of views at the common shape."""
     return list(index.broadcast_tensors(*tensors))
 

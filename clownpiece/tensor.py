@@ -8,6 +8,10 @@ This is also the one place where methods are attached to the tensor classes, onc
   differentiable op, from the registry in autograd/methods.py (each op's Function: a row of a gradient table
   or a class, autograd/functions/).
 The classes themselves are defined in clownpiece/_tensor.py, the raw ops in clownpiece/ops/."""
+from __future__ import annotations
+
+from typing import Optional
+
 from . import factories
 from ._tensor import (Tensor, TensorBase, bool_, float16, float32, float64, int32, int64, promote_types,
                       result_type)
@@ -23,7 +27,7 @@ def _attach_methods():
     for name, factory in factories.CLASS_METHODS.items():
         setattr(TensorBase, name, classmethod(factory))
 
-    def backward(self, gradient=None, retain_graph=False):
+    def backward(self: Tensor, gradient: Optional[TensorBase] = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) * gradient into the .grad of every leaf that requires grad (gradient
         defaults to ones of self's shape, for any shape)."""
         _backward(self, gradient, retain_graph=retain_graph)

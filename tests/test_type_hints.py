@@ -16,6 +16,7 @@ import pytest
 
 import clownpiece.autograd
 import clownpiece.linalg
+import clownpiece.factories
 import clownpiece.nn as nn
 import clownpiece.nn.init
 import clownpiece.nn.parallel
@@ -113,6 +114,10 @@ GROUPS = {
     "data": (lambda: public_api(data, "clownpiece.utils.data"), 30),
     "data.datasets": (lambda: public_api(data.datasets, "clownpiece.utils.data"), 10),
     "data.transforms": (lambda: public_api(data.transforms, "clownpiece.utils.data.transforms"), 10),
+    # Tensor and TensorBase: the raw ops (ops/*.py mixins), the recording wrappers (which carry their raw op's
+    # hints), the class-method factories, backward
+    "tensor": (lambda: public_api(clownpiece, "clownpiece", only=("TensorBase", "Tensor")), 200),
+    "factories": (lambda: public_api(clownpiece.factories, "clownpiece"), 20),
     # the top-level functions (grad mode, differentiable stack/cat/where, save/load) and autograd's
     "clownpiece": (lambda: public_api(clownpiece, "clownpiece", only=(
         "backward", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "stack", "cat", "broadcast",
@@ -172,3 +177,20 @@ def test_walk_finds_methods_properties_and_overrides() -> None:
     labels = {label for label, _, _ in public_api(nn, "clownpiece.nn")}
     assert {"clownpiece.nn.containers.ModuleDict.__getitem__", "clownpiece.nn.module.Module.__call__"} <= labels
     assert "clownpiece.nn.module.Module._call_with_hooks" not in labels
+    labels = {label for label, _, _ in GROUPS["tensor"][0]()}
+    assert {"clownpiece._tensor.Tensor.exp", "clownpiece._tensor.Tensor.backward", "clownpiece._tensor.Tensor.T.getter",
+            "clownpiece._tensor.TensorBase.zeros", "clownpiece.ops.elementwise.ElementwiseOps.__add__",
+            "clownpiece._tensor.Tensor.__getitem__"} <= labels
+
+
+def test_tensor_methods_and_factories_show_their_real_signatures() -> None:
+    # a recording method is a (*args, **kwargs) wrapper: it carries its raw op's signature and hints
+    for name in ("sum", "reshape", "__add__", "masked_fill", "clamp"):
+        method, raw = getattr(clownpiece.Tensor, name), getattr(clownpiece.TensorBase, name)
+        assert method is not raw and inspect.signature(method) == inspect.signature(raw)
+        assert typing.get_type_hints(method) == typing.get_type_hints(raw)
+    # a factory is a partial of a function of the result class: help() shows it without cls, with device=
+    signature = inspect.signature(clownpiece.zeros)
+    assert list(signature.parameters) == ["shape", "dtype", "requires_grad", "device"]
+    assert typing.get_type_hints(clownpiece.zeros)["return"] is clownpiece.Tensor
+    assert list(inspect.signature(clownpiece.Tensor.ones).parameters) == ["shape", "dtype", "requires_grad", "device"]

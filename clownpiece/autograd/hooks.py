@@ -3,7 +3,12 @@
 A leaf's hooks run, in registration order, right after backward has accumulated the leaf's gradient of
 this pass into `leaf.grad` (AccumulateGrad.run), once per backward pass. Data-parallel training uses them
 to start a gradient bucket's allreduce while the rest of backward still runs."""
+from __future__ import annotations
+
 import itertools
+from typing import Any, Callable
+
+from .._tensor import Tensor
 
 _ids = itertools.count()
 _ATTR = "_post_accumulate_grad_hooks"
@@ -12,20 +17,20 @@ _ATTR = "_post_accumulate_grad_hooks"
 class RemovableHandle:
     """What registering a hook returns: `remove()` unregisters it (idempotent)."""
 
-    def __init__(self, hooks, key):
+    def __init__(self, hooks: dict[Any, Any], key: Any) -> None:
         self._hooks, self._key = hooks, key
 
-    def remove(self):
+    def remove(self) -> None:
         self._hooks.pop(self._key, None)
 
-    def __enter__(self):
+    def __enter__(self) -> RemovableHandle:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         self.remove()
 
 
-def register_post_accumulate_grad_hook(tensor, hook):
+def register_post_accumulate_grad_hook(tensor: Tensor, hook: Callable[[Tensor], None]) -> RemovableHandle:
     """Call `hook(tensor)` after each backward pass has accumulated into `tensor.grad`."""
     if not callable(hook):
         raise TypeError(f"register_post_accumulate_grad_hook: hook must be callable, got {type(hook).__name__}")

@@ -8,13 +8,17 @@ op's rule (_RULES) says what it computes in: the same dtype, the default float (
 float functions on integers, as PyTorch), int64 (bool arithmetic that PyTorch refuses and course code does:
 `1 - mask`, `-mask`), or a TypeError naming the op and the dtype, raised before anything launches.
 Predicates (comparisons, logical ops, isnan...) give bool."""
+from __future__ import annotations
+
 import numbers
+from typing import Literal, Optional
 
 import numpy as np
 
 from .. import backend
 from ..backend import dtypes as D, fusion
 from .._layout import broadcast_shapes, broadcast_strides, kernel_meta
+from .._types import AnyTensor, TensorOrScalar, TensorT
 
 
 def _is_real(v):
@@ -209,32 +213,32 @@ class ElementwiseOps:
         return out
 
     # ---- arithmetic -----------------------------------------------------------------------------
-    def __add__(self, other): return self._binary(other, "add")
-    def __radd__(self, other): return self._binary(other, "add")
-    def __sub__(self, other): return self._binary(other, "sub")
-    def __rsub__(self, other): return self._binary(other, "rsub")
-    def __mul__(self, other): return self._binary(other, "mul")
-    def __rmul__(self, other): return self._binary(other, "mul")
-    def __truediv__(self, other): return self._binary(other, "div")
-    def __rtruediv__(self, other): return self._binary(other, "rdiv")
-    def __floordiv__(self, other): return self._binary(other, "floor_divide")
-    def __rfloordiv__(self, other): return self._binary(other, "rfloor_divide")
-    def __mod__(self, other): return self._binary(other, "remainder")
-    def __rmod__(self, other): return self._binary(other, "rremainder")
-    def __pow__(self, other):
+    def __add__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "add")
+    def __radd__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "add")
+    def __sub__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "sub")
+    def __rsub__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "rsub")
+    def __mul__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "mul")
+    def __rmul__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "mul")
+    def __truediv__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "div")
+    def __rtruediv__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "rdiv")
+    def __floordiv__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "floor_divide")
+    def __rfloordiv__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "rfloor_divide")
+    def __mod__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "remainder")
+    def __rmod__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "rremainder")
+    def __pow__(self: TensorT, other: TensorOrScalar) -> TensorT:
         if isinstance(other, numbers.Number):
             return self.pow(other)
         return self._binary(other, "pow")
-    def __rpow__(self, other): return self._binary(other, "rpow")
-    def __neg__(self): return self.neg()
-    def __pos__(self): return self
-    def __abs__(self): return self.abs()
+    def __rpow__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "rpow")
+    def __neg__(self: TensorT) -> TensorT: return self.neg()
+    def __pos__(self: TensorT) -> TensorT: return self
+    def __abs__(self: TensorT) -> TensorT: return self.abs()
 
-    def add(self, other, alpha=1):
+    def add(self: TensorT, other: TensorOrScalar, alpha: float = 1) -> TensorT:
         """self + alpha * other."""
         return self._binary_or_raise(other, "add") if alpha == 1 else self._scaled_add(other, alpha, "add")
 
-    def sub(self, other, alpha=1):
+    def sub(self: TensorT, other: TensorOrScalar, alpha: float = 1) -> TensorT:
         """self - alpha * other."""
         return self._binary_or_raise(other, "sub") if alpha == 1 else self._scaled_add(other, -alpha, "sub")
 
@@ -248,14 +252,16 @@ class ElementwiseOps:
         if not _is_real(other):
             raise TypeError(f"{op}: expected a tensor or a number, got {type(other).__name__}")
         return self._binary(other * alpha, "add")
-    def mul(self, other): return self._binary_or_raise(other, "mul")
-    def maximum(self, other): return self._binary_or_raise(other, "maximum")
-    def minimum(self, other): return self._binary_or_raise(other, "minimum")
-    def floor_divide(self, other): return self._binary_or_raise(other, "floor_divide")
-    def remainder(self, other): return self._binary_or_raise(other, "remainder")
-    def fmod(self, other): return self._binary_or_raise(other, "fmod")
+    def mul(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary_or_raise(other, "mul")
+    def maximum(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary_or_raise(other, "maximum")
+    def minimum(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary_or_raise(other, "minimum")
+    def floor_divide(self: TensorT, other: TensorOrScalar) -> TensorT:
+        return self._binary_or_raise(other, "floor_divide")
+    def remainder(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary_or_raise(other, "remainder")
+    def fmod(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary_or_raise(other, "fmod")
 
-    def div(self, other, *, rounding_mode=None):
+    def div(self: TensorT, other: TensorOrScalar, *,
+            rounding_mode: Optional[Literal["trunc", "floor"]] = None) -> TensorT:
         """True division (integers give the default float); rounding_mode='floor' is floor_divide."""
         if rounding_mode == "floor":
             return self._binary_or_raise(other, "floor_divide")
@@ -266,72 +272,74 @@ class ElementwiseOps:
     true_divide = div
 
     # ---- bitwise (integers and bool) and logical ops (any dtype; bool results) ----------------------
-    def __and__(self, other): return self._binary(other, "bitwise_and")
-    def __rand__(self, other): return self._binary(other, "bitwise_and")
-    def __or__(self, other): return self._binary(other, "bitwise_or")
-    def __ror__(self, other): return self._binary(other, "bitwise_or")
-    def __xor__(self, other): return self._binary(other, "bitwise_xor")
-    def __rxor__(self, other): return self._binary(other, "bitwise_xor")
-    def __lshift__(self, other): return self._binary(other, "lshift")
-    def __rlshift__(self, other): return self._binary(other, "rlshift")
-    def __rshift__(self, other): return self._binary(other, "rshift")
-    def __rrshift__(self, other): return self._binary(other, "rrshift")
-    def __invert__(self): return self.bitwise_not()
+    def __and__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "bitwise_and")
+    def __rand__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "bitwise_and")
+    def __or__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "bitwise_or")
+    def __ror__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "bitwise_or")
+    def __xor__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "bitwise_xor")
+    def __rxor__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "bitwise_xor")
+    def __lshift__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "lshift")
+    def __rlshift__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "rlshift")
+    def __rshift__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "rshift")
+    def __rrshift__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "rrshift")
+    def __invert__(self: TensorT) -> TensorT: return self.bitwise_not()
 
-    def bitwise_and(self, other): return self._binary_or_raise(other, "bitwise_and")
-    def bitwise_or(self, other): return self._binary_or_raise(other, "bitwise_or")
-    def bitwise_xor(self, other): return self._binary_or_raise(other, "bitwise_xor")
-    def bitwise_not(self): return self._unary("bitwise_not")
-    def logical_and(self, other): return self._binary_or_raise(other, "logical_and")
-    def logical_or(self, other): return self._binary_or_raise(other, "logical_or")
-    def logical_xor(self, other): return self._binary_or_raise(other, "logical_xor")
-    def logical_not(self): return self._unary("logical_not")
+    def bitwise_and(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary_or_raise(other, "bitwise_and")
+    def bitwise_or(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary_or_raise(other, "bitwise_or")
+    def bitwise_xor(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary_or_raise(other, "bitwise_xor")
+    def bitwise_not(self: TensorT) -> TensorT: return self._unary("bitwise_not")
+    def logical_and(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary_or_raise(other, "logical_and")
+    def logical_or(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary_or_raise(other, "logical_or")
+    def logical_xor(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary_or_raise(other, "logical_xor")
+    def logical_not(self: TensorT) -> TensorT: return self._unary("logical_not")
 
     # ---- comparisons (bool results, never differentiable) -------------------------------------------
-    def __eq__(self, other): return self._binary(other, "eq")
-    def __ne__(self, other): return self._binary(other, "ne")
-    def __lt__(self, other): return self._binary(other, "lt")
-    def __le__(self, other): return self._binary(other, "le")
-    def __gt__(self, other): return self._binary(other, "gt")
-    def __ge__(self, other): return self._binary(other, "ge")
+    def __eq__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "eq")
+    def __ne__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "ne")
+    def __lt__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "lt")
+    def __le__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "le")
+    def __gt__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "gt")
+    def __ge__(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary(other, "ge")
     __hash__ = object.__hash__
 
-    def eq(self, other): return self._binary_or_raise(other, "eq")
-    def ne(self, other): return self._binary_or_raise(other, "ne")
-    def lt(self, other): return self._binary_or_raise(other, "lt")
-    def le(self, other): return self._binary_or_raise(other, "le")
-    def gt(self, other): return self._binary_or_raise(other, "gt")
-    def ge(self, other): return self._binary_or_raise(other, "ge")
+    def eq(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary_or_raise(other, "eq")
+    def ne(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary_or_raise(other, "ne")
+    def lt(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary_or_raise(other, "lt")
+    def le(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary_or_raise(other, "le")
+    def gt(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary_or_raise(other, "gt")
+    def ge(self: TensorT, other: TensorOrScalar) -> TensorT: return self._binary_or_raise(other, "ge")
 
-    def isnan(self): return self._unary("isnan") if self.dtype in D.FLOATING else self._all(False)
-    def isinf(self): return self._unary("isinf") if self.dtype in D.FLOATING else self._all(False)
-    def isfinite(self): return self._unary("isfinite") if self.dtype in D.FLOATING else self._all(True)
+    def isnan(self: TensorT) -> TensorT: return self._unary("isnan") if self.dtype in D.FLOATING else self._all(False)
+    def isinf(self: TensorT) -> TensorT: return self._unary("isinf") if self.dtype in D.FLOATING else self._all(False)
+    def isfinite(self: TensorT) -> TensorT:
+        return self._unary("isfinite") if self.dtype in D.FLOATING else self._all(True)
 
     def _all(self, value):
         """A bool tensor of self's shape filled with value (isnan of an integer tensor is all False)."""
         return self._empty(self._shape, D.bool_)._assign_from(value)
 
     # ---- unary math -------------------------------------------------------------------------------
-    def neg(self): return self._unary("neg")
-    def abs(self): return self._unary("abs")
-    def sign(self): return self._unary("sign")
-    def sin(self): return self._unary("sin")
-    def cos(self): return self._unary("cos")
-    def tanh(self): return self._unary("tanh")
-    def log(self): return self._unary("log")
-    def exp(self): return self._unary("exp")
-    def log1p(self): return self._unary("log1p")
-    def expm1(self): return self._unary("expm1")
-    def sqrt(self): return self._unary("sqrt")
-    def log2(self): return self._unary("log2")
-    def log10(self): return self._unary("log10")
-    def erf(self): return self._unary("erf")
-    def erfinv(self): return self._unary("erfinv")
-    def rsqrt(self): return self._unary("rsqrt")
-    def reciprocal(self): return self._unary("reciprocal")
-    def square(self): return self._unary("square")
+    def neg(self: TensorT) -> TensorT: return self._unary("neg")
+    def abs(self: TensorT) -> TensorT: return self._unary("abs")
+    def sign(self: TensorT) -> TensorT: return self._unary("sign")
+    def sin(self: TensorT) -> TensorT: return self._unary("sin")
+    def cos(self: TensorT) -> TensorT: return self._unary("cos")
+    def tanh(self: TensorT) -> TensorT: return self._unary("tanh")
+    def log(self: TensorT) -> TensorT: return self._unary("log")
+    def exp(self: TensorT) -> TensorT: return self._unary("exp")
+    def log1p(self: TensorT) -> TensorT: return self._unary("log1p")
+    def expm1(self: TensorT) -> TensorT: return self._unary("expm1")
+    def sqrt(self: TensorT) -> TensorT: return self._unary("sqrt")
+    def log2(self: TensorT) -> TensorT: return self._unary("log2")
+    def log10(self: TensorT) -> TensorT: return self._unary("log10")
+    def erf(self: TensorT) -> TensorT: return self._unary("erf")
+    def erfinv(self: TensorT) -> TensorT: return self._unary("erfinv")
+    def rsqrt(self: TensorT) -> TensorT: return self._unary("rsqrt")
+    def reciprocal(self: TensorT) -> TensorT: return self._unary("reciprocal")
+    def square(self: TensorT) -> TensorT: return self._unary("square")
 
-    def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
+    def nan_to_num(self: TensorT, nan: Optional[float] = 0.0, posinf: Optional[float] = None,
+                   neginf: Optional[float] = None) -> TensorT:
         """NaN, +inf and -inf replaced by nan, posinf and neginf (default: the dtype's largest and lowest
         finite values); integer and bool tensors are copied."""
         for v, nm in ((nan, "nan"), (posinf, "posinf"), (neginf, "neginf")):
@@ -343,22 +351,24 @@ class ElementwiseOps:
         hi = float(info.max) if posinf is None else posinf
         lo = float(info.min) if neginf is None else neginf
         return self._unary("nan_to_num_inf", hi, lo)._unary("nan_to_num_nan", 0.0 if nan is None else nan)
-    def floor(self): return self.clone() if self.dtype in D.INTEGRAL else self._unary("floor")
-    def round(self): return self.clone() if self.dtype in D.INTEGRAL else self._unary("round")
-    def relu(self): return self._unary("relu")
-    def sigmoid(self): return self._unary("sigmoid")
-    def gelu(self): return self._unary("gelu")
-    def leaky_relu(self, negative_slope=0.01): return self._unary("leaky_relu", negative_slope)
-    def gelu_tanh(self): return self._unary("gelu_tanh")
-    def silu(self): return self._unary("silu")
-    def elu(self, alpha=1.0): return self._unary("elu", alpha)
-    def selu(self): return self._unary("selu")
-    def softplus(self, beta=1.0, threshold=20.0): return self._unary("softplus", beta, threshold)
-    def mish(self): return self._unary("mish")
-    def hardswish(self): return self._unary("hardswish")
-    def hardsigmoid(self): return self._unary("hardsigmoid")
+    def floor(self: TensorT) -> TensorT: return self.clone() if self.dtype in D.INTEGRAL else self._unary("floor")
+    def round(self: TensorT) -> TensorT: return self.clone() if self.dtype in D.INTEGRAL else self._unary("round")
+    def relu(self: TensorT) -> TensorT: return self._unary("relu")
+    def sigmoid(self: TensorT) -> TensorT: return self._unary("sigmoid")
+    def gelu(self: TensorT) -> TensorT: return self._unary("gelu")
+    def leaky_relu(self: TensorT, negative_slope: float = 0.01) -> TensorT:
+        return self._unary("leaky_relu", negative_slope)
+    def gelu_tanh(self: TensorT) -> TensorT: return self._unary("gelu_tanh")
+    def silu(self: TensorT) -> TensorT: return self._unary("silu")
+    def elu(self: TensorT, alpha: float = 1.0) -> TensorT: return self._unary("elu", alpha)
+    def selu(self: TensorT) -> TensorT: return self._unary("selu")
+    def softplus(self: TensorT, beta: float = 1.0, threshold: float = 20.0) -> TensorT:
+        return self._unary("softplus", beta, threshold)
+    def mish(self: TensorT) -> TensorT: return self._unary("mish")
+    def hardswish(self: TensorT) -> TensorT: return self._unary("hardswish")
+    def hardsigmoid(self: TensorT) -> TensorT: return self._unary("hardsigmoid")
 
-    def pow(self, exponent):
+    def pow(self: TensorT, exponent: TensorOrScalar) -> TensorT:
         if isinstance(exponent, ElementwiseOps):
             return self._binary_or_raise(exponent, "pow")
         if not isinstance(exponent, numbers.Real):
@@ -369,7 +379,8 @@ class ElementwiseOps:
                                f"tensor ** {exponent})")
         return self._unary("pow_scalar", exponent, dtype=dtype)
 
-    def clamp(self, min_val=None, max_val=None, *, min=None, max=None):
+    def clamp(self: TensorT, min_val: Optional[float] = None, max_val: Optional[float] = None, *,
+              min: Optional[float] = None, max: Optional[float] = None) -> TensorT:
         """Clamp to [min, max] (either may be None, a number or a tensor broadcast against self); float
         bounds on an integer tensor give the default float, as PyTorch's type promotion does. Tensor bounds:
         max(self, min) then min(_, max), NaN anywhere giving NaN."""
@@ -394,7 +405,7 @@ class ElementwiseOps:
 
     clip = clamp
 
-    def lerp(self, end, weight):
+    def lerp(self: TensorT, end: TensorOrScalar, weight: TensorOrScalar) -> TensorT:
         """self + weight * (end - self), as PyTorch computes it: from self where |weight| < 0.5, from end
         otherwise (so weight 1 gives end exactly). end: a tensor; weight: a number or a tensor."""
         if not isinstance(end, ElementwiseOps):
@@ -406,7 +417,8 @@ class ElementwiseOps:
             raise TypeError(f"lerp: weight must be a number or a tensor, got {type(weight).__name__}")
         return self + diff * weight if abs(weight) < 0.5 else end - diff * (1 - weight)
 
-    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    def isclose(self: TensorT, other: TensorOrScalar, rtol: float = 1e-05, atol: float = 1e-08,
+                equal_nan: bool = False) -> TensorT:
         """|self - other| <= atol + rtol * |other| elementwise (bool), or equal (infinities of one sign);
         NaN is close to NaN only with equal_nan."""
         if not isinstance(other, ElementwiseOps):
@@ -423,46 +435,60 @@ class ElementwiseOps:
         allowed = (other.abs() * rtol + atol) if other.dtype is not D.bool_ else other.to(D.int64) * rtol + atol
         return close.logical_or(err.isfinite().logical_and(err <= allowed))
 
-    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    def allclose(self, other: TensorOrScalar, rtol: float = 1e-05, atol: float = 1e-08,
+                 equal_nan: bool = False) -> bool:
         """Whether isclose holds everywhere (a Python bool: reads the answer back)."""
         return bool(self.isclose(other, rtol, atol, equal_nan).all().item())
 
-    def equal(self, other):
+    def equal(self: TensorT, other: TensorOrScalar) -> TensorT:
         """True when other has self's shape and the same values (a Python bool: reads the answer back)."""
         if not isinstance(other, ElementwiseOps):
             raise TypeError(f"equal: other must be a tensor, got {type(other).__name__}")
         return self._shape == other._shape and bool((self == other).all().item())
 
-    def affine(self, scale, shift=0.0):
+    def affine(self: TensorT, scale: float, shift: float = 0.0) -> TensorT:
         """scale * self + shift in one launch."""
         return self._unary("affine", scale, shift)
 
     # gradient helpers used by autograd: self is the incoming gradient
-    def relu_grad(self, saved_input): return self._binary_or_raise(saved_input, "relu_grad")
-    def tanh_grad(self, saved_output): return self._binary_or_raise(saved_output, "tanh_grad")
-    def sigmoid_grad(self, saved_output): return self._binary_or_raise(saved_output, "sigmoid_grad")
-    def sign_mul(self, saved_input): return self._binary_or_raise(saved_input, "sign_mul")
+    def relu_grad(self: TensorT, saved_input: AnyTensor) -> TensorT:
+        return self._binary_or_raise(saved_input, "relu_grad")
+    def tanh_grad(self: TensorT, saved_output: AnyTensor) -> TensorT:
+        return self._binary_or_raise(saved_output, "tanh_grad")
+    def sigmoid_grad(self: TensorT, saved_output: AnyTensor) -> TensorT:
+        return self._binary_or_raise(saved_output, "sigmoid_grad")
+    def sign_mul(self: TensorT, saved_input: AnyTensor) -> TensorT:
+        return self._binary_or_raise(saved_input, "sign_mul")
 
-    def clamp_grad(self, saved_input, min_val=None, max_val=None):
+    def clamp_grad(self: TensorT, saved_input: AnyTensor, min_val: Optional[float] = None,
+                   max_val: Optional[float] = None) -> TensorT:
         """self where min < x < max strictly (the course's Clamp gradient), else 0; None = unbounded."""
         lo = -np.inf if min_val is None else min_val
         hi = np.inf if max_val is None else max_val
         return self._binary(saved_input, "clamp_grad", lo, hi)
 
-    def leaky_relu_grad(self, saved_input, negative_slope=0.01):
+    def leaky_relu_grad(self: TensorT, saved_input: AnyTensor, negative_slope: float = 0.01) -> TensorT:
         return self._binary(saved_input, "leaky_relu_grad", negative_slope, 0.0)
-    def gelu_grad(self, saved_input): return self._binary_or_raise(saved_input, "gelu_grad")
-    def gelu_tanh_grad(self, saved_input): return self._binary_or_raise(saved_input, "gelu_tanh_grad")
-    def silu_grad(self, saved_input): return self._binary_or_raise(saved_input, "silu_grad")
-    def elu_grad(self, saved_input, alpha=1.0): return self._binary(saved_input, "elu_grad", alpha, 0.0)
-    def selu_grad(self, saved_input): return self._binary_or_raise(saved_input, "selu_grad")
-    def softplus_grad(self, saved_input, beta=1.0, threshold=20.0):
+    def gelu_grad(self: TensorT, saved_input: AnyTensor) -> TensorT:
+        return self._binary_or_raise(saved_input, "gelu_grad")
+    def gelu_tanh_grad(self: TensorT, saved_input: AnyTensor) -> TensorT:
+        return self._binary_or_raise(saved_input, "gelu_tanh_grad")
+    def silu_grad(self: TensorT, saved_input: AnyTensor) -> TensorT:
+        return self._binary_or_raise(saved_input, "silu_grad")
+    def elu_grad(self: TensorT, saved_input: AnyTensor, alpha: float = 1.0) -> TensorT:
+        return self._binary(saved_input, "elu_grad", alpha, 0.0)
+    def selu_grad(self: TensorT, saved_input: AnyTensor) -> TensorT:
+        return self._binary_or_raise(saved_input, "selu_grad")
+    def softplus_grad(self: TensorT, saved_input: AnyTensor, beta: float = 1.0, threshold: float = 20.0) -> TensorT:
         return self._binary(saved_input, "softplus_grad", beta, threshold)
-    def mish_grad(self, saved_input): return self._binary_or_raise(saved_input, "mish_grad")
-    def hardswish_grad(self, saved_input): return self._binary_or_raise(saved_input, "hardswish_grad")
-    def hardsigmoid_grad(self, saved_input): return self._binary_or_raise(saved_input, "hardsigmoid_grad")
+    def mish_grad(self: TensorT, saved_input: AnyTensor) -> TensorT:
+        return self._binary_or_raise(saved_input, "mish_grad")
+    def hardswish_grad(self: TensorT, saved_input: AnyTensor) -> TensorT:
+        return self._binary_or_raise(saved_input, "hardswish_grad")
+    def hardsigmoid_grad(self: TensorT, saved_input: AnyTensor) -> TensorT:
+        return self._binary_or_raise(saved_input, "hardsigmoid_grad")
 
-    def where(self, condition, other):
+    def where(self: TensorT, condition: AnyTensor, other: TensorOrScalar) -> TensorT:
         """torch.where(condition, self, other)."""
         return where(condition, self, other)
 

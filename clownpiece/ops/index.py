@@ -6,7 +6,10 @@ assign kernels through ShapeOps._assign_from.
 Index tensors are int64 or int32 (PyTorch), or float tensors of integral values (the course's: rounded).
 Negative ids wrap. The ids live on the device and are never read back, so an id out of range cannot raise:
 gathers give NaN for it (0 for integer and bool data) and scatters skip it."""
+from __future__ import annotations
+
 import numbers
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -17,6 +20,7 @@ from .._layout import ShapeError, IndexOutOfRange, broadcast_shapes, broadcast_s
     normalize_dim, numel
 from .elementwise import where
 from .shape import ShapeOps, _fill_value
+from .._types import AnyTensor, TensorOrScalar, TensorT
 
 
 def _is_int(x):
@@ -64,7 +68,7 @@ class IndexOps:
     __slots__ = ()
 
     # ---- t[idx] -----------------------------------------------------------------------------------
-    def __getitem__(self, idx):
+    def __getitem__(self: TensorT, idx: Any) -> TensorT:
         """t[idx]. Basic indices give views sharing storage: an int (negative ok) selects and removes a
         dim, a slice (step 1, clipped like Python) narrows it, None inserts a size-1 dim, Ellipsis stands
         for the dims not named; a tuple applies them to the leading dims. A list is read like a tuple (the
@@ -113,7 +117,7 @@ class IndexOps:
             d += 1
         return self._view(tuple(shape) + self._shape[d:], tuple(strides) + self._strides[d:], offset)
 
-    def __setitem__(self, idx, value):
+    def __setitem__(self, idx: Any, value: TensorOrScalar) -> None:
         """t[idx] = value, in place: the same index forms as t[idx]. A number fills the region; a tensor
         is broadcast to it. With a tensor index the rows it names are written (a repeated id takes the
         last of its values). Nothing is written when the index or the value is invalid."""
@@ -130,7 +134,8 @@ class IndexOps:
         self._storage._version += 1
         region._assign_from(value)
 
-    def index_put_(self, indices, values, accumulate=False):
+    def index_put_(self: TensorT, indices: Sequence[AnyTensor], values: TensorOrScalar,
+                   accumulate: bool = False) -> TensorT:
         """PyTorch's index_put_: self[indices] = values, or += with accumulate=True (repeated ids then add up,
         in order; without it the last one wins). `indices` is a tuple of index tensors; today one tensor of
         integral float ids along dim 0 (the rows of t[index]); values broadcast to index.shape +
@@ -175,7 +180,7 @@ class IndexOps:
         self._scatter(0, ids, value, accumulate=accumulate)
 
     # ---- gathers ----------------------------------------------------------------------------------
-    def take_rows(self, index):
+    def take_rows(self: TensorT, index: AnyTensor) -> TensorT:
         """Rows of self named by the float ids in `index`: shape index.shape + self.shape[1:], a copy.
         Repeated ids repeat rows; negative ids wrap; an id outside [-n, n) gives a row of NaN (checked on
         the device: reading the ids back would stall the queue)."""
@@ -187,7 +192,7 @@ class IndexOps:
         return self._gather(ids._shape + self._shape[1:], ids, ids._strides + (0,) * rest,
                             (0,) * ids.dim() + self._strides[1:], 0)
 
-    def index_select(self, dim, index):
+    def index_select(self: TensorT, dim: int, index: AnyTensor) -> TensorT:
         """Entries along `dim` named by the 1-d (or 0-d) float ids `index`; dim's size becomes
         index.numel(). Out-of-range ids give NaN (see take_rows)."""
         d = self._dim_arg(dim, "index_select")
@@ -200,7 +205,7 @@ class IndexOps:
         idx_strides = tuple(id_stride if i == d else 0 for i in range(self.dim()))
         return self._gather(out_shape, ids, idx_strides, self._dim_zeroed(d), d)
 
-    def gather(self, dim, index):
+    def gather(self: TensorT, dim: int, index: AnyTensor) -> TensorT:
         """PyTorch gather: out[p] = self[p with p[dim] = index[p]], out shaped like `index`, which has
         self's rank and no larger size than self in the other dims. Out-of-range ids give NaN."""
         d = self._dim_arg(dim, "gather")
@@ -231,7 +236,7 @@ class IndexOps:
         return self._strides[:d] + (0,) + self._strides[d + 1:]
 
     # ---- scatters (in place, never recorded by autograd) --------------------------------------------
-    def scatter_(self, dim, index, src):
+    def scatter_(self: TensorT, dim: int, index: AnyTensor, src: TensorOrScalar) -> TensorT:
         """Write src into self at the positions named by index along dim; returns self.
         Course form (index and src shaped like self without `dim`): self[p with index[p] inserted at dim]
         = src[p]. PyTorch form (index.dim() == self.dim()): self[p with p[dim] = index[p]] = src[p], src at
@@ -243,7 +248,7 @@ class IndexOps:
         self._storage._version += 1
         return self._scatter(d, index, src, accumulate=False)
 
-    def scatter_add_(self, dim, index, src):
+    def scatter_add_(self: TensorT, dim: int, index: AnyTensor, src: AnyTensor) -> TensorT:
         """Like scatter_ (either form) but adds; repeated targets accumulate, in source order (no atomics,
         so the result is deterministic)."""
         self._check_inplace("scatter_add_", src)
@@ -253,7 +258,7 @@ class IndexOps:
         self._storage._version += 1
         return self._scatter(d, index, src, accumulate=True)
 
-    def index_add_(self, dim, index, src, alpha=1):
+    def index_add_(self: TensorT, dim: int, index: AnyTensor, src: AnyTensor, alpha: float = 1) -> TensorT:
         """self[..., index[k], ...] += alpha * src[..., k, ...] along dim, deterministic; repeated ids
         accumulate (Embedding's backward). index is 0-d or 1-d with K ids; src is self's shape with dim of
         size K. Cost: one work-item per element of self, each scanning the K ids."""
@@ -323,7 +328,7 @@ class IndexOps:
         return self
 
     # ---- masks and one-hot ------------------------------------------------------------------------
-    def masked_fill(self, mask, value):
+    def masked_fill(self: TensorT, mask: AnyTensor, value: float) -> TensorT:
         """A copy of self with `value` where `mask` (broadcast to self's shape) is true; a mask that is not
         bool counts where it is nonzero (the course's float masks; PyTorch wants bool). Keeps self's dtype."""
         _tensor_arg(mask, "masked_fill", "mask")
@@ -343,7 +348,7 @@ class IndexOps:
                            *meta)
         return out
 
-    def masked_fill_(self, mask, value):
+    def masked_fill_(self: TensorT, mask: AnyTensor, value: float) -> TensorT:
         """`value` (a number, or a tensor broadcast to self) where the mask (broadcast to self's shape; bool,
         or the course's 0/1 floats: nonzero) is true, written through self's view in one launch (two for a
         tensor value)."""
@@ -371,7 +376,7 @@ class IndexOps:
                 backend.launch(_kernel("masked_fill_i", self.dtype, mask), n, self, mask, value, n, *meta)
         return self
 
-    def one_hot(self, num_classes):
+    def one_hot(self: TensorT, num_classes: int) -> TensorT:
         """self holds class ids; returns shape self.shape + [num_classes] with 1 at each id, in self's dtype
         (int64 ids give int64, as PyTorch; the course's float ids give floats). An id outside
         [0, num_classes) gives a row of NaN (0 for integer ids; checked on the device)."""

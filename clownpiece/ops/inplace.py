@@ -9,11 +9,15 @@ a strided target is written). The right operand broadcasts to self's shape; one 
 bigger raises, as in PyTorch. A right operand of another dtype is combined in the promoted dtype and the
 result cast into self (two launches). Every call bumps the storage's version counter (autograd checks it).
 With autograd, clownpiece/autograd/functions/inplace.py records these ops into the graph."""
+from __future__ import annotations
+
 import numbers
+from typing import Literal, Optional
 
 from .. import backend
 from .._layout import ShapeError, broadcast_shapes, broadcast_strides, kernel_meta
 from .elementwise import _is_real
+from .._types import TensorOrScalar, TensorT
 
 _INPLACE = ("INPLACE",)  # the defines of the program holding the strided in-place kernels
 
@@ -82,7 +86,7 @@ class InplaceOps:
         return self
 
     # ---- arithmetic -----------------------------------------------------------------------------
-    def add_(self, other, alpha=1):
+    def add_(self: TensorT, other: TensorOrScalar, alpha: float = 1) -> TensorT:
         """self += alpha * other (other a tensor broadcastable to self's shape, or a number)."""
         _check_number(alpha, "add_", "alpha")
         if alpha == 1:
@@ -92,7 +96,7 @@ class InplaceOps:
         _check_number(other, "add_", "other")
         return self._inplace_binary(other * alpha, "add", "add_")
 
-    def sub_(self, other, alpha=1):
+    def sub_(self: TensorT, other: TensorOrScalar, alpha: float = 1) -> TensorT:
         """self -= alpha * other."""
         _check_number(alpha, "sub_", "alpha")
         if alpha == 1:
@@ -102,30 +106,32 @@ class InplaceOps:
         _check_number(other, "sub_", "other")
         return self._inplace_binary(other * alpha, "sub", "sub_")
 
-    def mul_(self, other):
+    def mul_(self: TensorT, other: TensorOrScalar) -> TensorT:
         return self._inplace_binary(other, "mul", "mul_")
 
-    def div_(self, other, *, rounding_mode=None):
+    def div_(self: TensorT, other: TensorOrScalar, *,
+             rounding_mode: Optional[Literal["trunc", "floor"]] = None) -> TensorT:
         if rounding_mode is not None:
             raise ValueError(f"div_: rounding_mode={rounding_mode!r} is not supported; only true division "
                              f"(rounding_mode=None)")
         return self._inplace_binary(other, "div", "div_")
 
-    def pow_(self, exponent):
+    def pow_(self: TensorT, exponent: TensorOrScalar) -> TensorT:
         if isinstance(exponent, InplaceOps):
             return self._inplace_binary(exponent, "pow", "pow_")
         _check_number(exponent, "pow_", "exponent")
         return self._inplace_unary("pow_scalar", "pow_", exponent)
 
     # ---- unary ----------------------------------------------------------------------------------
-    def neg_(self): return self._inplace_unary("neg", "neg_")
-    def exp_(self): return self._inplace_unary("exp", "exp_")
-    def log_(self): return self._inplace_unary("log", "log_")
-    def sqrt_(self): return self._inplace_unary("sqrt", "sqrt_")
-    def abs_(self): return self._inplace_unary("abs", "abs_")
-    def relu_(self): return self._inplace_unary("relu", "relu_")
+    def neg_(self: TensorT) -> TensorT: return self._inplace_unary("neg", "neg_")
+    def exp_(self: TensorT) -> TensorT: return self._inplace_unary("exp", "exp_")
+    def log_(self: TensorT) -> TensorT: return self._inplace_unary("log", "log_")
+    def sqrt_(self: TensorT) -> TensorT: return self._inplace_unary("sqrt", "sqrt_")
+    def abs_(self: TensorT) -> TensorT: return self._inplace_unary("abs", "abs_")
+    def relu_(self: TensorT) -> TensorT: return self._inplace_unary("relu", "relu_")
 
-    def clamp_(self, min_val=None, max_val=None, *, min=None, max=None):
+    def clamp_(self: TensorT, min_val: Optional[float] = None, max_val: Optional[float] = None, *,
+               min: Optional[float] = None, max: Optional[float] = None) -> TensorT:
         """clamp(min, max) in place; either bound may be None (min=/max= keywords too)."""
         lo = min if min_val is None else min_val
         hi = max if max_val is None else max_val

@@ -2,10 +2,14 @@
 clownpiece.linalg.vector_norm): reductions and elementwise kernels of their families, which fusion runs as
 few launches. The gradient (autograd/functions/linalg.py) is written out, so a zero vector gets PyTorch's
 zero gradient rather than 0 / 0."""
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Union
 
 from .._layout import normalize_dims
+from .._types import DTypeLike, DimLike, TensorT
 
 
 def norm_order(ord, op):
@@ -48,6 +52,7 @@ class LinalgOps:
             return (x * x).sum(dims, keepdim).sqrt()
         return a.pow(p).sum(dims, keepdim).pow(1.0 / p)
 
-    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+    def norm(self: TensorT, p: Union[float, str, None] = "fro", dim: DimLike = None, keepdim: bool = False,
+             dtype: DTypeLike = None) -> TensorT:
         """PyTorch's Tensor.norm for vector norms: p a number, inf, -inf or 'fro' (the 2-norm over dim)."""
         return self._vector_norm(p, dim, keepdim, dtype)

@@ -9,12 +9,17 @@ local memory in cached global memory (CPUs) use register blocks ("block": one wo
 8 x 8 outputs, one launch) or, for large products, packed panels and a register-blocked micro-kernel
 ("packed", two launches). Strategies with fixed 64-work-item groups or local tiles are only chosen where
 the device allows them."""
+from __future__ import annotations
+
+from typing import Optional
+
 import numpy as np
 
 from .._layout import ceil_div
 from .. import backend
 from ..backend import dtypes
 from .._layout import ShapeError, broadcast_shapes, broadcast_strides, kernel_meta, numel
+from .._types import AnyTensor, TensorT
 
 # Register block (MR rows x NR columns per work-item) of the CPU micro-kernel, by dtype: 4 rows x 16 floats
 # (or 4 x 8 doubles) keep 8 AVX2 registers of accumulators plus 2 for B; of 4x16, 8x8, 6x16, 3x16 and 12x8,
@@ -230,36 +235,36 @@ class MatmulOps:
     __slots__ = ()
 
     # every entry point goes through matmul, so autograd only has to record that one op
-    def matmul(self, other):
+    def matmul(self: TensorT, other: AnyTensor) -> TensorT:
         _require_tensor(other, "matmul")
         (a, b), result = _operands("matmul", self, other)
         return _matmul(a, b).to(result)
 
-    def __matmul__(self, other):
+    def __matmul__(self: TensorT, other: AnyTensor) -> TensorT:
         return self.matmul(other)
 
-    def __rmatmul__(self, other):
+    def __rmatmul__(self: TensorT, other: AnyTensor) -> TensorT:
         _require_tensor(other, "matmul")
         return other.matmul(self)
 
-    def dot(self, other):
+    def dot(self: TensorT, other: AnyTensor) -> TensorT:
         """The course's dot: matmul for any ranks (1-D . 1-D gives a 0-dim tensor)."""
         return self.matmul(other)
 
-    def mm(self, other):
+    def mm(self: TensorT, other: AnyTensor) -> TensorT:
         _require_tensor(other, "mm")
         if len(self._shape) != 2 or len(other._shape) != 2:
             raise ShapeError(f"mm: expected two 2-D tensors, got shapes {self.shape} and {other.shape}")
         return self.matmul(other)
 
-    def bmm(self, other):
+    def bmm(self: TensorT, other: AnyTensor) -> TensorT:
         _require_tensor(other, "bmm")
         if len(self._shape) != 3 or len(other._shape) != 3 or self._shape[0] != other._shape[0]:
             raise ShapeError(f"bmm: expected two 3-D tensors with the same batch size, got shapes "
                              f"{self.shape} and {other.shape}")
         return self.matmul(other)
 
-    def linear(self, weight, bias=None):
+    def linear(self: TensorT, weight: AnyTensor, bias: Optional[AnyTensor] = None) -> TensorT:
         """self @ weight.T + bias in one launch (weight [out, in], self [..., in], bias [out] or None);
         weight is read through its strides, never transposed in memory."""
         _require_tensor(weight, "linear")

@@ -2,12 +2,17 @@
 backward kernels that clownpiece/autograd/functions/nn.py records it with, and the reduction helpers of the
 losses (their kernels: ops/loss.py). (Convolution:
 ops/conv.py; pooling: ops/pool.py, with max_pool2d/avg_pool2d methods here for Tensor.)"""
+from __future__ import annotations
+
+from typing import Optional, Union
+
 
 from .._layout import is_int
 from .. import backend
 from ..backend import dtypes as D
 from .._layout import ShapeError, numel
 from . import pool as _pool
+from .._types import AnyTensor, IntOrPair, ShapeLike, TensorT
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -50,7 +55,8 @@ class NNOps:
     __slots__ = ()
 
     # ---- layer norm -------------------------------------------------------------------------------
-    def layer_norm(self, normalized_shape, weight=None, bias=None, eps=1e-5):
+    def layer_norm(self: TensorT, normalized_shape: ShapeLike, weight: Optional[AnyTensor] = None,
+                   bias: Optional[AnyTensor] = None, eps: float = 1e-5) -> TensorT:
         """Normalise rows of `features` elements with the biased variance, then y*weight + bias.
 
         normalized_shape: an int F (the course's LayerNorm: the input is viewed as [-1, F], and F must be the
@@ -113,13 +119,16 @@ class NNOps:
         return dx, dw, db
 
     # ---- pooling (ops/pool.py; these methods are the Tensor.max_pool2d / avg_pool2d raw forms) --------------
-    def max_pool2d(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    def max_pool2d(self: TensorT, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None, padding: IntOrPair = 0,
+                   dilation: IntOrPair = 1, ceil_mode: bool = False,
+                   return_indices: bool = False) -> Union[TensorT, tuple[TensorT, TensorT]]:
         y, idx, _, unbatched = _pool.max_pool(self, kernel_size, stride, padding, dilation, ceil_mode)
         y = _pool.restore(y, unbatched, 2)
         return (y, _pool.restore(idx, unbatched, 2)) if return_indices else y
 
-    def avg_pool2d(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-                   divisor_override=None):
+    def avg_pool2d(self: TensorT, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None, padding: IntOrPair = 0,
+                   ceil_mode: bool = False, count_include_pad: bool = True,
+                   divisor_override: Optional[int] = None) -> TensorT:
         y, _, unbatched, _ = _pool.avg_pool(self, kernel_size, stride, padding, ceil_mode, count_include_pad,
                                             divisor_override)
         return _pool.restore(y, unbatched, 2)

@@ -3,20 +3,24 @@
 The generator is Philox4x32-10, counter-based: the state is just (seed, counter) on the host. Every fill
 of n elements takes counters [counter, counter + n) and advances the counter, so streams never overlap,
 nothing is read back from the device, and `manual_seed(s)` reproduces the same sequence of calls exactly."""
+from __future__ import annotations
+
 import numbers
+from typing import Optional
 
 import numpy as np
 
 from .._layout import is_int
 from .. import backend
 from ..backend import dtypes
+from .._types import TensorT
 
 _DEFAULT_SEED = 67280421310721  # PyTorch's default, so an unseeded process is still reproducible
 _MASK64 = (1 << 64) - 1
 _state = {"seed": _DEFAULT_SEED, "counter": 0}
 
 
-def manual_seed(seed):
+def manual_seed(seed: int) -> None:
     """Reset the generator: the same seed gives the same random streams."""
     if not is_int(seed):
         raise TypeError(f"manual_seed: seed must be an int, got {type(seed).__name__}")
@@ -24,7 +28,7 @@ def manual_seed(seed):
     _state["counter"] = 0
 
 
-def initial_seed():
+def initial_seed() -> int:
     return _state["seed"]
 
 
@@ -71,14 +75,14 @@ class RandomOps:
             raise TypeError(f"{op}: not supported for {self.dtype.name} tensors; it fills floating tensors "
                             f"(randint gives integers)")
 
-    def uniform_(self, low=0.0, high=1.0):
+    def uniform_(self: TensorT, low: float = 0.0, high: float = 1.0) -> TensorT:
         """Fill with U(low, high) in place."""
         self._require_floating("uniform_")
         self._check_inplace("uniform_")
         self._storage._version += 1
         return self._random_fill("uniform_fill", low, high)
 
-    def normal_(self, mean=0.0, std=1.0):
+    def normal_(self: TensorT, mean: float = 0.0, std: float = 1.0) -> TensorT:
         """Fill with N(mean, std^2) in place (Box-Muller)."""
         if std < 0:
             raise ValueError(f"normal_: std must be non-negative, got {std}")
@@ -87,14 +91,14 @@ class RandomOps:
         self._storage._version += 1
         return self._random_fill("normal_fill", mean, std)
 
-    def bernoulli_(self, p=0.5):
+    def bernoulli_(self: TensorT, p: float = 0.5) -> TensorT:
         """Fill with 1 with probability p, else 0, in place (any dtype)."""
         _check_probability(p, "bernoulli_")
         self._check_inplace("bernoulli_")
         self._storage._version += 1
         return self._random_fill("threshold_fill", p, dtypes.INFO[self.dtype].scalar(1))
 
-    def dropout_mask(self, p=0.5):
+    def dropout_mask(self: TensorT, p: float = 0.5) -> TensorT:
         """A new tensor of self's shape holding 1/(1-p) with probability 1-p and 0 otherwise, so that
         `x * x.dropout_mask(p)` keeps the expected value of x."""
         _check_probability(p, "dropout_mask")
@@ -103,7 +107,7 @@ class RandomOps:
         out = self._empty(self._shape, self.dtype)
         return out._random_fill("threshold_fill", keep, 1.0 / keep if keep > 0 else 0.0)
 
-    def bernoulli(self, p=None):
+    def bernoulli(self: TensorT, p: Optional[float] = None) -> TensorT:
         """A new tensor of self's shape and dtype: 1 with probability self[i] (or p, a number, everywhere),
         else 0. Probabilities outside [0, 1] are not read back to be checked: below 0 never, above 1 always."""
         self._require_floating("bernoulli")
@@ -118,7 +122,7 @@ class RandomOps:
                            *backend.replayable(_take_counters, n), probs)
         return out
 
-    def multinomial(self, num_samples, replacement=False):
+    def multinomial(self: TensorT, num_samples: int, replacement: bool = False) -> TensorT:
         """Category indices (int64) drawn from the rows of self (non-negative weights, [C] or [N, C]) in
         proportion to the weights: num_samples per row, without repeating a category unless replacement.
         Without replacement the draws are the num_samples largest of log(u) / w (u uniform: the

@@ -5,7 +5,10 @@ A reduction reads its (possibly non-contiguous) input in place: the kept dims an
 become a collapsed strided layout, one work-item per output element loops over the reduced elements. When
 there are few outputs and long reductions the work is split into chunks whose partials a second launch
 combines, so every core gets work."""
+from __future__ import annotations
+
 import collections
+from typing import Optional
 
 
 from .._layout import ceil_div
@@ -13,6 +16,7 @@ from .. import backend
 from ..backend import dtypes as D
 from .._layout import ShapeError, normalize_dim, normalize_dims, kernel_meta, contiguous_strides, numel
 from .shape import _shape_arg
+from .._types import AnyTensor, DimLike, ShapeLike, TensorT
 
 _MIN_CHUNK = 256       # elements per work-item before splitting a reduction is worth a second launch
 _ITEMS_PER_UNIT = 256  # work-items per compute unit a two-stage reduction aims for
@@ -258,30 +262,34 @@ class ReduceOps:
         return dims if self._shape else ()
 
     # ---- sum / mean / var / std -------------------------------------------------------------------------
-    def sum(self, dim=None, keepdims=False, *, keepdim=None):
+    def sum(self: TensorT, dim: DimLike = None, keepdims: bool = False, *, keepdim: Optional[bool] = None) -> TensorT:
         dims = self._reduced_dims(dim, "sum")
         return _sum(self, dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)))
 
-    def mean(self, dim=None, keepdims=False, *, keepdim=None):
+    def mean(self: TensorT, dim: DimLike = None, keepdims: bool = False, *, keepdim: Optional[bool] = None) -> TensorT:
         dims = self._reduced_dims(dim, "mean")
         return _sum(self, dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)), mean=True, op="mean")
 
-    def var(self, dim=None, keepdims=False, unbiased=True, *, keepdim=None):
+    def var(self: TensorT, dim: DimLike = None, keepdims: bool = False, unbiased: bool = True, *,
+            keepdim: Optional[bool] = None) -> TensorT:
         """Divides by n - 1 when unbiased, else by n (n = 1 unbiased gives NaN, as in PyTorch)."""
         dims = self._reduced_dims(dim, "var")
         return _var(self, dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)), unbiased, False, "var")
 
-    def std(self, dim=None, keepdims=False, unbiased=True, *, keepdim=None):
+    def std(self: TensorT, dim: DimLike = None, keepdims: bool = False, unbiased: bool = True, *,
+            keepdim: Optional[bool] = None) -> TensorT:
         dims = self._reduced_dims(dim, "std")
         return _var(self, dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)), unbiased, True, "std")
 
     # ---- max / min (course form: (values, indices)), argmax / argmin, amax / amin ---------------------
-    def max(self, dim=-1, keepdims=False, *, keepdim=None):
+    def max(self: TensorT, dim: int = -1, keepdims: bool = False, *,
+            keepdim: Optional[bool] = None) -> tuple[TensorT, TensorT]:
         """(values, indices) along one dim; indices are int64, first occurrence on ties, NaN wins."""
         dims = _single_dim(self, dim, "max")
         return _extremum(self, "max", dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)), True, "max")
 
-    def min(self, dim=-1, keepdims=False, *, keepdim=None):
+    def min(self: TensorT, dim: int = -1, keepdims: bool = False, *,
+            keepdim: Optional[bool] = None) -> tuple[TensorT, TensorT]:
         dims = _single_dim(self, dim, "min")
         return _extremum(self, "min", dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)), True, "min")
 
@@ -292,30 +300,32 @@ class ReduceOps:
             dims = (normalize_dim(dim, self.dim(), op),) if self._shape else ()
         return _extremum(self, kind, dims, _out_shape(self._shape, dims, keepdims), True, op)[1]
 
-    def argmax(self, dim=None, keepdims=False, *, keepdim=None):
+    def argmax(self: TensorT, dim: DimLike = None, keepdims: bool = False, *,
+               keepdim: Optional[bool] = None) -> TensorT:
         return self._arg("max", dim, _keep(keepdims, keepdim), "argmax")
 
-    def argmin(self, dim=None, keepdims=False, *, keepdim=None):
+    def argmin(self: TensorT, dim: DimLike = None, keepdims: bool = False, *,
+               keepdim: Optional[bool] = None) -> TensorT:
         return self._arg("min", dim, _keep(keepdims, keepdim), "argmin")
 
-    def amax(self, dim=None, keepdims=False, *, keepdim=None):
+    def amax(self: TensorT, dim: DimLike = None, keepdims: bool = False, *, keepdim: Optional[bool] = None) -> TensorT:
         dims = self._reduced_dims(dim, "amax")
         return _extremum(self, "max", dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)), False,
                          "amax")[0]
 
-    def amin(self, dim=None, keepdims=False, *, keepdim=None):
+    def amin(self: TensorT, dim: DimLike = None, keepdims: bool = False, *, keepdim: Optional[bool] = None) -> TensorT:
         dims = self._reduced_dims(dim, "amin")
         return _extremum(self, "min", dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)), False,
                          "amin")[0]
 
     # ---- softmax family (row max subtracted: stable for large logits) ---------------------------------
-    def softmax(self, dim=-1):
+    def softmax(self: TensorT, dim: int = -1) -> TensorT:
         return _softmax(self, dim, 0, "softmax")
 
-    def log_softmax(self, dim=-1):
+    def log_softmax(self: TensorT, dim: int = -1) -> TensorT:
         return _softmax(self, dim, 1, "log_softmax")
 
-    def logsumexp(self, dim=-1, keepdims=False, *, keepdim=None):
+    def logsumexp(self: TensorT, dim: int = -1, keepdims: bool = False, *, keepdim: Optional[bool] = None) -> TensorT:
         if _floating(self, "logsumexp").dtype is D.float16:
             return _through_float32(lambda t: t.logsumexp(dim, keepdims, keepdim=keepdim), self)
         d = _single_dim(self, dim, "logsumexp")
@@ -331,25 +341,25 @@ class ReduceOps:
         return out
 
     # ---- gradient helpers for autograd (self is the incoming gradient) ---------------------------------
-    def softmax_grad(self, output, dim=-1):
+    def softmax_grad(self: TensorT, output: AnyTensor, dim: int = -1) -> TensorT:
         """y * (g - sum(g * y, dim)) for y = softmax output, in one launch."""
         return _softmax_grad(self, output, dim, 0, "softmax_grad")
 
-    def log_softmax_grad(self, output, dim=-1):
+    def log_softmax_grad(self: TensorT, output: AnyTensor, dim: int = -1) -> TensorT:
         """g - exp(y) * sum(g, dim) for y = log_softmax output, in one launch."""
         return _softmax_grad(self, output, dim, 1, "log_softmax_grad")
 
     # ---- truth reductions -----------------------------------------------------------------------------
-    def any(self, dim=None, keepdim=False):
+    def any(self: TensorT, dim: DimLike = None, keepdim: Optional[bool] = False) -> TensorT:
         """Whether any element along dim (None: all dims; an int or a tuple) is nonzero (NaN counts), as
         bool; False over an empty dim."""
         return self._truth(dim, keepdim, "any")
 
-    def all(self, dim=None, keepdim=False):
+    def all(self: TensorT, dim: DimLike = None, keepdim: Optional[bool] = False) -> TensorT:
         """Whether every element along dim is nonzero, as bool; True over an empty dim."""
         return self._truth(dim, keepdim, "all")
 
-    def count_nonzero(self, dim=None):
+    def count_nonzero(self: TensorT, dim: DimLike = None) -> TensorT:
         """How many elements along dim (None: all; an int or a tuple) are nonzero, as int64."""
         dims = self._reduced_dims(dim, "count_nonzero")
         return (self != 0).sum(list(dims) if dims else dims)
@@ -366,7 +376,7 @@ class ReduceOps:
             return self._empty(shape, D.bool_)._assign_from(op == "all")
         return nonzero.amax(dims, keepdim) if op == "any" else nonzero.amin(dims, keepdim)
 
-    def sum_to(self, *shape):
+    def sum_to(self: TensorT, *shape: ShapeLike) -> TensorT:
         """Sum a broadcast result back to `shape` (the gradient of broadcasting); self when it already is."""
         shape = _shape_arg(shape, "sum_to")
         if shape == self._shape:

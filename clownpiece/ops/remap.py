@@ -1,7 +1,10 @@
 """Copies that move elements by a rule per dim (kernels: cl_kernels/remap.cl): flip, roll, repeat, tile,
 repeat_interleave, and tril / triu. Each reads its input through its strides (no contiguous copy first) and
 writes a new contiguous tensor, as PyTorch's do."""
+from __future__ import annotations
+
 import numbers
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -10,6 +13,7 @@ from .. import backend
 from ..backend import dtypes as D
 from .._layout import MAX_KERNEL_DIMS, ShapeError, kernel_meta, normalize_dim, normalize_dims
 from .shape import _shape_arg
+from .._types import AnyTensor, ShapeLike, TensorT
 
 _COPY, _WRAP, _FLIP, _DIVIDE = 0, 1, 2, 3
 
@@ -64,23 +68,23 @@ def _repeat_sizes(x, sizes, op):
 class RemapOps:
     __slots__ = ()
 
-    def flip(self, *dims):
+    def flip(self: TensorT, *dims: ShapeLike) -> TensorT:
         """Reverse the order of elements along dims (a copy, as PyTorch's)."""
         dims = normalize_dims(_shape_arg(dims, "flip"), self.dim(), "flip") if self._shape else ()
         rules = [(_FLIP if d in dims else _COPY, 0) for d in range(self.dim())]
         return _remap(self, self._shape, rules, "flip")
 
-    def fliplr(self):
+    def fliplr(self: TensorT) -> TensorT:
         if self.dim() < 2:
             raise ShapeError(f"fliplr: input must have at least 2 dims, got shape {self.shape}")
         return self.flip(1)
 
-    def flipud(self):
+    def flipud(self: TensorT) -> TensorT:
         if self.dim() < 1:
             raise ShapeError("flipud: input must have at least 1 dim")
         return self.flip(0)
 
-    def roll(self, shifts, dims=None):
+    def roll(self: TensorT, shifts: Union[int, Sequence[int]], dims: Union[int, Sequence[int], None] = None) -> TensorT:
         """Elements shifted by shifts along dims, wrapping around; without dims the flattened tensor is rolled
         and reshaped back."""
         shifts = (shifts,) if isinstance(shifts, (int, np.integer)) else tuple(shifts)
@@ -103,19 +107,20 @@ class RemapOps:
             return self.clone()
         return _remap(self, self._shape, rules, "roll")
 
-    def repeat(self, *sizes):
+    def repeat(self: TensorT, *sizes: ShapeLike) -> TensorT:
         """The tensor tiled sizes[d] times along each dim (extra leading sizes add dims)."""
         sizes = _repeat_sizes(self, sizes, "repeat")
         x = self.reshape((1,) * (len(sizes) - self.dim()) + self._shape)
         out_shape = tuple(s * r for s, r in zip(x._shape, sizes))
         return _remap(x, out_shape, [(_WRAP, 0)] * len(sizes), "repeat")
 
-    def tile(self, *dims):
+    def tile(self: TensorT, *dims: ShapeLike) -> TensorT:
         """repeat, with dims padded by leading 1s to the tensor's rank."""
         dims = _shape_arg(dims, "tile")
         return self.repeat((1,) * (self.dim() - len(dims)) + tuple(dims))
 
-    def repeat_interleave(self, repeats, dim=None, *, output_size=None):
+    def repeat_interleave(self: TensorT, repeats: Union[int, AnyTensor], dim: Optional[int] = None, *,
+                          output_size: Optional[int] = None) -> TensorT:
         """Each element repeated `repeats` times along dim (flattened when dim is None). repeats: an int, or a
         tensor of counts (one per element of the dim, or one for all); a tensor of counts needs the output
         size, read back from the device unless output_size gives it."""
@@ -139,11 +144,11 @@ class RemapOps:
         rules = [(_DIVIDE, repeats) if k == dim else (_COPY, 0) for k in range(self.dim())]
         return _remap(self, out_shape, rules, "repeat_interleave")
 
-    def tril(self, diagonal=0):
+    def tril(self: TensorT, diagonal: int = 0) -> TensorT:
         """The lower triangle of the last two dims (elements with col - row <= diagonal), zeros elsewhere."""
         return _tri(self, diagonal, False, "tril")
 
-    def triu(self, diagonal=0):
+    def triu(self: TensorT, diagonal: int = 0) -> TensorT:
         """The upper triangle of the last two dims (col - row >= diagonal), zeros elsewhere."""
         return _tri(self, diagonal, True, "triu")
 

@@ -1,11 +1,16 @@
 """Running sums and products along a dim, prod, and nonzero (a running count of the mask places each
 nonzero element's coordinates). Kernels: cl_kernels/scan.cl. The input is made contiguous and seen as
 (outer, len, inner) lines; few long lines are split into blocks so every core works."""
+from __future__ import annotations
+
+from typing import Optional, Union
+
 import numpy as np
 
 from .. import backend
 from ..backend import dtypes as D
 from .._layout import ceil_div, normalize_dim, numel
+from .._types import DTypeLike, TensorT
 
 _MIN_BLOCK = 256          # elements a work-item scans before splitting a line pays for two more launches
 _ITEMS_PER_UNIT = 64      # work-items per compute unit the blocked path aims for
@@ -93,16 +98,16 @@ def _reduce(x, dim, mul, out_shape, op):
 class ScanOps:
     __slots__ = ()
 
-    def cumsum(self, dim, dtype=None):
+    def cumsum(self: TensorT, dim: int, dtype: DTypeLike = None) -> TensorT:
         """out[..., t, ...] = x[..., 0, ...] + ... + x[..., t, ...] along dim, in `dtype` if given (integers
         and bool: int64)."""
         return _scan(self, dim, 0, 0, dtype, "cumsum")
 
-    def cumprod(self, dim, dtype=None):
+    def cumprod(self: TensorT, dim: int, dtype: DTypeLike = None) -> TensorT:
         """Running products along dim (in `dtype` if given)."""
         return _scan(self, dim, 1, 0, dtype, "cumprod")
 
-    def prod(self, dim=None, keepdim=False, dtype=None):
+    def prod(self: TensorT, dim: Optional[int] = None, keepdim: bool = False, dtype: DTypeLike = None) -> TensorT:
         """The product of all elements (dim None: a 0-dim tensor), or along one dim."""
         x, result = _accumulator(self, dtype)
         if dim is None:
@@ -114,7 +119,7 @@ class ScanOps:
         shape = x._shape[:d] + ((1,) if keepdim else ()) + x._shape[d + 1:]
         return _reduce(x, d, 1, shape, "prod").to(result)
 
-    def nonzero(self, *, as_tuple=False):
+    def nonzero(self: TensorT, *, as_tuple: bool = False) -> Union[TensorT, tuple[TensorT, ...]]:
         """The coordinates of the nonzero elements, in row-major order: int64 [count, ndim], or with as_tuple
         a tuple of ndim 1-d tensors. The count is read back from the device (the shape depends on it)."""
         nd = self.dim()

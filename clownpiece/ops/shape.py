@@ -1,6 +1,9 @@
 """View and shape ops on TensorBase. Views share the storage; only reshape of a non-contiguous tensor,
 contiguous() and clone() copy."""
+from __future__ import annotations
+
 import numbers
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -9,6 +12,7 @@ from .. import backend
 from ..backend import dtypes
 from .._layout import (ShapeError, IndexOutOfRange, contiguous_layout, numel, normalize_dim, kernel_meta,
                        broadcast_shapes, broadcast_strides)
+from .._types import AnyTensor, DTypeLike, ShapeLike, TensorOrScalar, TensorT
 
 _ASSIGN_RUN = 16  # elements per work-item of the strided copy (fewer work-items, fewer divisions)
 
@@ -135,18 +139,18 @@ class ShapeOps:
     def _view(self, shape, strides, offset=None):
         return self._make(self._storage, shape, strides, self._offset if offset is None else offset, self.dtype)
 
-    def view(self, *shape):
+    def view(self: TensorT, *shape: ShapeLike) -> TensorT:
         shape = _infer_shape(_shape_arg(shape, "view"), self._numel, "view")
         if not self._contig:
             raise ShapeError(f"view: tensor of shape {self.shape} is not contiguous; use reshape() instead")
         return self._view(shape, contiguous_layout(shape)[1])
 
-    def reshape(self, *shape):
+    def reshape(self: TensorT, *shape: ShapeLike) -> TensorT:
         shape = _infer_shape(_shape_arg(shape, "reshape"), self._numel, "reshape")
         src = self if self._contig else self.contiguous()
         return src._view(shape, contiguous_layout(shape)[1])
 
-    def flatten(self, start_dim=0, end_dim=-1):
+    def flatten(self: TensorT, start_dim: int = 0, end_dim: int = -1) -> TensorT:
         if self.dim() == 0:
             return self.reshape(1)
         s = normalize_dim(start_dim, self.dim(), "flatten")
@@ -154,19 +158,19 @@ class ShapeOps:
         shape = self._shape[:s] + (numel(self._shape[s:e + 1]),) + self._shape[e + 1:]
         return self.reshape(shape)
 
-    def contiguous(self):
+    def contiguous(self: TensorT) -> TensorT:
         return self if self._contig else self.clone()
 
-    def clone(self):
+    def clone(self: TensorT) -> TensorT:
         out = self._empty(self._shape, self.dtype)
         out._assign_from(self)
         return out
 
-    def permute(self, *perm):
+    def permute(self: TensorT, *perm: ShapeLike) -> TensorT:
         order = permutation_order(perm, self.dim())
         return self._view([self._shape[d] for d in order], [self._strides[d] for d in order])
 
-    def transpose(self, dim0=-2, dim1=-1):
+    def transpose(self: TensorT, dim0: int = -2, dim1: int = -1) -> TensorT:
         nd = len(self._shape)
         d0, d1 = normalize_dim(dim0, nd, "transpose"), normalize_dim(dim1, nd, "transpose")
         if nd == 0:
@@ -177,14 +181,14 @@ class ShapeOps:
         return self._view(shape, strides)
 
     @property
-    def T(self):
+    def T(self: TensorT) -> TensorT:
         return self.permute(tuple(reversed(range(self.dim()))))
 
     @property
-    def mT(self):
+    def mT(self: TensorT) -> TensorT:
         return self.transpose(-2, -1)
 
-    def squeeze(self, dim=0):
+    def squeeze(self: TensorT, dim: Optional[int] = 0) -> TensorT:
         if self.dim() == 0:
             return self._view((), ())
         if dim is None:
@@ -195,7 +199,7 @@ class ShapeOps:
             raise ShapeError(f"squeeze: dim {dim} has size {self._shape[d]}, expected 1 (shape {self.shape})")
         return self._view(self._shape[:d] + self._shape[d + 1:], self._strides[:d] + self._strides[d + 1:])
 
-    def unsqueeze(self, dim=0):
+    def unsqueeze(self: TensorT, dim: int = 0) -> TensorT:
         nd = self.dim()
         if not isinstance(dim, (int, np.integer)) or not -(nd + 1) <= dim <= nd:
             raise IndexOutOfRange(f"unsqueeze: dim {dim} out of range for a {nd}-d tensor "
@@ -204,7 +208,7 @@ class ShapeOps:
         st = self._strides[d] * self._shape[d] if d < nd else 1
         return self._view(self._shape[:d] + (1,) + self._shape[d:], self._strides[:d] + (st,) + self._strides[d:])
 
-    def broadcast_to(self, *shape):
+    def broadcast_to(self: TensorT, *shape: ShapeLike) -> TensorT:
         shape = _shape_arg(shape, "broadcast_to")
         if len(shape) < self.dim():
             raise ShapeError(f"broadcast_to: cannot broadcast {self.shape} to fewer dims {list(shape)}")
@@ -221,10 +225,10 @@ class ShapeOps:
 
     expand = broadcast_to
 
-    def expand_as(self, other):
+    def expand_as(self: TensorT, other: AnyTensor) -> TensorT:
         return self.broadcast_to(other._shape)
 
-    def narrow(self, dim, start, length):
+    def narrow(self: TensorT, dim: int, start: int, length: int) -> TensorT:
         d = normalize_dim(dim, self.dim(), "narrow")
         size = self._shape[d]
         if not -size <= start < size + (1 if length == 0 else 0):
@@ -235,7 +239,7 @@ class ShapeOps:
         shape = self._shape[:d] + (length,) + self._shape[d + 1:]
         return self._view(shape, self._strides, self._offset + start * self._strides[d])
 
-    def split(self, split_size_or_sections, dim=0):
+    def split(self: TensorT, split_size_or_sections: Union[int, Sequence[int]], dim: int = 0) -> tuple[TensorT, ...]:
         d = normalize_dim(dim, self.dim(), "split")
         n = self._shape[d]
         if isinstance(split_size_or_sections, (int, np.integer)):
@@ -253,18 +257,18 @@ class ShapeOps:
             start += s
         return tuple(out)
 
-    def chunk(self, chunks, dim=0):
+    def chunk(self: TensorT, chunks: int, dim: int = 0) -> tuple[TensorT, ...]:
         if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
             raise RuntimeError(f"chunk: chunks must be a positive int, got {chunks}")
         n = self._shape[normalize_dim(dim, self.dim(), "chunk")]
         size = max(ceil_div(n, chunks), 1)
         return ShapeOps.split(self, size, dim)  # not self.split: tensor_impl's split takes dim first
 
-    def unbind(self, dim=0):
+    def unbind(self: TensorT, dim: int = 0) -> tuple[TensorT, ...]:
         d = normalize_dim(dim, self.dim(), "unbind")
         return tuple(self.select(d, i) for i in range(self._shape[d]))
 
-    def select(self, dim, index):
+    def select(self: TensorT, dim: int, index: int) -> TensorT:
         d = normalize_dim(dim, self.dim(), "select")
         size = self._shape[d]
         if not -size <= index < size:
@@ -298,7 +302,7 @@ class ShapeOps:
                        _ASSIGN_RUN, *meta)
         return self
 
-    def copy_(self, src):
+    def copy_(self: TensorT, src: AnyTensor) -> TensorT:
         """Copy src (broadcastable to self's shape, any dtype) into self's view."""
         if not isinstance(src, ShapeOps):
             raise TypeError(f"copy_: expected a tensor, got {type(src).__name__}")
@@ -317,7 +321,7 @@ class ShapeOps:
         self._storage._version += 1
         return self._assign_from(src)
 
-    def fill_(self, value):
+    def fill_(self: TensorT, value: TensorOrScalar) -> TensorT:
         """Every element of self's view set to `value`: a number (converted as a cast converts it), or a
         0-d tensor (read on the device)."""
         if isinstance(value, ShapeOps):
@@ -333,7 +337,7 @@ class ShapeOps:
         self._storage._version += 1
         return self._assign_from(value)
 
-    def zero_(self):
+    def zero_(self: TensorT) -> TensorT:
         return self.fill_(0.0)
 
     def _check_inplace(self, op, *operands):
@@ -364,7 +368,7 @@ class ShapeOps:
         """How many in-place writes self's storage has had (through any view): PyTorch's version counter."""
         return self._storage._version
 
-    def to(self, *args, **kwargs):
+    def to(self: TensorT, *args: Any, **kwargs: Any) -> TensorT:
         """PyTorch's forms: to(dtype), to(device), to(device, dtype), to(other) (other's device and dtype), and
         keywords device=, dtype=, copy=True (always a new tensor); non_blocking= is accepted. Self when
         nothing changes. A device is a Device, "opencl" (the current one) or "opencl:N"
@@ -414,25 +418,25 @@ class ShapeOps:
             backend.launch(knl, n, out, self, n, *(() if self._contig else kernel_meta(self._shape, self._strides)))
         return out
 
-    def type(self, dtype=None):
+    def type(self: TensorT, dtype: DTypeLike = None) -> Union[str, TensorT]:
         """The dtype's name without an argument, else to(dtype) (PyTorch's Tensor.type)."""
         return self.dtype.name if dtype is None else self.to(dtype)
 
     # PyTorch's conversion methods (float() and double() are differentiable; the others give integers)
-    def float(self):
+    def float(self: TensorT) -> TensorT:
         return self.to(dtypes.float32)
 
-    def double(self):
+    def double(self: TensorT) -> TensorT:
         return self.to(dtypes.float64)
 
-    def half(self):
+    def half(self: TensorT) -> TensorT:
         return self.to(dtypes.float16)
 
-    def long(self):
+    def long(self: TensorT) -> TensorT:
         return self.to(dtypes.int64)
 
-    def int(self):
+    def int(self: TensorT) -> TensorT:
         return self.to(dtypes.int32)
 
-    def bool(self):
+    def bool(self: TensorT) -> TensorT:
         return self.to(dtypes.bool_)

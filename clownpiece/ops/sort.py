@@ -4,12 +4,15 @@ The sorted dim is moved last and made contiguous ([rows, len]); the results come
 order. Rows are sorted as integer keys that encode the order (cl_kernels/sort.cl); every dtype; indices are
 int64. Ties keep their input order (so every sort is stable, `stable=` or not) and NaN sorts as the largest
 value, as in PyTorch."""
+from __future__ import annotations
+
 import collections
 
 from .._layout import ceil_div
 from .. import backend
 from ..backend import dtypes as D
 from .._layout import IndexOutOfRange, normalize_dim
+from .._types import TensorT
 
 _RUN = 32   # elements each work-item of sort_runs sorts by insertion (RUN in sort.cl)
 _PER = 64   # outputs each work-item of a merge pass writes
@@ -100,18 +103,18 @@ def _sort(x, dim, descending, k, op):
 class SortOps:
     __slots__ = ()
 
-    def sort(self, dim=-1, descending=False, stable=False):
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> SortResult:
         """(values, indices) along dim, ascending unless descending=True. Stable whatever `stable` says."""
         n = self._shape[normalize_dim(dim, self.dim(), "sort")] if self._shape else 1
         return SortResult(*_sort(self, dim, descending, n, "sort"))
 
-    def argsort(self, dim=-1, descending=False, stable=False):
+    def argsort(self: TensorT, dim: int = -1, descending: bool = False, stable: bool = False) -> TensorT:
         return self.sort(dim, descending, stable)[1]
 
-    def msort(self):
+    def msort(self: TensorT) -> TensorT:
         return self.sort(0)[0]
 
-    def topk(self, k, dim=-1, largest=True, sorted=True):
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> TopkResult:
         """(values, indices) of the k largest (smallest with largest=False) elements along dim, in sorted
         order (also with sorted=False); ties keep their input order."""
         if not isinstance(k, int) or isinstance(k, bool):
