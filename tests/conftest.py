@@ -165,11 +165,12 @@ if _OCLGRIND_LOG:
 
     backend = cp.backend
 
-    def _upload_the_whole_buffer(storage, host, byte_offset=0):
+    def _upload_the_whole_buffer(storage, host, byte_offset=0, private=False):
         """backend.upload, writing the whole buffer: after a host write of part of a buffer, oclgrind 21.10
         reports kernel-written bytes of that buffer beyond the host write's size as uninitialised when they
         are read (tests/test_dtypes.py's buffers reused by the pool hit it). The rest of the buffer is read
-        back first and written again unchanged; the transfer counters count the upload as usual."""
+        back first and written again unchanged; the transfer counters count the upload as usual. The write
+        blocks, so `private` (whether the caller may change `host` afterwards) does not matter here."""
         if not host.nbytes:
             return
         queue = storage.pool.device.queue
