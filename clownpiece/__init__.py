@@ -1,25 +1,62 @@
 """clownpiece: a PyTorch-style deep-learning library whose tensors live in OpenCL buffers."""
-from . import backend
-from .tensor import TensorBase, Tensor  # also attaches the tensor methods (see tensor.py)
-from .tensor import result_type, promote_types, float16, float32, float64, int32, int64
-from .backend import synchronize
-from . import autograd
-from .autograd import (backward, no_grad, enable_grad, set_grad_enabled, is_grad_enabled, stack, cat, broadcast,
-                       broadcast_tensors, where)
-from . import factories, tensor_impl
-from .factories import (empty, full, zeros, ones, rand, randn, zeros_like, ones_like, empty_like, full_like,
-                        rand_like, randn_like, arange, range, linspace, eye, tensor, from_numpy, manual_seed,
-                        initial_seed, randint, randperm)
-from .tensor_impl import TensorBaseImpl
-from .serialization import save, load
-from . import nn, utils, linalg
-from .linalg import einsum
+from . import autograd, backend, factories, linalg, nn, tensor_impl, utils
 from ._jit import JitError, jit
-
+from .autograd import (
+    backward,
+    broadcast,
+    broadcast_tensors,
+    cat,
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+    stack,
+    where,
+)
+from .backend import synchronize
+from .factories import (
+    arange,
+    empty,
+    empty_like,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    initial_seed,
+    linspace,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    randperm,
+    range,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from .linalg import einsum
+from .serialization import load, save
 
 # the dtypes under PyTorch's names, aliases included (they shadow the builtins bool/int/float in this module
 # only, as torch.bool does; nothing below uses those builtins)
-from .tensor import bool_ as bool  # noqa: E402
+from .tensor import (  # also attaches the tensor methods (see tensor.py)
+    Tensor,
+    TensorBase,
+    bool_ as bool,  # noqa: E402
+    float16,
+    float32,
+    float64,
+    int32,
+    int64,
+    promote_types,
+    result_type,
+)
+from .tensor_impl import TensorBaseImpl
+
 half, float, double, long, int = float16, float32, float64, int64, int32
 
 
@@ -48,8 +85,8 @@ def device() -> str:
 
 
 __all__ = ["TensorBase", "Tensor", "TensorBaseImpl", "bool", "int32", "int64", "float16", "float32", "float64",
-           "int", "long", "half", "float", "double", "result_type", "promote_types", "randint", "randperm", "backend", "device",
-           "synchronize",
+           "int", "long", "half", "float", "double", "result_type", "promote_types", "randint", "randperm", "backend",
+           "device", "synchronize",
            "backward", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "stack", "cat",
            "broadcast", "broadcast_tensors", "where", "empty", "full", "zeros", "ones", "rand", "randn",
            "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "arange", "range",

@@ -12,25 +12,31 @@ import numpy as np
 
 from . import backend
 from ._grad_mode import is_grad_enabled
-from ._layout import (ShapeError, contiguous_strides, is_contiguous, numel as _numel_of,
-                      normalize_dim, contiguous_layout, _CONTIGUOUS)
+from ._layout import (
+    _CONTIGUOUS,
+    ShapeError,
+    contiguous_layout,
+    contiguous_strides,
+    is_contiguous,
+    normalize_dim,
+    numel as _numel_of,
+)
+from ._types import Device, DTypeLike, TensorOrScalar, TensorT
+from .backend import dtypes as _dtypes
+from .backend.dtypes import FLOATING as _FLOATING, bool_, float32, float64, int64
 from .ops.elementwise import ElementwiseOps
-from .ops.inplace import InplaceOps
-from .ops.shape import ShapeOps
-from .ops.reduce import ReduceOps
-from .ops.matmul import MatmulOps
 from .ops.index import IndexOps
-from .ops.random import RandomOps
+from .ops.inplace import InplaceOps
+from .ops.linalg import LinalgOps
+from .ops.matmul import MatmulOps
 from .ops.nn import NNOps
 from .ops.optim import OptimOps
-from .ops.sort import SortOps
-from .ops.scan import ScanOps
+from .ops.random import RandomOps
+from .ops.reduce import ReduceOps
 from .ops.remap import RemapOps
-from .ops.linalg import LinalgOps
-
-from .backend.dtypes import bool_, int32, int64, float16, float32, float64, FLOATING as _FLOATING
-from .backend import dtypes as _dtypes
-from ._types import DTypeLike, Device, TensorOrScalar, TensorT
+from .ops.scan import ScanOps
+from .ops.shape import ShapeOps
+from .ops.sort import SortOps
 
 _default_dtype = float32
 

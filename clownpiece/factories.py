@@ -16,15 +16,14 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from ._layout import is_int
 from . import backend
-from ._layout import ShapeError
-from .ops import index
-from .ops.random import manual_seed, initial_seed
-from .ops.shape import _shape_arg
-from ._tensor import TensorBase, Tensor, _resolve_dtype, _check_can_require_grad
-from .backend import dtypes as D
+from ._layout import ShapeError, is_int
+from ._tensor import Tensor, TensorBase, _check_can_require_grad, _resolve_dtype
 from ._types import DeviceLike, DTypeLike, ShapeLike
+from .backend import dtypes as D
+from .ops import index
+from .ops.random import initial_seed, manual_seed
+from .ops.shape import _shape_arg
 
 
 # ---- validation and the result object ------------------------------------------------------------------

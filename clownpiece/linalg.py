@@ -11,9 +11,9 @@ from typing import Sequence, Union
 
 from ._layout import ShapeError
 from ._tensor import TensorBase
+from ._types import DimLike, DTypeLike
 from .factories import eye
 from .ops.linalg import norm_order
-from ._types import DimLike, DTypeLike
 
 
 def vector_norm(x: TensorBase, ord: float = 2, dim: DimLike = None, keepdim: bool = False, *,

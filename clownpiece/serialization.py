@@ -344,8 +344,8 @@ def _safetensors_entry(name, info, fail):
         known = code in ("BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64")
         raise fail(f"tensor {name!r} has dtype {code!r}, which "
                    + ("numpy, and so clownpiece, cannot hold" if known else "is not a safetensors dtype"))
-    ints = lambda v: isinstance(v, list) and all(is_int(x) and x >= 0
-                                                 for x in v)
+    def ints(v):
+        return isinstance(v, list) and all(is_int(x) and x >= 0 for x in v)
     if not ints(shape) or not ints(offsets) or len(offsets) != 2 or offsets[0] > offsets[1]:
         raise fail(f"tensor {name!r}: bad shape {shape!r} or data_offsets {offsets!r}")
     dtype = _ST_DTYPES[code]

@@ -13,14 +13,35 @@ from __future__ import annotations
 from typing import Optional
 
 from . import factories
-from ._tensor import (Tensor, TensorBase, bool_, float16, float32, float64, int32, int64, promote_types,
-                      result_type)
+from ._tensor import Tensor, TensorBase, promote_types, result_type
 from .autograd import hooks as _hooks, methods as _methods
 from .autograd.autograd import backward as _backward
 from .autograd.functions import broadcast, broadcast_tensors, cat, stack
-from .factories import (arange, empty, empty_like, eye, from_numpy, full, full_like, initial_seed, linspace,
-                        manual_seed, ones, ones_like, rand, rand_like, randint, randn, randn_like, randperm, range, tensor,
-                        zeros, zeros_like)
+from .backend.dtypes import bool_, float16, float32, float64, int32, int64
+from .factories import (
+    arange,
+    empty,
+    empty_like,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    initial_seed,
+    linspace,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    randperm,
+    range,
+    tensor,
+    zeros,
+    zeros_like,
+)
 
 
 def _attach_methods():

@@ -9,14 +9,13 @@ import numbers
 
 import numpy as np
 
-from ._layout import is_int
 from . import backend
-from ._layout import ShapeError, IndexOutOfRange, contiguous_strides, numel as _numel_of
+from ._layout import IndexOutOfRange, ShapeError, contiguous_strides, is_int, numel as _numel_of
+from ._tensor import TensorBase, _host_array, _resolve_dtype
 from .backend.memory import Storage
 from .factories import factories_for, size_arg
 from .ops import index
 from .ops.shape import ShapeOps, _shape_arg
-from ._tensor import TensorBase, _host_array, _resolve_dtype
 
 
 class TensorBaseImpl(TensorBase):

@@ -91,15 +91,16 @@ LAYOUTS = ["contiguous", "transposed", "sliced"]
 # entry in STRICT_TESTS).
 STRICT_MODULES = {"test_elementwise_kernels", "test_elementwise", "test_index", "test_reduce", "test_factories",
                   "test_random", "test_optim", "test_fusion", "test_matmul", "test_nn_functional", "test_nn_layers",
-                  "test_nn_module", "test_autograd", "test_inplace", "test_clip_grad", "test_optimizers", "test_devices",
-                  "test_inplace_autograd", "test_nn_activations", "test_nn_attention", "test_nn_conv", "test_nn_norm",
-                  "test_nn_pool", "test_nn_small_layers", "test_nn_transformer", "test_nn_upsample",
+                  "test_nn_module", "test_autograd", "test_inplace", "test_clip_grad", "test_optimizers",
+                  "test_devices", "test_inplace_autograd", "test_nn_activations", "test_nn_attention", "test_nn_conv",
+                  "test_nn_norm", "test_nn_pool", "test_nn_small_layers", "test_nn_transformer", "test_nn_upsample",
                   "test_nn_module_api", "test_data_splits", "test_array_interop",
                   "test_sort", "test_scan", "test_remap", "test_linalg", "test_nn_loss", "test_dtypes",
                   "test_elementwise_ops"}
 STRICT_TESTS = {"test_nn_training": {"test_small_cnn_trains"},
                 "test_augment": {"test_random_crop_matches_numpy_given_the_same_choices",
-                                 "test_crop_and_flip_of_strided_batches_and_float64", "test_normalize_matches_torchvisions_formula"},
+                                 "test_crop_and_flip_of_strided_batches_and_float64",
+                                 "test_normalize_matches_torchvisions_formula"},
                 # merged launches on small tensors (the seed model's merge test takes over 10 minutes there)
                 "test_jit": {"test_independent_launches_of_kernels_with_helper_functions_replay",
                              "test_random_ops_draw_fresh_numbers_like_eager"}}

@@ -14,8 +14,7 @@ import traceback
 import numpy as np
 
 import clownpiece as cp
-from clownpiece import distributed as dist
-from clownpiece import nn
+from clownpiece import distributed as dist, nn
 from clownpiece.nn.parallel import DistributedDataParallel as DDP
 from clownpiece.utils.optim import SGD
 

@@ -3,11 +3,11 @@ with padding (every padding mode, pad_if_needed), horizontal flip and normalize 
 the same random choices, the choices' distribution and seeding, launch counts, layouts and errors."""
 import numpy as np
 import pytest
+from conftest import LAYOUTS, make
 
 import clownpiece as cp
 from clownpiece import backend
 from clownpiece.utils.data import transforms as T
-from conftest import make, LAYOUTS
 
 rng = np.random.default_rng(11)
 NP_MODES = {"constant": "constant", "edge": "edge", "reflect": "reflect", "symmetric": "symmetric"}

@@ -6,13 +6,26 @@ import math
 
 import numpy as np
 import pytest
+from conftest import LAYOUTS, assert_close, make, pool_bytes_in_use, to_np
 
 import clownpiece as cp
 from clownpiece import backend
-from clownpiece.autograd import (Function, Context, backward, no_grad, enable_grad, set_grad_enabled,
-                                 is_grad_enabled, gradcheck, stack, cat, broadcast, broadcast_tensors, where)
+from clownpiece.autograd import (
+    Context,
+    Function,
+    backward,
+    broadcast,
+    broadcast_tensors,
+    cat,
+    enable_grad,
+    gradcheck,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+    stack,
+    where,
+)
 from clownpiece.autograd.gradcheck import GradcheckError
-from conftest import assert_close, make, to_np, pool_bytes_in_use, LAYOUTS
 
 F64 = np.float64
 rng = np.random.default_rng(1)

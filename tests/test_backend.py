@@ -5,12 +5,11 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import pool_bytes_in_use
 
 import clownpiece as cp
 from clownpiece import backend
-from clownpiece.backend import discovery as devmod
-from clownpiece.backend import programs
-from conftest import pool_bytes_in_use
+from clownpiece.backend import discovery as devmod, programs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -5,12 +5,12 @@ import math
 
 import numpy as np
 import pytest
+from conftest import assert_close, make, to_np
 
 import clownpiece as cp
 from clownpiece import backend, nn
 from clownpiece.nn.utils import clip_grad_norm_, clip_grad_value_, parameters_to_vector, vector_to_parameters
 from clownpiece.ops import foreach
-from conftest import assert_close, make, to_np
 
 SHAPES = [(3, 4), (5,), (), (7, 2, 3), (0,), (1,)]
 
@@ -154,7 +154,8 @@ def test_clip_grad_norm_launches_do_not_grow_with_the_parameters(count):
 
 
 def test_seed_model_clip_is_three_launches_after_a_backward():
-    import sys, os
+    import os
+    import sys
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
     from train_mnist import seed_model
     model = seed_model()
@@ -180,7 +181,8 @@ def test_clip_grad_norm_bad_arguments_raise_before_launching():
     e = nn.Parameter(cp.Tensor(np.zeros(0, np.float32)))
     e.grad = cp.Tensor(np.zeros(0, np.float32))
     before = backend.stats()["launches"]
-    for kwargs, exc, match in ((dict(norm_type=0), ValueError, "norm_type"), (dict(norm_type=-2), ValueError, "norm_type"),
+    for kwargs, exc, match in ((dict(norm_type=0), ValueError, "norm_type"),
+                               (dict(norm_type=-2), ValueError, "norm_type"),
                                (dict(norm_type="fro"), TypeError, "norm_type"),
                                (dict(max_norm=cp.Tensor(1.0)), TypeError, "max_norm")):
         args = dict(max_norm=1.0, **kwargs) if "max_norm" not in kwargs else kwargs
@@ -216,7 +218,7 @@ def test_clip_grad_norm_in_a_jitted_step_replays_like_eager():
         rng = np.random.default_rng(9)
         out = [fn(cp.Tensor(rng.normal(size=(4, 6)).astype(np.float32)),
                   cp.Tensor(rng.normal(size=(4, 2)).astype(np.float32)), 0.5 / (1 + i)) for i in range(8)]
-        return [(l.item(), n.item()) for l, n in out], [p.numpy() for p in model.parameters()]
+        return [(loss.item(), n.item()) for loss, n in out], [p.numpy() for p in model.parameters()]
 
     eager, jitted = run(False), run(True)
     assert eager[0] == jitted[0]

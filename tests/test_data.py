@@ -7,15 +7,26 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import assert_close
 
 import clownpiece as cp
 from clownpiece import backend
-from clownpiece.utils.data import (Dataset, TensorDataset, CSVDataset, ImageDataset, Dataloader, DataLoader,
-                                   default_collate, sequential_transform, resize_transform, normalize_transform,
-                                   to_tensor_transform)
-from clownpiece.utils.data import dataset as dataset_module, dataloader as dataloader_module
+from clownpiece.utils.data import (
+    CSVDataset,
+    DataLoader,
+    Dataloader,
+    Dataset,
+    ImageDataset,
+    TensorDataset,
+    dataloader as dataloader_module,
+    dataset as dataset_module,
+    default_collate,
+    normalize_transform,
+    resize_transform,
+    sequential_transform,
+    to_tensor_transform,
+)
 from clownpiece.utils.data.datasets import MNIST, FashionMNIST, IDXError, read_idx
-from conftest import assert_close
 
 
 class Squares(Dataset):

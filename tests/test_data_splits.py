@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import clownpiece as cp
-from clownpiece.utils.data import (Dataset, TensorDataset, Subset, ConcatDataset, random_split, Dataloader)
+from clownpiece.utils.data import ConcatDataset, Dataloader, Dataset, Subset, TensorDataset, random_split
 
 
 class Numbers(Dataset):
@@ -118,7 +118,8 @@ def test_random_split_fractions_follow_pytorchs_rounding():
         assert sorted(sum((p.indices for p in parts), [])) == list(range(n))
     with pytest.warns(UserWarning, match="Length of split at index") as caught:
         assert [len(p) for p in random_split(Numbers(2), [0.9, 0.05, 0.05], seed=0)] == [2, 0, 0]
-    assert [str(w.message)[:31] for w in caught] == ["Length of split at index 1 is 0", "Length of split at index 2 is 0"]
+    assert [str(w.message)[:31] for w in caught] == ["Length of split at index 1 is 0",
+                                                      "Length of split at index 2 is 0"]
 
 
 def test_random_split_follows_clownpiece_manual_seed():

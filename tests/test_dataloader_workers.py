@@ -12,8 +12,7 @@ import pytest
 import clownpiece as cp
 from clownpiece import backend
 from clownpiece.backend import HostOnlyThreadError, host_only_thread
-from clownpiece.utils.data import (Dataset, TensorDataset, Dataloader, DataLoader, default_collate,
-                                   to_tensor_transform)
+from clownpiece.utils.data import DataLoader, Dataset, TensorDataset, default_collate, to_tensor_transform
 
 
 class Squares(Dataset):

@@ -8,12 +8,12 @@ import sys
 import numpy as np
 import pyopencl as cl
 import pytest
+from conftest import assert_close
 
 import clownpiece as cp
 from clownpiece import backend
-from clownpiece.backend import discovery, programs, runtime
+from clownpiece.backend import discovery, programs
 from clownpiece.ops import matmul as matmul_ops
-from conftest import assert_close
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 rng = np.random.default_rng(3)
@@ -189,7 +189,7 @@ def test_without_fp64_float32_programs_never_enable_it(limited):
 def _outside_fp64_guards(text):
     """The text of a kernel source outside comments and `#ifdef USE_FP64` ... `#else`/`#endif` blocks."""
     text = re.sub(r"//[^\n]*", "", re.sub(r"/\*.*?\*/", "", text, flags=re.S))
-    kept, depth, guard = [], 0, []
+    kept, _depth, guard = [], 0, []
     for line in text.splitlines():
         s = line.strip()
         if s.startswith("#if"):

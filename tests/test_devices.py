@@ -4,11 +4,11 @@ between two devices (a second one is the same hardware with lowered limits: its 
 and iterating / unpacking over dim 0."""
 import numpy as np
 import pytest
+from conftest import assert_close
 
 import clownpiece as cp
 from clownpiece import backend
 from clownpiece.backend import discovery
-from conftest import assert_close
 
 rng = np.random.default_rng(11)
 

@@ -2,10 +2,10 @@ import operator
 
 import numpy as np
 import pytest
+from conftest import LAYOUTS, assert_close, make, no_launch
 from hypothesis import given, settings, strategies as st
 
 import clownpiece as cp
-from conftest import assert_close, make, no_launch, LAYOUTS
 
 rng = np.random.default_rng(0)
 

@@ -4,17 +4,16 @@ against a numpy float64 reference per op. Ops normally reach these kernels throu
 this checks the kernels themselves, including forms few code paths take, and is what the strict (oclgrind)
 run relies on to launch each one."""
 import math
-import os
 import re
 
 import numpy as np
 import pytest
+from conftest import assert_close
 
 import clownpiece as cp
 from clownpiece import backend
 from clownpiece._layout import broadcast_strides, kernel_meta
 from clownpiece.backend import dtypes as D, programs
-from conftest import assert_close
 
 _erf = np.vectorize(math.erf)
 
@@ -253,7 +252,8 @@ def _shift(x, y, left):
 # name -> (reference on int64 / bool arrays x, y and the integer parameters p0, p1, domain of x, of y)
 INT_REFERENCE = {
     "neg": (lambda x, y, p0, p1: -x, "any", None), "abs": (lambda x, y, p0, p1: np.abs(x), "any", None),
-    "sign": (lambda x, y, p0, p1: np.sign(x.astype(np.float64)), "any", None), "relu": (lambda x, y, p0, p1: np.maximum(x, 0), "any", None),
+    "sign": (lambda x, y, p0, p1: np.sign(x.astype(np.float64)), "any", None),
+    "relu": (lambda x, y, p0, p1: np.maximum(x, 0), "any", None),
     "pow_scalar": (lambda x, y, p0, p1: x ** 3, "any", None),
     "clamp": (lambda x, y, p0, p1: np.clip(x, p0, p1), "any", None),
     "bitwise_not": (lambda x, y, p0, p1: ~x, "any", None),

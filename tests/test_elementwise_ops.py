@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from conftest import LAYOUTS, assert_close, make, no_launch
 
 import clownpiece as cp
 from clownpiece.autograd import gradcheck
-from conftest import assert_close, make, no_launch, LAYOUTS
 
 rng = np.random.default_rng(17)
 

@@ -1,11 +1,11 @@
 """Factories: values against numpy, shape argument forms, dtype, requires_grad, class-method forms, errors."""
 import numpy as np
 import pytest
+from conftest import no_launch
 
 import clownpiece as cp
 from clownpiece import backend, factories as F
 from clownpiece.tensor import Tensor, TensorBase
-from conftest import no_launch
 
 
 def values(t):
@@ -176,7 +176,8 @@ def test_class_method_stack_cat_broadcast():
     (lambda: F.full([2], "x"), TypeError), (lambda: F.arange(0, 5, 0), ValueError),
     (lambda: F.range(0, 5, 0), ValueError), (lambda: F.linspace(0, 1, 0), ValueError),
     (lambda: F.linspace(0, 1, 2.5), ValueError), (lambda: F.eye(-2), ValueError),
-    (lambda: F.zeros(2, dtype=np.uint8), TypeError), (lambda: F.zeros(2, dtype=np.complex64), TypeError), (lambda: F.zeros_like([1, 2]), TypeError),
+    (lambda: F.zeros(2, dtype=np.uint8), TypeError), (lambda: F.zeros(2, dtype=np.complex64), TypeError),
+    (lambda: F.zeros_like([1, 2]), TypeError),
     (lambda: F.from_numpy([1, 2]), TypeError),
 ])
 def test_errors_before_launch(call, exc):

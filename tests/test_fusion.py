@@ -7,11 +7,11 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import pool_bytes_in_use
 
 import clownpiece as cp
 from clownpiece import backend
 from clownpiece.backend import fusion
-from conftest import pool_bytes_in_use
 
 DTYPES = [np.float32, np.float64]
 

@@ -1,9 +1,9 @@
 """Tensor.register_post_accumulate_grad_hook (PyTorch's): when it runs, what it sees, and its errors."""
 import numpy as np
 import pytest
+from conftest import assert_close
 
 import clownpiece as cp
-from conftest import assert_close
 
 
 def test_hook_runs_once_per_backward_after_the_grad_is_accumulated():

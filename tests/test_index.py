@@ -2,11 +2,11 @@
 scatter_add_/index_add_, masked_fill, one_hot, cat/stack/broadcast. References are numpy float64."""
 import numpy as np
 import pytest
+from conftest import LAYOUTS, assert_close, make, no_launch, to_np
 
 import clownpiece as cp
-from clownpiece._layout import ShapeError, IndexOutOfRange
-from clownpiece.ops.index import cat, stack, broadcast_tensors, broadcast
-from conftest import assert_close, make, no_launch, to_np, LAYOUTS
+from clownpiece._layout import IndexOutOfRange, ShapeError
+from clownpiece.ops.index import broadcast, broadcast_tensors, cat, stack
 
 rng = np.random.default_rng(3)
 
@@ -56,8 +56,10 @@ def test_writes_through_views_are_visible(dtype):
     f[0][0][0] = 1
     row = f[1]
     row[1, 0] = 5
-    ref_b = np.zeros((2, 3)); ref_b[0, 0] = 100
-    ref_f = np.zeros((2, 2, 2)); ref_f[0, 0, 0] = 1; ref_f[1, 1, 0] = 5
+    ref_b = np.zeros((2, 3))
+    ref_b[0, 0] = 100
+    ref_f = np.zeros((2, 2, 2))
+    ref_f[0, 0, 0], ref_f[1, 1, 0] = 1, 5
     assert_close(b, ref_b, dtype)
     assert_close(f, ref_f, dtype)
 

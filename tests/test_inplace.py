@@ -4,11 +4,11 @@ around a view stay untouched), 0-d and empty tensors, broadcast right operands, 
 target, mixed dtypes, fusion's pending results, and the errors PyTorch raises."""
 import numpy as np
 import pytest
+from conftest import assert_close, to_np
 
 import clownpiece as cp
 from clownpiece import backend
 from clownpiece.backend import fusion
-from conftest import assert_close, to_np
 
 rng = np.random.default_rng(7)
 PAD = -7.0  # what surrounds a sliced view in its base

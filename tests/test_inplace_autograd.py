@@ -3,10 +3,10 @@ op, on plain tensors and through views (the base is rebased, PyTorch's CopySlice
 errors for tensors saved and then overwritten, and the errors for leaves and aliased targets."""
 import numpy as np
 import pytest
+from conftest import assert_close
 
 import clownpiece as cp
 from clownpiece.autograd import Function, gradcheck, no_grad
-from conftest import assert_close
 
 F64 = np.float64
 rng = np.random.default_rng(3)

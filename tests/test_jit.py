@@ -8,11 +8,11 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import pool_bytes_in_use
 
 import clownpiece as cp
 from clownpiece import backend, nn
-from clownpiece.utils.optim import SGD, Adam, AdamW, RMSprop, Adagrad
-from conftest import pool_bytes_in_use
+from clownpiece.utils.optim import SGD, Adagrad, Adam, AdamW, RMSprop
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
 import train_mnist  # noqa: E402
@@ -51,7 +51,7 @@ def train(make_model, make_opt, data, lrs, use_jit, clamp=True, manual=False):
 
     fn = cp.jit(step) if use_jit else step
     losses = [fn(cp.Tensor(x), cp.Tensor(y), lr) for (x, y), lr in zip(data, lrs)]
-    return [l.item() for l in losses], [p.numpy() for p in model.parameters()], fn
+    return [loss.item() for loss in losses], [p.numpy() for p in model.parameters()], fn
 
 
 def assert_same_run(a, b):

@@ -3,11 +3,11 @@
 errors before any launch."""
 import numpy as np
 import pytest
+from conftest import LAYOUTS, assert_close, make, no_launch
 
 import clownpiece as cp
 from clownpiece._layout import ShapeError
 from clownpiece.autograd import gradcheck
-from conftest import assert_close, make, no_launch, LAYOUTS
 
 rng = np.random.default_rng(3)
 

@@ -7,10 +7,27 @@ import numpy as np
 import pytest
 
 import clownpiece as cp
-from clownpiece.utils.optim import (Optimizer, SGD, Adam, RMSprop, LambdaLR, MultiplicativeLR, ExponentialLR, StepLR,
-                                    MultiStepLR, ConstantLR, LinearLR, PolynomialLR, CosineAnnealingLR,
-                                    CosineAnnealingWarmRestarts, OneCycleLR, SequentialLR, ChainedScheduler,
-                                    ReduceLROnPlateau, lr_scheduler)
+from clownpiece.utils.optim import (
+    SGD,
+    Adam,
+    ChainedScheduler,
+    ConstantLR,
+    CosineAnnealingLR,
+    CosineAnnealingWarmRestarts,
+    ExponentialLR,
+    LambdaLR,
+    LinearLR,
+    MultiplicativeLR,
+    MultiStepLR,
+    OneCycleLR,
+    Optimizer,
+    PolynomialLR,
+    ReduceLROnPlateau,
+    RMSprop,
+    SequentialLR,
+    StepLR,
+    lr_scheduler,
+)
 
 EPOCHS = 14
 

@@ -4,13 +4,13 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import LAYOUTS, assert_close, make, no_launch
 from hypothesis import given, settings, strategies as st
 
 import clownpiece as cp
 from clownpiece import backend
 from clownpiece._layout import ShapeError
 from clownpiece.ops import matmul as linalg_ops
-from conftest import assert_close, make, no_launch, LAYOUTS
 
 rng = np.random.default_rng(0)
 

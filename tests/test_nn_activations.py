@@ -5,12 +5,12 @@ import math
 
 import numpy as np
 import pytest
+from conftest import LAYOUTS, assert_close, make, to_np
 
+import clownpiece.nn as nn
 from clownpiece import Tensor
 from clownpiece.autograd import gradcheck
-import clownpiece.nn as nn
 from clownpiece.nn import functional as F
-from conftest import assert_close, make, to_np, LAYOUTS
 
 rng = np.random.default_rng(5)
 f64 = np.float64
@@ -50,7 +50,8 @@ def _away_from_kinks(shape):
 def test_forward_matches_formula(name, layout, dtype):
     fn, ref = REFS[name]
     t, x = make(_away_from_kinks((4, 6)), dtype, layout)
-    assert_close(fn(t), ref(x), rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6 if dtype == np.float32 else 1e-13)
+    f32 = dtype == np.float32
+    assert_close(fn(t), ref(x), rtol=1e-5 if f32 else 1e-12, atol=1e-6 if f32 else 1e-13)
 
 
 @pytest.mark.parametrize("name", sorted(REFS))

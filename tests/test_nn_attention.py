@@ -7,13 +7,13 @@ import math
 
 import numpy as np
 import pytest
+from conftest import assert_close, no_launch, to_np
 
 import clownpiece as cp
 from clownpiece import Tensor
 from clownpiece.autograd import gradcheck
-from clownpiece.ops.random import manual_seed
 from clownpiece.nn import functional as F
-from conftest import assert_close, no_launch, to_np
+from clownpiece.ops.random import manual_seed
 
 rng = np.random.default_rng(37)
 f64 = np.float64
@@ -153,7 +153,8 @@ def test_head_size_beyond_the_kernels_and_gqa():
 
 
 def test_empty_and_launch_counts():
-    assert SDPA(Tensor(np.zeros((0, 3, 4))), Tensor(np.zeros((0, 5, 4))), Tensor(np.zeros((0, 5, 2)))).shape == [0, 3, 2]
+    empty = SDPA(Tensor(np.zeros((0, 3, 4))), Tensor(np.zeros((0, 5, 4))), Tensor(np.zeros((0, 5, 2))))
+    assert empty.shape == [0, 3, 2]
     q, k, v = (Tensor(rng.standard_normal((2, 2, 8, 4)), requires_grad=True) for _ in range(3))
     SDPA(q, k, v).sum().backward()
     cp.synchronize()

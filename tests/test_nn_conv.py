@@ -5,13 +5,13 @@ import math
 
 import numpy as np
 import pytest
+from conftest import LAYOUTS, assert_close, make, no_launch, to_np
 
 import clownpiece as cp
+import clownpiece.nn as nn
 from clownpiece import Tensor
 from clownpiece.autograd import gradcheck
-import clownpiece.nn as nn
 from clownpiece.nn import functional as F
-from conftest import assert_close, make, no_launch, to_np, LAYOUTS
 
 rng = np.random.default_rng(23)
 f64 = np.float64

@@ -2,13 +2,13 @@
 numpy float64 references, gradients by finite differences (gradcheck, float64), bad-input errors."""
 import numpy as np
 import pytest
+from conftest import LAYOUTS, assert_close, make, to_np
 
 from clownpiece import Tensor
+from clownpiece._layout import IndexOutOfRange
 from clownpiece.autograd import gradcheck, no_grad
 from clownpiece.nn import functional as F
-from clownpiece._layout import IndexOutOfRange
 from clownpiece.ops.random import manual_seed
-from conftest import assert_close, make, to_np, LAYOUTS
 
 rng = np.random.default_rng(7)
 f64 = np.float64

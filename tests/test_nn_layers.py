@@ -4,11 +4,11 @@ import math
 
 import numpy as np
 import pytest
+from conftest import assert_close, to_np
 
+import clownpiece.nn as nn
 from clownpiece import Tensor
 from clownpiece.autograd import gradcheck, no_grad
-import clownpiece.nn as nn
-from conftest import assert_close, to_np
 
 rng = np.random.default_rng(11)
 f64 = np.float64

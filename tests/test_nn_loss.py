@@ -6,13 +6,12 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import LAYOUTS, assert_close, make, no_launch, to_np
 
-from clownpiece import Tensor
-from clownpiece import nn
+from clownpiece import Tensor, nn
+from clownpiece._layout import ShapeError
 from clownpiece.autograd import gradcheck
 from clownpiece.nn import functional as F
-from clownpiece._layout import ShapeError
-from conftest import assert_close, make, no_launch, to_np, LAYOUTS
 
 rng = np.random.default_rng(11)
 f64 = np.float64

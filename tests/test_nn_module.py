@@ -4,14 +4,25 @@ import math
 
 import numpy as np
 import pytest
+from conftest import to_np
 
+import clownpiece.nn as nn
 from clownpiece import Tensor
 from clownpiece.autograd import no_grad
+from clownpiece.nn import (
+    BatchNorm,
+    Buffer,
+    LayerNorm,
+    Linear,
+    Module,
+    ModuleDict,
+    ModuleList,
+    Parameter,
+    ReLU,
+    Sequential,
+    init,
+)
 from clownpiece.ops.random import manual_seed
-import clownpiece.nn as nn
-from clownpiece.nn import (Module, Parameter, Buffer, Linear, ReLU, Sequential, ModuleList, ModuleDict, LayerNorm,
-                           BatchNorm, init)
-from conftest import to_np
 
 
 class Net(Module):

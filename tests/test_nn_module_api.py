@@ -3,11 +3,11 @@ register_buffer(persistent=), get_submodule, and load_state_dict from numpy arra
 the missing/unexpected report)."""
 import numpy as np
 import pytest
-
-from clownpiece import Tensor
-import clownpiece.nn as nn
-from clownpiece.nn import Module, Buffer, Linear, ReLU, Sequential
 from conftest import assert_close, to_np
+
+import clownpiece.nn as nn
+from clownpiece import Tensor
+from clownpiece.nn import Buffer, Linear, Module, ReLU, Sequential
 
 rng = np.random.default_rng(3)
 

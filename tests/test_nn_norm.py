@@ -4,13 +4,13 @@ against PyTorch's update rule, gradients by finite differences (float64) in trai
 keys/shapes as PyTorch names them, launch counts, and errors raised before any launch."""
 import numpy as np
 import pytest
+from conftest import LAYOUTS, assert_close, make, no_launch, to_np
 
 import clownpiece as cp
+import clownpiece.nn as nn
 from clownpiece import Tensor
 from clownpiece.autograd import gradcheck, no_grad
-import clownpiece.nn as nn
 from clownpiece.nn import functional as F
-from conftest import assert_close, make, no_launch, to_np, LAYOUTS
 
 rng = np.random.default_rng(13)
 f64 = np.float64

@@ -3,12 +3,12 @@ return_indices, unbatched inputs) and adaptive average/max pooling, against nump
 PyTorch's documented rules; gradients by finite differences (float64); modules; errors before launch."""
 import numpy as np
 import pytest
+from conftest import LAYOUTS, assert_close, make, no_launch, to_np
 
+import clownpiece.nn as nn
 from clownpiece import Tensor
 from clownpiece.autograd import gradcheck
-import clownpiece.nn as nn
 from clownpiece.nn import functional as F
-from conftest import assert_close, make, no_launch, to_np, LAYOUTS
 
 rng = np.random.default_rng(29)
 f64 = np.float64
@@ -150,7 +150,8 @@ def test_adaptive_1d_indices_and_global_average():
 
 
 def test_pool_reprs_and_errors():
-    assert repr(nn.MaxPool2d(3, 2, 1, ceil_mode=True)) == "MaxPool2D(kernel_size=3, stride=2, padding=1, ceil_mode=True)"
+    assert repr(nn.MaxPool2d(3, 2, 1, ceil_mode=True)) == \
+        "MaxPool2D(kernel_size=3, stride=2, padding=1, ceil_mode=True)"
     assert repr(nn.AvgPool2d(2, count_include_pad=False)) == \
         "AvgPool2D(kernel_size=2, stride=2, padding=0, count_include_pad=False)"
     x = Tensor(np.zeros((1, 1, 4, 4)))

@@ -2,13 +2,13 @@
 dropouts Dropout1d/Dropout2d: values against numpy, gradients, train/eval, reprs, errors."""
 import numpy as np
 import pytest
+from conftest import assert_close, to_np
 
+import clownpiece.nn as nn
 from clownpiece import Tensor
 from clownpiece.autograd import gradcheck
-from clownpiece.ops.random import manual_seed
-import clownpiece.nn as nn
 from clownpiece.nn import functional as F
-from conftest import assert_close, to_np
+from clownpiece.ops.random import manual_seed
 
 rng = np.random.default_rng(17)
 f64 = np.float64

@@ -5,13 +5,13 @@ import os
 import sys
 
 import numpy as np
+from conftest import pool_bytes_in_use
 
+import clownpiece.nn as nn
 from clownpiece import Tensor
 from clownpiece.autograd import no_grad
-from clownpiece.nn import Sequential, CrossEntropyLoss
+from clownpiece.nn import CrossEntropyLoss, Sequential
 from clownpiece.ops.random import manual_seed
-import clownpiece.nn as nn
-from conftest import pool_bytes_in_use
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
 from train_mnist import seed_model as make_notebook_model  # noqa: E402  (28x28 input, 4x4 patches, 10 classes)

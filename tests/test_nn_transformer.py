@@ -7,11 +7,11 @@ import math
 
 import numpy as np
 import pytest
+from conftest import assert_close, to_np
 
+import clownpiece.nn as nn
 from clownpiece import Tensor
 from clownpiece.autograd import gradcheck, no_grad
-import clownpiece.nn as nn
-from conftest import assert_close, to_np
 
 rng = np.random.default_rng(41)
 f64 = np.float64
@@ -268,12 +268,12 @@ def test_encoder_stacks_independent_copies():
     assert keys == [f"layers.{i}.{k}" for i in range(3) for k in PYTORCH_KEYS] + ["norm.weight", "norm.bias"]
     assert enc.layers[0].linear1.weight.data_ptr() != enc.layers[1].linear1.weight.data_ptr()
     with no_grad():
-        for i, l in enumerate(enc.layers):
-            randomize(l)
+        for layer in enc.layers:
+            randomize(layer)
     x = rng.standard_normal((2, 4, 8))
     ref = x
-    for l in enc.layers:
-        ref = np_encoder_layer(l, ref)
+    for layer in enc.layers:
+        ref = np_encoder_layer(layer, ref)
     ref = np_layer_norm(ref, 1.0, 0.0)
     assert_close(enc(Tensor(x)), ref, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="activation"):

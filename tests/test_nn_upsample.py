@@ -5,12 +5,12 @@ import math
 
 import numpy as np
 import pytest
+from conftest import LAYOUTS, assert_close, make, no_launch
 
+import clownpiece.nn as nn
 from clownpiece import Tensor
 from clownpiece.autograd import gradcheck
-import clownpiece.nn as nn
 from clownpiece.nn import functional as F
-from conftest import assert_close, make, no_launch, LAYOUTS
 
 rng = np.random.default_rng(31)
 f64 = np.float64

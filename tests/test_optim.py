@@ -3,14 +3,24 @@ import math
 
 import numpy as np
 import pytest
+from conftest import assert_close
 
 import clownpiece as cp
 from clownpiece import backend
 from clownpiece._layout import ShapeError
-from clownpiece.utils.optim import (Optimizer, SGD, Adam, AdamW, LRScheduler, LambdaLR, ExponentialLR, StepLR,
-                                    CosineAnnealingLR)
-from clownpiece.utils.optim import optimizer as optimizer_module, lr_scheduler as lr_scheduler_module
-from conftest import assert_close
+from clownpiece.utils.optim import (
+    SGD,
+    Adam,
+    AdamW,
+    CosineAnnealingLR,
+    ExponentialLR,
+    LambdaLR,
+    LRScheduler,
+    Optimizer,
+    StepLR,
+    lr_scheduler as lr_scheduler_module,
+    optimizer as optimizer_module,
+)
 
 
 def param(values, dtype=np.float32):
@@ -507,7 +517,7 @@ def test_import_paths():
 
 
 def test_state_dict_survives_clownpiece_save_and_load(tmp_path):
-    from clownpiece.serialization import save, load
+    from clownpiece.serialization import load, save
     p = param([1.0, 2.0])
     opt = SGD([p], lr=0.1, momentum=0.9)
     set_grad(p, [1.0, -1.0])

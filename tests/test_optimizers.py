@@ -3,11 +3,11 @@ written out in numpy float64, over several steps; per-group options, launch coun
 and PyTorch's argument checks."""
 import numpy as np
 import pytest
+from conftest import assert_close, no_launch
 
 import clownpiece as cp
 from clownpiece import backend
-from clownpiece.utils.optim import SGD, Adam, AdamW, RMSprop, Adagrad
-from conftest import assert_close, no_launch
+from clownpiece.utils.optim import SGD, Adagrad, Adam, AdamW, RMSprop
 
 STEPS = 5
 

@@ -2,11 +2,11 @@
 fills through views, bernoulli/dropout masks, errors."""
 import numpy as np
 import pytest
+from conftest import make, no_launch
 
 import clownpiece as cp
 from clownpiece import backend, set_grad_enabled
-from clownpiece.factories import manual_seed, empty, zeros
-from conftest import make, no_launch
+from clownpiece.factories import empty, manual_seed, zeros
 
 N = 100_000
 SIGMA5 = 5 / np.sqrt(N)  # five standard errors of a mean of N unit-variance samples
@@ -36,7 +36,8 @@ def reference_words(seed, first, n):
 def reference_unit(words, dtype):
     if dtype == np.float32:
         return (words[0] >> np.uint64(8)).astype(np.float64) * 2.0 ** -24
-    return ((words[0] >> np.uint64(5)) * np.uint64(1 << 26) + (words[1] >> np.uint64(6))).astype(np.float64) * 2.0 ** -53
+    high, low = words[0] >> np.uint64(5), words[1] >> np.uint64(6)
+    return (high * np.uint64(1 << 26) + low).astype(np.float64) * 2.0 ** -53
 
 
 def test_reference_philox_matches_random123_known_answers():

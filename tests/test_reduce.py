@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
+from conftest import LAYOUTS, assert_close, make, no_launch, to_np
 from hypothesis import given, settings, strategies as st
 
 import clownpiece as cp
 from clownpiece import backend
 from clownpiece._layout import IndexOutOfRange, ShapeError
 from clownpiece.ops import reduce as reduce_ops
-from conftest import assert_close, make, no_launch, to_np, LAYOUTS
 
 rng = np.random.default_rng(1)
 

@@ -3,11 +3,11 @@ numpy: every layout, 0-dim and empty tensors, the function forms, finite-differe
 before any launch."""
 import numpy as np
 import pytest
+from conftest import LAYOUTS, assert_close, make, no_launch
 
 import clownpiece as cp
 from clownpiece._layout import IndexOutOfRange, ShapeError
 from clownpiece.autograd import gradcheck
-from conftest import assert_close, make, no_launch, LAYOUTS
 
 rng = np.random.default_rng(5)
 EXACT = dict(rtol=0, atol=0)

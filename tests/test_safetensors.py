@@ -7,12 +7,12 @@ import struct
 import numpy as np
 import pytest
 import safetensors.numpy as st
+from conftest import to_np
 
 import clownpiece as cp
 import clownpiece.nn as nn
 from clownpiece import Tensor
-from clownpiece.serialization import save, load, SerializationError
-from conftest import to_np
+from clownpiece.serialization import SerializationError, load, save
 
 rng = np.random.default_rng(7)
 
@@ -151,8 +151,9 @@ def test_corrupt_files_raise_naming_the_file(tmp_path):
     blob = good.read_bytes()
     (n,) = struct.unpack_from("<Q", blob)
     f4 = np.ones(2, "<f4").tobytes()
-    entry = lambda dtype="F32", shape=(2,), offsets=(0, 8): {"dtype": dtype, "shape": list(shape),
-                                                              "data_offsets": list(offsets)}
+    def entry(dtype="F32", shape=(2,), offsets=(0, 8)):
+        return {"dtype": dtype, "shape": list(shape),
+                                                                  "data_offsets": list(offsets)}
     cases = {
         "cut_data": (blob[:-1], "the tensors cover 32 data bytes, the file has 31"),
         "cut_header": (blob[:8 + n - 3], "does not fit in the .*-byte file \\(truncated\\)"),

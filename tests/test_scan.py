@@ -3,11 +3,11 @@ long lines (the blocked path), 0-dim and empty tensors, zeros in products (the g
 finite-difference gradients, and errors before any launch."""
 import numpy as np
 import pytest
+from conftest import LAYOUTS, assert_close, make, no_launch
 
 import clownpiece as cp
 from clownpiece._layout import IndexOutOfRange
 from clownpiece.autograd import gradcheck
-from conftest import assert_close, make, no_launch, LAYOUTS
 
 rng = np.random.default_rng(11)
 

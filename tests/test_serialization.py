@@ -6,11 +6,11 @@ import struct
 
 import numpy as np
 import pytest
-
-from clownpiece import Tensor, TensorBase
-from clownpiece.serialization import save, load, SerializationError, MAGIC
-import clownpiece.nn as nn
 from conftest import to_np
+
+import clownpiece.nn as nn
+from clownpiece import Tensor, TensorBase
+from clownpiece.serialization import MAGIC, SerializationError, load, save
 
 rng = np.random.default_rng(5)
 

@@ -3,11 +3,11 @@ sort in float64, ties, NaN placement, every layout, 0-dim and empty tensors, lon
 passes), gradients against finite differences, and errors before any launch."""
 import numpy as np
 import pytest
+from conftest import LAYOUTS, assert_close, make, no_launch, to_np
 
 import clownpiece as cp
 from clownpiece._layout import IndexOutOfRange
 from clownpiece.autograd import gradcheck
-from conftest import assert_close, make, no_launch, to_np, LAYOUTS
 
 rng = np.random.default_rng(7)
 

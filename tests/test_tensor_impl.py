@@ -8,11 +8,11 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import make
 
 from clownpiece import tensor_impl as TI
 from clownpiece.tensor_impl import TensorBaseImpl
-from clownpiece.utils_ import wrap_tuple, ceil_div
-from conftest import make
+from clownpiece.utils_ import ceil_div, wrap_tuple
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

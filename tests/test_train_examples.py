@@ -88,6 +88,7 @@ def test_cifar_without_data_says_so_and_names_synthetic(tmp_path, capsys):
 
 def test_cifar_files_in_data_dir_are_what_the_script_trains_on(tmp_path, monkeypatch):
     from test_cifar import PER_FILE, TRAIN, fake_batches, write_binary_version
+
     from clownpiece.utils.data.datasets import CIFAR10
     monkeypatch.setattr(CIFAR10, "records_per_file", PER_FILE)
     batches = fake_batches()

@@ -15,8 +15,8 @@ from typing import Any, Callable, Iterator, Optional
 import pytest
 
 import clownpiece.autograd
-import clownpiece.linalg
 import clownpiece.factories
+import clownpiece.linalg
 import clownpiece.nn as nn
 import clownpiece.nn.init
 import clownpiece.nn.parallel

@@ -7,9 +7,9 @@
 This machine is shared and noisy: every figure is the median of several repeats, and only ratios measured
 in the same run are meaningful."""
 import argparse
+import collections
 import contextlib
 import cProfile
-import collections
 import io
 import json
 import math
@@ -175,7 +175,8 @@ def bench_build(args):
                   "clownpiece as cp, train_mnist; m, f = train_mnist.seed_model(), cp.nn.CrossEntropyLoss(); "
                   "x = cp.Tensor(np.zeros((20, 784), np.float32)); y = cp.Tensor(np.zeros(20, np.float32)); "
                   "loss = f(m(x), y); loss.backward(); ctx = cp.no_grad(); ctx.__enter__(); "
-                  "[p.copy_(p - p.grad.clamp(-1.0, 1.0) * 0.05) for p in m.parameters()]; ctx.__exit__(None, None, None); "
+                  "[p.copy_(p - p.grad.clamp(-1.0, 1.0) * 0.05) for p in m.parameters()]; "
+                  "ctx.__exit__(None, None, None); "
                   "loss.item(); print(time.perf_counter() - t, time.process_time())") % os.path.join(ROOT, "tools")
     # Python's bytecode cache is allowed, as in any ordinary install (some sandboxes set PYTHONDONTWRITEBYTECODE,
     # which makes every process compile clownpiece's modules again: ~0.6 s of CPU)
@@ -370,8 +371,9 @@ def bench_schedule(args):
     steps (60 evaluations), data loading included, the step replayed by clownpiece.jit as
     tools/train_mnist.py does (eagerly with --no-jit). Synthetic images: the time does not depend on the
     pixel values."""
-    from clownpiece.utils.data import Dataloader, TensorDataset
     from train_mnist import evaluate
+
+    from clownpiece.utils.data import Dataloader, TensorDataset
     mode = "eager" if args.no_jit else "jit"
     print(f"seed notebook's full schedule on MNIST-shaped data (2 x 60,000 images, 60 evaluations of 10,000), "
           f"{mode}")

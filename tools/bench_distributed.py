@@ -6,10 +6,10 @@
     python tools/bench_distributed.py --cost-model         # the table for N = 2..64 hosts (no MPI needed)
 
 Per model (train_mnist's seed, mlp and cnn, and a wider MLP, at batch 20 per rank, SGD) it prints rank 0's
-median step time over --steps steps, the variants interleaved in --rounds rounds: `local` (every rank trains alone, no communication: what sharing the host costs),
-`ddp 1 bucket` (bucket_cap_mb=inf: one allreduce after backward) and `ddp buckets` (--bucket-kb buckets,
-started during backward: what overlap buys). Step = forward, backward, SGD step; timed from a barrier to
-a read of one parameter."""
+median step time over --steps steps, the variants interleaved in --rounds rounds: `local` (every rank trains
+alone, no communication: what sharing the host costs), `ddp 1 bucket` (bucket_cap_mb=inf: one allreduce after
+backward) and `ddp buckets` (--bucket-kb buckets, started during backward: what overlap buys). Step = forward,
+backward, SGD step; timed from a barrier to a read of one parameter."""
 import argparse
 import math
 import os
@@ -92,8 +92,9 @@ def time_steps(dist, model, step_fn, steps):
 def bench(args):
     from clownpiece import distributed as dist
     dist.init()
-    import clownpiece as cp
     import train_mnist
+
+    import clownpiece as cp
     from clownpiece.nn import CrossEntropyLoss
     from clownpiece.nn.parallel import DistributedDataParallel
     from clownpiece.utils.optim import SGD

@@ -52,6 +52,7 @@ def _torch_median_step_s(step, repeat):
 
 def _cifar_steps():
     import train_cifar10 as tc
+
     from clownpiece.utils.data import transforms as T
     from clownpiece.utils.optim import SGD
     rng = np.random.default_rng(0)

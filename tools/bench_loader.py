@@ -24,8 +24,11 @@ sys.path.insert(0, ROOT)
 
 import clownpiece as cp  # noqa: E402
 from clownpiece import nn  # noqa: E402
-from clownpiece.utils.data import Dataset, DataLoader  # noqa: E402
-from clownpiece.utils.data import transforms as T  # noqa: E402
+from clownpiece.utils.data import (  # noqa: E402
+    DataLoader,
+    Dataset,
+    transforms as T,  # noqa: E402
+)
 from clownpiece.utils.optim import SGD  # noqa: E402
 
 
@@ -55,6 +58,7 @@ class PngLike(CifarLike):
     def __init__(self, n, wait=0.0):
         super().__init__(n, wait)
         import io
+
         from PIL import Image
         self.files = []
         for img in self.data:
@@ -64,6 +68,7 @@ class PngLike(CifarLike):
 
     def __getitem__(self, i):
         import io
+
         from PIL import Image
         with Image.open(io.BytesIO(self.files[i])) as im:
             img = np.asarray(im.convert("RGB"))

@@ -31,13 +31,13 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 import torch  # noqa: E402
+import train_mnist  # noqa: E402
+from bench import _torch_seed_model  # noqa: E402
 
 import clownpiece  # noqa: E402
 from clownpiece.autograd import no_grad  # noqa: E402
 from clownpiece.nn import CrossEntropyLoss  # noqa: E402
 from clownpiece.utils.optim import SGD  # noqa: E402
-import train_mnist  # noqa: E402
-from bench import _torch_seed_model  # noqa: E402
 
 torch.set_num_threads(1)  # a shared 2-core machine; one thread also keeps torch's sums in a fixed order
 LR = 5e-2

@@ -18,7 +18,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
-
 import train_gpt  # noqa: E402  (tools/, the script's folder)
 from bench_examples import torch_gpt, torch_gpt_optimizer  # noqa: E402
 

@@ -26,13 +26,14 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
+from example_utils import Progress, plot_curves  # noqa: E402  (tools/, the script's folder)
+
 import clownpiece  # noqa: E402
 from clownpiece import nn  # noqa: E402
 from clownpiece.autograd import no_grad  # noqa: E402
 from clownpiece.utils.data import DataLoader, TensorDataset, transforms as T  # noqa: E402
 from clownpiece.utils.data.datasets import CIFAR10  # noqa: E402
 from clownpiece.utils.optim import SGD, lr_scheduler  # noqa: E402
-from example_utils import Progress, plot_curves  # noqa: E402  (tools/, the script's folder)
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # CIFAR-10's per-channel statistics
 LOG_EVERY = 10  # steps between reads of the accumulated loss

@@ -26,12 +26,13 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run from a checkout
 
+from example_utils import Progress, plot_curves  # noqa: E402  (tools/, the script's folder)
+
 import clownpiece  # noqa: E402
 from clownpiece import nn  # noqa: E402
 from clownpiece.autograd import no_grad  # noqa: E402
 from clownpiece.nn import functional as F  # noqa: E402
 from clownpiece.utils.optim import AdamW, lr_scheduler  # noqa: E402
-from example_utils import Progress, plot_curves  # noqa: E402  (tools/, the script's folder)
 
 SOURCE_PATTERNS = ("clownpiece/**/*.py", "cl_kernels/*.cl", "cl_kernels/*.h", "tools/*.py", "tests/*.py",
                    "docs/*.md", "README.md")

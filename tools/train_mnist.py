@@ -28,15 +28,25 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
+from example_utils import Progress  # noqa: E402  (tools/, the script's folder)
+
 import clownpiece  # noqa: E402
 from clownpiece.autograd import no_grad  # noqa: E402
-from clownpiece.nn import (Module, Linear, ReLU, Sequential, CrossEntropyLoss, MultiheadAttention, Conv2d,  # noqa: E402
-                           MaxPool2d, Flatten)
+from clownpiece.nn import (  # noqa: E402
+    Conv2d,
+    CrossEntropyLoss,
+    Flatten,
+    Linear,
+    MaxPool2d,
+    Module,
+    MultiheadAttention,
+    ReLU,
+    Sequential,
+)
 from clownpiece.nn.parallel import DistributedDataParallel  # noqa: E402
-from clownpiece.utils.data import Dataloader, TensorDataset, DistributedSampler  # noqa: E402
+from clownpiece.utils.data import Dataloader, DistributedSampler, TensorDataset  # noqa: E402
 from clownpiece.utils.data.datasets import MNIST  # noqa: E402
 from clownpiece.utils.optim import SGD, LambdaLR  # noqa: E402
-from example_utils import Progress  # noqa: E402  (tools/, the script's folder)
 
 MEAN, STD = 0.1307, 0.3081  # the seed's transforms.Normalize((0.1307,), (0.3081,))
 EVAL_EVERY = 100            # steps (the seed's print_iter_interval)

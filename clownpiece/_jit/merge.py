@@ -1,12 +1,11 @@
 """What capture makes possible: merging independent elementwise launches into one.
 
-Eager execution launches an elementwise kernel per tensor: a clamp per gradient, an update per parameter.
-A recording shows all of them at once, so the plan can move such launches next to each other (only past
-launches they do not conflict with) and replace each run by one generated kernel whose work-items cover
-every segment in turn. Each segment spans whole work-groups (a group's work-items take one branch) and computes exactly what its
-launch did, with the same op bodies
-(fusion.OPS), so results stay bit-identical; the device runs one launch instead of many (on PoCL, ~10 us
-of scheduling each).
+Eager execution launches an elementwise kernel per tensor: a clamp per gradient, an update per parameter. A
+recording shows all of them at once, so the plan can move such launches next to each other (only past launches
+they do not conflict with) and replace each run by one generated kernel whose work-items cover every segment
+in turn. Each segment spans whole work-groups (a group's work-items take one branch) and computes exactly what
+its launch did, with the same op bodies (fusion.OPS), so results stay bit-identical; the device runs one
+launch instead of many (on PoCL, ~10 us of scheduling each).
 
 Mergeable launches: elementwise.cl's contiguous kernels (`<op>_c`, `<op>_cs`, `assign_c`) and fusion's
 generated kernels, whose structure (fusion signature) is known; and any hand-written kernel (built without

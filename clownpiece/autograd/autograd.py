@@ -14,7 +14,7 @@ import weakref
 from typing import Any, Iterable, Optional, Sequence, Union
 
 from .._grad_mode import no_grad, swap_grad_enabled
-from .._tensor import Tensor, TensorBase, _FLOATING, float32 as _F32
+from .._tensor import _FLOATING, Tensor, TensorBase, float32 as _F32
 from .hooks import run_post_accumulate_grad_hooks
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._tensor import Tensor, TensorBase, float64
 from .autograd import backward
-from .no_grad import no_grad, enable_grad
+from .no_grad import enable_grad, no_grad
 
 
 class GradcheckError(RuntimeError):

@@ -11,9 +11,26 @@ from . import fusion  # noqa: F401  (registers its flush hook with memory)
 from .discovery import DeviceError, describe, list_devices
 from .memory import DeviceMemoryError, HostOnlyThreadError, Storage, host_only_thread
 from .programs import KernelBuildError
-from .runtime import (DeviceMismatchError, LaunchError, alloc, alloc_on, count_kernels, device, download,
-                      empty_cache, kernel, kernel_number, launch, program_cache, replayable, resolve_device,
-                      set_device, synchronize, upload, using_device)
+from .runtime import (
+                      DeviceMismatchError,
+                      LaunchError,
+                      alloc,
+                      alloc_on,
+                      count_kernels,
+                      device,
+                      download,
+                      empty_cache,
+                      kernel,
+                      kernel_number,
+                      launch,
+                      program_cache,
+                      replayable,
+                      resolve_device,
+                      set_device,
+                      synchronize,
+                      upload,
+                      using_device,
+)
 from .stats import counters, reset_stats, stats
 
 __all__ = ["device", "set_device", "program_cache", "kernel", "launch", "alloc", "upload", "download",

@@ -362,9 +362,11 @@ def declarations(sig, reads, numbers, suffix=""):
     params = [f"__global {out.storage}* out{suffix}", f"int oo{suffix}"]
     params += [f"__global const {info[d].storage}* in{suffix}_{k}, int o{suffix}_{k}" for k, d in enumerate(reads)]
     params += [f"{info[d].compute} s{suffix}_{k}" for k, d in enumerate(numbers)]
-    loads = "".join(f" float v{suffix}_{k} = vload_half(o{suffix}_{k} + i, in{suffix}_{k});" if info[d].storage == "half"
-                    else f" {info[d].compute} v{suffix}_{k} = in{suffix}_{k}[o{suffix}_{k} + i];"
-                    for k, d in enumerate(reads))
+    def load(k, d):
+        if info[d].storage == "half":
+            return f" float v{suffix}_{k} = vload_half(o{suffix}_{k} + i, in{suffix}_{k});"
+        return f" {info[d].compute} v{suffix}_{k} = in{suffix}_{k}[o{suffix}_{k} + i];"
+    loads = "".join(load(k, d) for k, d in enumerate(reads))
     return params, loads
 
 

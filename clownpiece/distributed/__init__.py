@@ -25,8 +25,8 @@ import sys
 import numpy as np
 
 from .. import backend
-from ..backend.discovery import choose
 from ..autograd.no_grad import no_grad
+from ..backend.discovery import choose
 from ..tensor import TensorBase
 
 _MPI_HINT = ("clownpiece.distributed needs mpi4py and an MPI library: pip install 'clownpiece[mpi]' (and e.g. "
@@ -274,4 +274,5 @@ def broadcast_object(obj, src=0):
 
 
 __all__ = ["init", "is_available", "is_initialized", "get_rank", "get_world_size", "get_local_rank",
-           "barrier", "all_reduce", "broadcast", "all_gather", "broadcast_object", "check_same_across_ranks", "ReduceOp"]
+           "barrier", "all_reduce", "broadcast", "all_gather", "broadcast_object", "check_same_across_ranks",
+           "ReduceOp"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Literal
 
 from .._tensor import Tensor
-from .module import Module
 from . import functional as F
+from .module import Module
 
 
 class _Activation(Module):

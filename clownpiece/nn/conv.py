@@ -7,13 +7,13 @@ from __future__ import annotations
 import math
 from typing import Literal, Optional, Sequence, Union
 
-from .._tensor import Tensor
 from .._layout import ShapeError
+from .._tensor import Tensor
 from .._types import DeviceLike, DTypeLike, IntOrPair
 from ..ops.conv import conv_padding, pair
-from .module import Module, Parameter
 from . import functional as F, init
-from .pooling import MaxPool2D, MaxPool2d, AvgPool2D, AvgPool2d  # noqa: F401  (their old home)
+from .module import Module, Parameter
+from .pooling import AvgPool2D, AvgPool2d, MaxPool2D, MaxPool2d  # noqa: F401  (their old home)
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 

@@ -10,24 +10,32 @@ from typing import Any, Literal, Optional, Sequence, Union
 
 import numpy as np
 
-from .._layout import is_int
+from .._layout import IndexOutOfRange, ShapeError, is_int
 from .._tensor import Tensor, TensorBase
-from .._layout import ShapeError, IndexOutOfRange
-from ..ops.nn import check_reduction, reduce_loss
-from . import loss_functions as _loss_functions
-from .loss_functions import (cross_entropy, nll_loss, binary_cross_entropy, binary_cross_entropy_with_logits, l1_loss,
-                             smooth_l1_loss, huber_loss, kl_div, margin_ranking_loss, cosine_embedding_loss)
-from ..autograd.functions.elementwise import where
-from ..autograd.functions.conv import conv2d as _conv2d, conv_transpose2d as _conv_transpose2d, pad as _pad
-from ..autograd.functions.nn import layer_norm
+from .._types import DTypeLike, IntOrPair, ShapeLike
 from ..autograd.functions.attention import scaled_dot_product_attention as _sdpa
+from ..autograd.functions.conv import conv2d as _conv2d, conv_transpose2d as _conv_transpose2d, pad as _pad
+from ..autograd.functions.elementwise import where
+from ..autograd.functions.nn import layer_norm
+from ..autograd.functions.norm import batch_norm as _batch_norm, group_norm as _group_norm, rms_norm as _rms_norm
+from ..autograd.functions.pool import adaptive_pool as _adaptive_pool, avg_pool as _avg_pool, max_pool as _max_pool
 from ..autograd.functions.upsample import interpolate as _interpolate
 from ..factories import _arange
 from ..ops import attention as _attention
-from ..autograd.functions.pool import adaptive_pool as _adaptive_pool, avg_pool as _avg_pool, max_pool as _max_pool
-from ..autograd.functions.norm import (batch_norm as _batch_norm, group_norm as _group_norm,
-                                       rms_norm as _rms_norm)
-from .._types import DTypeLike, IntOrPair, ShapeLike
+from ..ops.nn import check_reduction, reduce_loss
+from . import loss_functions as _loss_functions
+from .loss_functions import (  # noqa: F401 (re-exported: __all__ below)
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cosine_embedding_loss,
+    cross_entropy,
+    huber_loss,
+    kl_div,
+    l1_loss,
+    margin_ranking_loss,
+    nll_loss,
+    smooth_l1_loss,
+)
 
 
 def _tensor(x, op):
@@ -515,7 +523,8 @@ __all__ = ["relu", "sigmoid", "tanh", "gelu", "leaky_relu", "silu", "elu", "selu
            "hardsigmoid", "softmax", "log_softmax", "exp", "log", "log1p", "expm1",
            "sqrt", "abs",
            "linear", "embedding", "flatten", "unflatten", "dropout", "dropout1d", "dropout2d", "batch_norm",
-           "group_norm", "rms_norm", "layer_norm", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "pad", "max_pool1d",
-           "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-           "adaptive_max_pool1d", "adaptive_max_pool2d", "interpolate", "upsample", "scaled_dot_product_attention", "mse_loss", "cross_entropy"]
+           "group_norm", "rms_norm", "layer_norm", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "pad",
+           "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+           "adaptive_max_pool1d", "adaptive_max_pool2d", "interpolate", "upsample", "scaled_dot_product_attention",
+           "mse_loss", "cross_entropy"]
 __all__ += _loss_functions.__all__

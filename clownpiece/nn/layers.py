@@ -10,16 +10,16 @@ from typing import Any, Literal, Optional, Sequence, Union
 import numpy as np
 
 from .._grad_mode import no_grad
-from .._tensor import Tensor, TensorBase
-from ..backend import dtypes
 from .._layout import ShapeError
+from .._tensor import Tensor, TensorBase
 from .._types import DeviceLike, DTypeLike
 from ..autograd.autograd import zeros
 from ..autograd.functions.attention import scaled_dot_product_attention as _sdpa
 from ..autograd.functions.index import cat
-from .module import Module, Parameter, new_parameter as _new_parameter
-from .norm import LayerNorm, BatchNorm  # noqa: F401  (the course imports them from here)
+from ..backend import dtypes
 from . import functional as F, init
+from .module import Module, Parameter, new_parameter as _new_parameter
+from .norm import BatchNorm, LayerNorm  # noqa: F401  (the course imports them from here)
 
 
 def _check_features(x, expected, op):

@@ -7,10 +7,9 @@ from typing import Literal, Optional, Sequence, Union
 import numpy as np
 
 from .._tensor import Tensor
-from .module import Module
-from . import functional as F
-from . import loss_functions as LF
 from ..ops.nn import check_reduction
+from . import functional as F, loss_functions as LF
+from .module import Module
 
 
 class _Loss(Module):

@@ -10,12 +10,12 @@ from typing import Literal, Optional, Sequence, Union
 
 import numpy as np
 
+from .._layout import IndexOutOfRange, ShapeError
 from .._tensor import Tensor, TensorBase
-from .._layout import ShapeError, IndexOutOfRange
-from ..ops.nn import check_reduction
-from ..ops import loss as _ops
 from ..autograd.functions import loss as _fn
 from ..autograd.functions.elementwise import where
+from ..ops import loss as _ops
+from ..ops.nn import check_reduction
 
 
 def legacy_reduction(size_average: Optional[bool], reduce: Optional[bool], reduction: Literal["mean", "sum", "none"],

@@ -11,11 +11,11 @@ import numpy as np
 
 from .._grad_mode import no_grad
 from .._tensor import Tensor, TensorBase
-from ..backend import dtypes
-from ..autograd.autograd import zero_grads
-from ..ops.shape import _to_arguments
-from ..autograd.hooks import RemovableHandle
 from .._types import DTypeLike
+from ..autograd.autograd import zero_grads
+from ..autograd.hooks import RemovableHandle
+from ..backend import dtypes
+from ..ops.shape import _to_arguments
 
 _hook_ids = itertools.count()
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numbers
 from typing import Optional
 
-from .._tensor import Tensor, TensorBase
 from .._layout import ShapeError
+from .._tensor import Tensor, TensorBase
 from .._types import DeviceLike, DTypeLike, ShapeLike
 from ..autograd.functions.norm import batch_norm as _batch_norm
-from .module import Module, new_buffer, new_parameter
 from . import functional as F, init
+from .module import Module, new_buffer, new_parameter
 
 
 def _affine_parameters(module, shape, weight, bias, dtype):

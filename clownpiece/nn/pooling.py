@@ -7,8 +7,8 @@ from typing import Literal, Optional, Sequence, Union
 
 from .._tensor import Tensor
 from .._types import IntOrPair
-from .module import Module
 from . import functional as F
+from .module import Module
 
 
 class _Pool(Module):

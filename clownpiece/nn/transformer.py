@@ -11,11 +11,11 @@ from .._tensor import Tensor
 from .._types import DeviceLike, DTypeLike
 from ..autograd.functions.elementwise import where
 from ..factories import _arange
-from .module import Module
+from . import functional as F
 from .containers import ModuleList
 from .layers import Dropout, Linear, MultiheadAttention
+from .module import Module
 from .norm import LayerNorm
-from . import functional as F
 
 _ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 

@@ -11,8 +11,8 @@ import math
 import numbers
 
 from .. import backend
-from ..backend.dtypes import require_float
 from .._layout import ShapeError, broadcast_shapes, broadcast_strides
+from ..backend.dtypes import require_float
 from .random import _check_probability, _take_counters
 
 TILE = 32             # rows per local-memory tile (BK), fewer where the device's local memory is small

@@ -9,8 +9,8 @@ table of its own to replay or check a choice. Nothing here records gradients: th
 import numpy as np
 
 from .. import backend
-from ..backend.dtypes import require_float
 from .._tensor import TensorBase
+from ..backend.dtypes import require_float
 from .random import _take_counters
 
 PADDING_MODES = {"constant": 0, "edge": 1, "reflect": 2, "symmetric": 3}
@@ -54,7 +54,8 @@ def check_params(params, n, range_y, range_x, op):
                          f"got {getattr(params, 'dtype', '')} {getattr(params, 'shape', type(params).__name__)}")
     table = params.numpy()
     if n and not ((table == np.round(table)).all() and (0 <= table[:, 0]).all() and (table[:, 0] < range_y).all()
-                  and (0 <= table[:, 1]).all() and (table[:, 1] < range_x).all() and np.isin(table[:, 2], (0, 1)).all()):
+                  and (0 <= table[:, 1]).all() and (table[:, 1] < range_x).all()
+                  and np.isin(table[:, 2], (0, 1)).all()):
         raise ValueError(f"{op}: params rows must be (top in [0, {range_y}), left in [0, {range_x}), flip 0 or 1) "
                          f"as ints, got {table.tolist()}")
     return params if params.is_contiguous() else params.contiguous()

@@ -9,10 +9,9 @@ direct kernel (one output per work-item) was measured against im2col on PoCL (2-
 3.4 ms; N=64 16->32 14x14: 13 vs 44 ms, so im2col is the one path."""
 import numbers
 
-from .._layout import is_int
 from .. import backend
+from .._layout import ShapeError, is_int
 from ..backend.dtypes import require_float
-from .._layout import ShapeError
 
 
 def pair(v, name, op):

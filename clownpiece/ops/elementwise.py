@@ -16,9 +16,9 @@ from typing import Literal, Optional
 import numpy as np
 
 from .. import backend
-from ..backend import dtypes as D, fusion
 from .._layout import broadcast_shapes, broadcast_strides, kernel_meta
 from .._types import AnyTensor, TensorOrScalar, TensorT
+from ..backend import dtypes as D, fusion
 
 
 def _is_real(v):

@@ -10,8 +10,8 @@ import math
 
 import pyopencl as cl
 
-from .._layout import ceil_div
 from .. import backend
+from .._layout import ceil_div
 
 _SLOT_BYTES = 16      # pointer (8 bytes on 64-bit devices) + element offset + element count
 _OTHER_BYTES = 64     # the kernels' other parameters, generously

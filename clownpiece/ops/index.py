@@ -13,14 +13,21 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .._layout import is_int
 from .. import backend
+from .._layout import (
+    IndexOutOfRange,
+    ShapeError,
+    broadcast_shapes,
+    broadcast_strides,
+    is_int,
+    kernel_meta,
+    normalize_dim,
+    numel,
+)
+from .._types import AnyTensor, TensorOrScalar, TensorT
 from ..backend import dtypes as D
-from .._layout import ShapeError, IndexOutOfRange, broadcast_shapes, broadcast_strides, kernel_meta, \
-    normalize_dim, numel
 from .elementwise import where
 from .shape import ShapeOps, _fill_value
-from .._types import AnyTensor, TensorOrScalar, TensorT
 
 
 def _is_int(x):

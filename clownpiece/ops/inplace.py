@@ -16,8 +16,8 @@ from typing import Literal, Optional
 
 from .. import backend
 from .._layout import ShapeError, broadcast_shapes, broadcast_strides, kernel_meta
-from .elementwise import _is_real
 from .._types import TensorOrScalar, TensorT
+from .elementwise import _is_real
 
 _INPLACE = ("INPLACE",)  # the defines of the program holding the strided in-place kernels
 

@@ -9,7 +9,7 @@ import numbers
 from typing import Union
 
 from .._layout import normalize_dims
-from .._types import DTypeLike, DimLike, TensorT
+from .._types import DimLike, DTypeLike, TensorT
 
 
 def norm_order(ord, op):

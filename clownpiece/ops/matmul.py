@@ -15,11 +15,10 @@ from typing import Optional
 
 import numpy as np
 
-from .._layout import ceil_div
 from .. import backend
-from ..backend import dtypes
-from .._layout import ShapeError, broadcast_shapes, broadcast_strides, kernel_meta, numel
+from .._layout import ShapeError, broadcast_shapes, broadcast_strides, ceil_div, kernel_meta, numel
 from .._types import AnyTensor, TensorT
+from ..backend import dtypes
 
 # Register block (MR rows x NR columns per work-item) of the CPU micro-kernel, by dtype: 4 rows x 16 floats
 # (or 4 x 8 doubles) keep 8 AVX2 registers of accumulators plus 2 for B; of 4x16, 8x8, 6x16, 3x16 and 12x8,

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
-
-from .._layout import is_int
 from .. import backend
-from ..backend import dtypes as D
-from .._layout import ShapeError, numel
-from . import pool as _pool
+from .._layout import ShapeError, is_int, numel
 from .._types import AnyTensor, IntOrPair, ShapeLike, TensorT
+from ..backend import dtypes as D
+from . import pool as _pool
 
 _REDUCTIONS = ("mean", "sum", "none")
 

@@ -10,8 +10,8 @@ import numpy as np
 import pyopencl as cl
 
 from .. import backend
-from ..backend.dtypes import require_float
 from .._layout import ShapeError, numel
+from ..backend.dtypes import require_float
 
 _MAX_GROUP = 256
 

@@ -4,8 +4,8 @@ Each method updates `self` (a contiguous parameter) and its state buffers in pla
 launch, bypassing autograd: optimizers call them under no_grad with hyper-parameters as Python numbers,
 so a step never reads device memory back."""
 from .. import backend
-from ..backend import dtypes
 from .._layout import ShapeError
+from ..backend import dtypes
 
 
 class OptimOps:

@@ -4,10 +4,9 @@ unbatched [C, H, W] inputs (1-D pooling is H = 1). Module-level functions; autog
 them. One launch forward, one backward; the max ops keep the flat position h*W + w each output took."""
 import numbers
 
-from .._layout import ceil_div, is_int
 from .. import backend
+from .._layout import ShapeError, ceil_div, is_int
 from ..backend.dtypes import require_float
-from .._layout import ShapeError
 from .conv import pair
 
 

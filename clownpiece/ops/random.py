@@ -10,10 +10,10 @@ from typing import Optional
 
 import numpy as np
 
-from .._layout import is_int
 from .. import backend
-from ..backend import dtypes
+from .._layout import is_int
 from .._types import TensorT
+from ..backend import dtypes
 
 _DEFAULT_SEED = 67280421310721  # PyTorch's default, so an unseeded process is still reproducible
 _MASK64 = (1 << 64) - 1

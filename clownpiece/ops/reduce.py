@@ -10,13 +10,11 @@ from __future__ import annotations
 import collections
 from typing import Optional
 
-
-from .._layout import ceil_div
 from .. import backend
-from ..backend import dtypes as D
-from .._layout import ShapeError, normalize_dim, normalize_dims, kernel_meta, contiguous_strides, numel
-from .shape import _shape_arg
+from .._layout import ShapeError, ceil_div, contiguous_strides, kernel_meta, normalize_dim, normalize_dims, numel
 from .._types import AnyTensor, DimLike, ShapeLike, TensorT
+from ..backend import dtypes as D
+from .shape import _shape_arg
 
 _MIN_CHUNK = 256       # elements per work-item before splitting a reduction is worth a second launch
 _ITEMS_PER_UNIT = 256  # work-items per compute unit a two-stage reduction aims for

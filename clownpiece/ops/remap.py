@@ -8,12 +8,11 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from .._layout import is_int
 from .. import backend
-from ..backend import dtypes as D
-from .._layout import MAX_KERNEL_DIMS, ShapeError, kernel_meta, normalize_dim, normalize_dims
-from .shape import _shape_arg
+from .._layout import MAX_KERNEL_DIMS, ShapeError, is_int, kernel_meta, normalize_dim, normalize_dims
 from .._types import AnyTensor, ShapeLike, TensorT
+from ..backend import dtypes as D
+from .shape import _shape_arg
 
 _COPY, _WRAP, _FLIP, _DIVIDE = 0, 1, 2, 3
 

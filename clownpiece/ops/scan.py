@@ -8,9 +8,9 @@ from typing import Optional, Union
 import numpy as np
 
 from .. import backend
-from ..backend import dtypes as D
 from .._layout import ceil_div, normalize_dim, numel
 from .._types import DTypeLike, TensorT
+from ..backend import dtypes as D
 
 _MIN_BLOCK = 256          # elements a work-item scans before splitting a line pays for two more launches
 _ITEMS_PER_UNIT = 64      # work-items per compute unit the blocked path aims for

@@ -7,12 +7,21 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from .._layout import ceil_div, is_int
 from .. import backend
-from ..backend import dtypes
-from .._layout import (ShapeError, IndexOutOfRange, contiguous_layout, numel, normalize_dim, kernel_meta,
-                       broadcast_shapes, broadcast_strides)
+from .._layout import (
+    IndexOutOfRange,
+    ShapeError,
+    broadcast_shapes,
+    broadcast_strides,
+    ceil_div,
+    contiguous_layout,
+    is_int,
+    kernel_meta,
+    normalize_dim,
+    numel,
+)
 from .._types import AnyTensor, DTypeLike, ShapeLike, TensorOrScalar, TensorT
+from ..backend import dtypes
 
 _ASSIGN_RUN = 16  # elements per work-item of the strided copy (fewer work-items, fewer divisions)
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import collections
 
-from .._layout import ceil_div
 from .. import backend
-from ..backend import dtypes as D
-from .._layout import IndexOutOfRange, normalize_dim
+from .._layout import IndexOutOfRange, ceil_div, normalize_dim
 from .._types import TensorT
+from ..backend import dtypes as D
 
 _RUN = 32   # elements each work-item of sort_runs sorts by insertion (RUN in sort.cl)
 _PER = 64   # outputs each work-item of a merge pass writes

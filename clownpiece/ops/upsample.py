@@ -5,8 +5,8 @@ import math
 import numbers
 
 from .. import backend
-from ..backend.dtypes import require_float
 from .._layout import ShapeError
+from ..backend.dtypes import require_float
 
 MODES = {"nearest": 0, "linear": 1, "bilinear": 1, "nearest-exact": 2}
 _DIMS = {"linear": 1, "bilinear": 2}

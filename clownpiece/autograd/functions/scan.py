@@ -2,8 +2,7 @@
 the input, so zeros in it get their exact gradient (PyTorch's results)."""
 from ..._layout import normalize_dim
 from ..autograd import zeros
-from ..formula import Op, Row
-from ..methods import differentiable
+from ..formula import Row
 
 
 def _prod_grad(grad, x, dim, keepdim):

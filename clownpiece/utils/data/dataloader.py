@@ -24,9 +24,9 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
-from ...ops.index import stack
-from ..._tensor import TensorBase, Tensor
+from ..._tensor import Tensor, TensorBase
 from ...backend import HostOnlyThreadError, host_only_thread
+from ...ops.index import stack
 from .dataset import MapDataset
 
 

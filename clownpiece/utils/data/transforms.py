@@ -13,10 +13,10 @@ from typing import Callable, Literal, Optional, Sequence, Union
 
 import numpy as np
 
+from ... import backend
 from ..._layout import is_int
 from ..._tensor import Tensor
 from ...ops import augment as _ops
-from ... import backend
 
 
 def _check_p(p, op):

@@ -23,9 +23,10 @@ from collections import Counter
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 from .lr_base import LRScheduler, _check_optimizer, _write_lrs
-from .optimizer import Optimizer
+
 # the schedulers that are not a formula of the epoch live in lr_policies.py
-from .lr_policies import OneCycleLR, SequentialLR, ChainedScheduler, ReduceLROnPlateau  # noqa: F401
+from .lr_policies import ChainedScheduler, OneCycleLR, ReduceLROnPlateau, SequentialLR  # noqa: F401
+from .optimizer import Optimizer
 
 
 class LambdaLR(LRScheduler):

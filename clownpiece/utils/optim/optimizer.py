@@ -17,9 +17,9 @@ from typing import Any, Callable, Iterable, Optional, Union
 import numpy as np
 
 from ..._grad_mode import no_grad
+from ..._layout import ShapeError
 from ..._tensor import Tensor, TensorBase
 from ...autograd.autograd import zero_grads
-from ..._layout import ShapeError
 
 # `state` is keyed by each parameter's `param_id` (the course's API). Ids come from one process-wide counter:
 # the course numbered 0, 1, ... per optimizer, so ids kept from an earlier optimizer could collide.
