@@ -110,6 +110,16 @@ inline float half_round_d(double v) {
 #define CAST_double_half(x) half_round_d(x)
 #endif
 
+// ---- device-side checks (clownpiece/backend/checks.py) ------------------------------------------------
+// A kernel that meets a value it must refuse (an index out of range) calls report_error with the error word
+// `err` and the host's `code` for the check: the first failure on the device is kept (code, value as two
+// 32-bit halves, bound) and raised by the next host read. The kernel goes on with a defined result.
+inline void report_error(__global int* err, int code, long value, int bound) {
+    if (atomic_cmpxchg((volatile __global int*)err, 0, code) == 0) {
+        err[1] = (int)value; err[2] = (int)(value >> 32); err[3] = bound;
+    }
+}
+
 // ---- integer and floor arithmetic with Python's rules ----------------------------------------------------
 // FLOORDIV / REMAINDER / IPOW / LSHIFT / RSHIFT call the helper for T (float for float16). Integer division
 // by zero gives 0 (numpy's result: a device cannot raise), and INT_MIN / -1 wraps instead of trapping.

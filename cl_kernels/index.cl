@@ -30,11 +30,13 @@ inline int row_id(IDX_T v, int n) {
 // sa: idx strides over out's shape; sb: src strides over out's shape with the gathered dim's stride 0.
 // take_rows, index_select and gather all reduce to this by viewing idx/src with stride-0 dims.
 __kernel void gather_s(__global T_MEM* out, int oo, __global const T_MEM* src, int osrc, __global const IDX_T* idx,
-                       int oidx, int n, int dim_size, int dim_stride, META) {
+                       int oidx, int n, int dim_size, int dim_stride, __global int* err, int code, META) {
     int i = get_global_id(0); if (i >= n) return;
     int ii = oidx, is = osrc, unused = 0;
     OFFSETS(i, ii, is, unused);
-    int id = row_id(idx[ii], dim_size);
+    IDX_T v = idx[ii];
+    int id = row_id(v, dim_size);
+    if (id < 0) report_error(err, code, CAST(IDX_T, long, v), dim_size);
     ST(out, oo + i, id < 0 ? MISSING : LD(src, is + id * dim_stride));
 }
 
@@ -43,7 +45,7 @@ __kernel void gather_s(__global T_MEM* out, int oo, __global const T_MEM* src, i
 // accumulate=1: matches are added in source order. META is the reduced shape (the scattered dim removed)
 // with sa/sb/sc the strides of dst/src/idx; *_dim_stride step along the scattered dim (K sources).
 #define SCATTER_ARGS int n, int dim_size, int inner, int k_count, int dst_dim_stride, int src_dim_stride, \
-                     int idx_dim_stride, int accumulate, META
+                     int idx_dim_stride, int accumulate, __global int* err, int code, META
 
 // General form: one work-item per destination element (outer o, position jd, inner r) scans the K
 // sources idx/src[o, 0..K-1, r] and keeps those whose id is jd.
@@ -55,7 +57,9 @@ __kernel void gather_s(__global T_MEM* out, int oo, __global const T_MEM* src, i
     id_ += jd * dst_dim_stride;                                                                 \
     T acc = accumulate ? LD(dst, id_) : ZERO; int found = 0;                                        \
     for (int k = 0; k < k_count; ++k) {                                                         \
-        if (row_id(idx[ii + k * idx_dim_stride], dim_size) != jd) continue;                     \
+        IDX_T raw = idx[ii + k * idx_dim_stride]; int at = row_id(raw, dim_size);               \
+        if (at < 0 && jd == 0) report_error(err, code, CAST(IDX_T, long, raw), dim_size);       \
+        if (at != jd) continue;                                                                 \
         T v = (SRC_AT); acc = accumulate ? acc + v : v; found = 1;                              \
     }                                                                                           \
     if (found) ST(dst, id_, acc);
@@ -76,7 +80,9 @@ __kernel void scatter_value_s(__global T_MEM* dst, int odst, __global const IDX_
     int i = get_global_id(0); if (i >= n) return;                                               \
     int jd = i % dim_size; int o = i / dim_size;                                                \
     for (int k = 0; k < k_count; ++k) {                                                         \
-        if (row_id(idx[oidx + k * idx_dim_stride], dim_size) != jd) continue;                   \
+        IDX_T raw = idx[oidx + k * idx_dim_stride]; int at = row_id(raw, dim_size);             \
+        if (at < 0 && jd == 0) report_error(err, code, CAST(IDX_T, long, raw), dim_size);       \
+        if (at != jd) continue;                                                                 \
         for (int r = 0; r < inner; ++r) {                                                       \
             int id_ = odst + jd * dst_dim_stride, is = k * src_dim_stride, unused = 0;          \
             OFFSETS(o * inner + r, id_, is, unused);                                            \
@@ -126,4 +132,43 @@ __kernel void one_hot_s(__global T_MEM* out, int oo, __global const IDX_T* idx, 
     int nonnegative = v >= 0;
 #endif
     ST(out, oo + i, (nonnegative && id >= 0) ? (T)(id == c) : MISSING);
+}
+
+// ---- advanced indexing (clownpiece/ops/indexing.py) --------------------------------------------------------
+// off[p] = (first ? 0 : off[p]) + (position along a dim of `size` named by idx[p]) * mult, p over off's
+// contiguous shape, idx broadcast to it (sa: its strides). An id outside [-size, size) reports and leaves
+// LONG_MIN, which stays negative through later blocks, so gathers and scatters take it as out of range.
+__kernel void index_offsets_s(__global long* off, int oo, __global const IDX_T* idx, int oidx, int n, int size,
+                              long mult, int first, __global int* err, int code, META) {
+    int i = get_global_id(0); if (i >= n) return;
+    int ii = oidx, u1 = 0, u2 = 0;
+    OFFSETS(i, ii, u1, u2);
+    IDX_T v = idx[ii];
+    int id = row_id(v, size);
+    long prev = first ? 0 : off[oo + i];
+    if (id < 0) report_error(err, code, CAST(IDX_T, long, v), size);
+    off[oo + i] = (id < 0 || prev < 0) ? LONG_MIN : prev + (long)id * mult;
+}
+
+// Positions of the set elements of a contiguous bool mask of n elements, in blocks of `block` elements:
+// nonzero_count counts each block's set elements, nonzero_scan (one work-item) turns the counts into
+// exclusive prefix sums with the total after them (what the host reads), nonzero_write writes each block's
+// positions from its prefix on. Deterministic, no atomics, O(n) work.
+__kernel void nonzero_count(__global int* counts, int oc, __global const uchar* m, int om, int n, int block) {
+    int b = get_global_id(0); int start = b * block; if (start >= n) return;
+    int end = min(start + block, n), c = 0;
+    for (int i = start; i < end; ++i) c += m[om + i] != 0;
+    counts[oc + b] = c;
+}
+__kernel void nonzero_scan(__global int* counts, int oc, int nblocks) {
+    if (get_global_id(0) != 0) return;
+    int s = 0;
+    for (int b = 0; b < nblocks; ++b) { int c = counts[oc + b]; counts[oc + b] = s; s += c; }
+    counts[oc + nblocks] = s;
+}
+__kernel void nonzero_write(__global long* out, int oo, __global const int* counts, int oc, __global const uchar* m,
+                            int om, int n, int block) {
+    int b = get_global_id(0); int start = b * block; if (start >= n) return;
+    int end = min(start + block, n), k = counts[oc + b];
+    for (int i = start; i < end; ++i) if (m[om + i]) out[oo + k++] = i;
 }

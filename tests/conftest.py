@@ -96,7 +96,8 @@ STRICT_MODULES = {"test_elementwise_kernels", "test_elementwise", "test_index", 
                   "test_nn_norm", "test_nn_pool", "test_nn_small_layers", "test_nn_transformer", "test_nn_upsample",
                   "test_nn_module_api", "test_data_splits", "test_array_interop",
                   "test_sort", "test_scan", "test_remap", "test_linalg", "test_nn_loss", "test_dtypes",
-                  "test_elementwise_ops"}
+                  "test_elementwise_ops",
+                  "test_indexing"}
 STRICT_TESTS = {"test_nn_training": {"test_small_cnn_trains"},
                 "test_augment": {"test_random_crop_matches_numpy_given_the_same_choices",
                                  "test_crop_and_flip_of_strided_batches_and_float64",

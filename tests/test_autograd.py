@@ -309,7 +309,7 @@ SHAPE_OPS = {
     "split_sections": lambda x: x.split([1, 3], 2)[1], "chunk": lambda x: x.chunk(3, 1)[1] * x.chunk(3, 1)[2],
     "unbind": lambda x: x.unbind(1)[0] - x.unbind(1)[2] * 2,
     "getitem_int": lambda x: x[1], "getitem_tuple": lambda x: x[0, 1:3], "getitem_slice": lambda x: x[:, 2:],
-    "getitem_none_ellipsis": lambda x: x[None, ..., 1], "getitem_list": lambda x: x[[1, 2]],
+    "getitem_none_ellipsis": lambda x: x[None, ..., 1], "getitem_list": lambda x: x[[1, 0, 1]],
     "getitem_tensor": lambda x: x[cp.Tensor([1.0, 0.0, 1.0, 1.0], dtype=F64)],
     "index_select": lambda x: x.index_select(2, cp.Tensor([3.0, 0.0, 3.0], dtype=F64)),
     "gather": lambda x: x.gather(1, cp.Tensor(np.array([[[2, 0, 1, 2], [1, 1, 0, 0]]] * 2, dtype=F64))),

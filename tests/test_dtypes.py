@@ -399,10 +399,13 @@ def test_gathers_and_scatters_on_every_dtype(data_dtype, id_dtype):
     assert out.dtype is data_dtype
 
 
-def test_out_of_range_ids_give_nan_for_floats_and_zero_for_integers():
+def test_out_of_range_ids_raise_at_the_next_read_and_give_nan_or_zero():
     ids = cp.tensor([1, 5])
-    assert np.isnan(cp.tensor([[1.0], [2.0]])[ids].numpy()[1]).all()
-    assert cp.tensor([[1], [2]])[ids].tolist() == [[2], [0]]
+    for data, missing in ((cp.tensor([[1.0], [2.0]]), np.nan), (cp.tensor([[1], [2]]), 0)):
+        got = data[ids]
+        with pytest.raises(IndexError, match="index 5 is out of bounds for a dimension of size 2"):
+            got.tolist()
+        np.testing.assert_array_equal(got.numpy(), [[2], [missing]])
     assert cp.tensor([1, 5, -1]).one_hot(3).tolist() == [[0, 1, 0], [0, 0, 0], [0, 0, 0]]
 
 

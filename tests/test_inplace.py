@@ -337,11 +337,13 @@ def test_index_put_errors():
     t = cp.Tensor(np.zeros((3, 2), np.float32))
     with pytest.raises(TypeError, match="tuple of index tensors"):
         t.index_put_(cp.Tensor([0.0]), 1.0)
-    with pytest.raises(IndexError, match="only one"):
-        t.index_put_((cp.Tensor([0.0]), cp.Tensor([1.0])), 1.0)
+    with pytest.raises(IndexError, match="too many indices"):
+        t.index_put_((cp.Tensor([0.0]), cp.Tensor([1.0]), cp.Tensor([1.0])), 1.0)
     with pytest.raises(RuntimeError, match="cannot be broadcast"):
         t.index_put_((cp.Tensor([0.0]),), cp.Tensor(np.ones((2, 3), np.float32)))
     np.testing.assert_array_equal(t.numpy(), np.zeros((3, 2)))
+    t.index_put_((cp.Tensor([0.0]), cp.Tensor([1.0])), 1.0)  # one index tensor per leading dim (PyTorch)
+    np.testing.assert_array_equal(t.numpy(), [[0, 1], [0, 0], [0, 0]])
 
 
 # ---- version counters -----------------------------------------------------------------------------------

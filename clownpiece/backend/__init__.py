@@ -6,8 +6,10 @@ path, transfers and counters. Knows nothing about tensors' autograd.
     memory.py     the buffer pool and Storage
     runtime.py    the current device, kernel(), launch(), alloc(), upload/download, synchronize
     fusion.py     lazy elementwise fusion (deferred ops run as generated kernels)
+    checks.py     device-side checks: errors kernels find, raised at the next host read
     stats.py      counters"""
 from . import fusion  # noqa: F401  (registers its flush hook with memory)
+from .checks import DeviceAssertError
 from .discovery import DeviceError, describe, list_devices
 from .memory import DeviceMemoryError, HostOnlyThreadError, Storage, host_only_thread
 from .programs import KernelBuildError
@@ -37,4 +39,4 @@ __all__ = ["device", "set_device", "program_cache", "kernel", "launch", "alloc",
            "synchronize", "empty_cache", "count_kernels", "stats", "reset_stats", "counters", "list_devices",
            "describe", "Storage", "DeviceError", "DeviceMemoryError", "DeviceMismatchError", "KernelBuildError",
            "LaunchError", "kernel_number", "replayable", "resolve_device", "using_device", "alloc_on",
-           "HostOnlyThreadError", "host_only_thread"]
+           "HostOnlyThreadError", "host_only_thread", "DeviceAssertError"]

@@ -16,7 +16,7 @@ import os
 import numpy as np
 import pyopencl as cl
 
-from . import memory, stats as _stats
+from . import checks, memory, stats as _stats
 from .discovery import Device, DeviceError, describe, list_devices
 from .memory import HOST_ONLY_THREADS, OUT_OF_MEMORY, Pool, Storage, refuse_host_only
 from .programs import Programs
@@ -353,15 +353,21 @@ def download(storage, host, byte_offset=0):
     if _recorder is not None:
         _recorder.host_read()  # raises: a captured function cannot wait for the device
     if host.nbytes:
-        cl.enqueue_copy(storage.pool.device.queue, host, storage.buf, src_offset=byte_offset, is_blocking=True)
+        device = storage.pool.device
+        word = checks.read_with(device)  # the device's error word rides along: no extra wait
+        cl.enqueue_copy(device.queue, host, storage.buf, src_offset=byte_offset, is_blocking=True)
         counters["d2h_count"] += 1
         counters["d2h_bytes"] += host.nbytes
+        checks.check(word, device)
     return host
 
 
 def synchronize() -> None:
+    """Wait for the current device's queue; raises checks.DeviceAssertError for a failed device-side check."""
     if _queue is not None:
+        word = checks.read_with(_dev)
         _queue.finish()
+        checks.check(word, _dev)
     _pending.clear()
 
 

@@ -4,8 +4,10 @@ cat / stack / broadcast_tensors. Kernels: cl_kernels/index.cl; plain strided cop
 assign kernels through ShapeOps._assign_from.
 
 Index tensors are int64 or int32 (PyTorch), or float tensors of integral values (the course's: rounded).
-Negative ids wrap. The ids live on the device and are never read back, so an id out of range cannot raise:
-gathers give NaN for it (0 for integer and bool data) and scatters skip it."""
+Negative ids wrap. The ids live on the device and are never read back for a check: an id out of range is
+reported by the kernel (backend/checks.py) and raises at the next host read, while the gather gives NaN for
+it (0 for integer and bool data) and the scatter skips it. The index forms beyond a tensor of row ids
+(masks, several index tensors, lists, strided slices) are parsed by ops/indexing.py."""
 from __future__ import annotations
 
 import numbers
@@ -19,19 +21,17 @@ from .._layout import (
     ShapeError,
     broadcast_shapes,
     broadcast_strides,
+    contiguous_layout,
     is_int,
     kernel_meta,
     normalize_dim,
     numel,
 )
 from .._types import AnyTensor, TensorOrScalar, TensorT
-from ..backend import dtypes as D
+from ..backend import checks, dtypes as D
+from . import indexing
 from .elementwise import where
 from .shape import ShapeOps, _fill_value
-
-
-def _is_int(x):
-    return is_int(x)
 
 
 def _drop(seq, d):
@@ -61,6 +61,12 @@ def _ids(index, op):
     return index.to(D.float32) if index.dtype is D.float16 else index
 
 
+# what each op's kernels report for an id outside its dim (backend/checks.py)
+_BAD_ID = {op: checks.register(op, "index {value} is out of bounds for a dimension of size {bound}")
+           for op in ("__getitem__", "take_rows", "index_select", "gather", "__setitem__", "index_put_",
+                      "scatter_", "scatter_add_", "index_add_")}
+
+
 def _kernel(name, dtype, ids):
     """index.cl's kernel for data of `dtype` and ids (or a mask) like `ids`."""
     return backend.kernel("index", name, dtype, D.index_defines(ids.dtype))
@@ -76,64 +82,36 @@ class IndexOps:
 
     # ---- t[idx] -----------------------------------------------------------------------------------
     def __getitem__(self: TensorT, idx: Any) -> TensorT:
-        """t[idx]. Basic indices give views sharing storage: an int (negative ok) selects and removes a
-        dim, a slice (step 1, clipped like Python) narrows it, None inserts a size-1 dim, Ellipsis stands
-        for the dims not named; a tuple applies them to the leading dims. A list is read like a tuple (the
-        course's meaning: t[[0, 1]] is t[0, 1], where PyTorch would gather). A tensor of integral floats
-        gathers rows along dim 0 into a new tensor of shape index.shape + t.shape[1:] (see take_rows)."""
-        if isinstance(idx, IndexOps):
-            return self.take_rows(idx)
-        return self._basic_view(idx, "__getitem__")
-
-    def _basic_view(self, idx, op):
-        entries = tuple(idx) if isinstance(idx, (tuple, list)) else (idx,)
-        for e in entries:
-            if not (_is_int(e) or isinstance(e, slice) or e is None or e is Ellipsis):
-                hint = " (a tensor index must be the whole index)" if isinstance(e, IndexOps) else ""
-                raise TypeError(f"{op}: unsupported index entry {type(e).__name__}{hint}; expected int, "
-                                f"slice, None, Ellipsis or a tuple of them")
-        nd = self.dim()
-        named = sum(1 for e in entries if e is not None and e is not Ellipsis)
-        if named > nd:
-            raise IndexOutOfRange(f"{op}: too many indices ({named}) for a {nd}-d tensor of shape {self.shape}")
-        if sum(1 for e in entries if e is Ellipsis) > 1:
-            raise RuntimeError(f"{op}: an index can only have a single Ellipsis")
-        if Ellipsis in entries:
-            at = next(i for i, e in enumerate(entries) if e is Ellipsis)
-            entries = entries[:at] + (slice(None),) * (nd - named) + entries[at + 1:]
-        shape, strides, offset, d = [], [], self._offset, 0
-        for e in entries:
-            if e is None:
-                shape.append(1)
-                strides.append(1)
-                continue
-            size, stride = self._shape[d], self._strides[d]
-            if isinstance(e, slice):
-                if e.step not in (None, 1):
-                    raise RuntimeError(f"{op}: slice step {e.step} is not supported (only step 1)")
-                start, stop, _ = e.indices(size)
-                length = max(stop - start, 0)
-                offset += start * stride if length else 0
-                shape.append(length)
-                strides.append(stride)
-            else:
-                if not -size <= e < size:
-                    raise IndexOutOfRange(f"{op}: index {e} is out of range for dim {d} of size {size} "
-                                          f"(shape {self.shape})")
-                offset += (int(e) % size) * stride
-            d += 1
-        return self._view(tuple(shape) + self._shape[d:], tuple(strides) + self._strides[d:], offset)
+        """t[idx] with PyTorch's rules (ops/indexing.py): ints, slices (positive steps), None and `...` give a
+        view; index tensors (int64/int32, or the course's integral floats), lists of ints and bool masks, in
+        any position and several at once, gather into a new tensor. A tensor of ids alone gathers rows along
+        dim 0 (take_rows); out-of-range ids raise at the next host read (backend/checks.py)."""
+        if isinstance(idx, IndexOps) and idx.dtype is not D.bool_:
+            return self._take_rows(idx, "__getitem__")
+        parsed = indexing.parse(self, idx, "__getitem__")
+        if not parsed.advanced:
+            return parsed.view
+        adv = indexing.Advanced(parsed, "__getitem__")
+        return adv.to_result(IndexOps._take_rows(adv.rows_copy(), adv.lin, "__getitem__"))
 
     def __setitem__(self, idx: Any, value: TensorOrScalar) -> None:
-        """t[idx] = value, in place: the same index forms as t[idx]. A number fills the region; a tensor
-        is broadcast to it. With a tensor index the rows it names are written (a repeated id takes the
-        last of its values). Nothing is written when the index or the value is invalid."""
+        """t[idx] = value, in place, for every index form of t[idx]; value (a number, a tensor, a list) is
+        broadcast to t[idx]'s shape. With index tensors a repeated position takes one of its values (the last
+        here; PyTorch leaves it undefined); index_put_(..., accumulate=True) adds them up. Nothing is written
+        when the index or the value is invalid (ids out of range are skipped and raise at the next read)."""
         self._check_inplace("__setitem__", value)
-        if isinstance(idx, IndexOps):
+        if isinstance(idx, IndexOps) and idx.dtype is not D.bool_:
             self._set_rows(idx, value)
             return
-        region = self._basic_view(idx, "__setitem__")
+        parsed = indexing.parse(self, idx, "__setitem__")
         value = self._value_arg(value, "__setitem__")
+        if parsed.advanced:
+            if len(parsed.advanced) == 1 and parsed.advanced[0][3] and not isinstance(value, IndexOps):
+                self._fill_mask(parsed, value)  # t[mask] = number: no read of the mask's count
+            else:
+                self._put(parsed, value, False, "__setitem__")
+            return
+        region = parsed.view
         if isinstance(value, IndexOps):
             _check_broadcasts_to(value._shape, region._shape, "__setitem__")
             if value._storage is self._storage:
@@ -143,20 +121,50 @@ class IndexOps:
 
     def index_put_(self: TensorT, indices: Sequence[AnyTensor], values: TensorOrScalar,
                    accumulate: bool = False) -> TensorT:
-        """PyTorch's index_put_: self[indices] = values, or += with accumulate=True (repeated ids then add up,
-        in order; without it the last one wins). `indices` is a tuple of index tensors; today one tensor of
-        integral float ids along dim 0 (the rows of t[index]); values broadcast to index.shape +
-        self.shape[1:]. Returns self."""
+        """PyTorch's index_put_: self[indices] = values, or += with accumulate=True (repeated positions then add
+        up, in order; without it one value wins). `indices` is a tuple of index tensors (or bool masks) for
+        the leading dims; values broadcast to self[indices]'s shape. Returns self."""
         if not isinstance(indices, (tuple, list)) or not indices or \
                 not all(isinstance(i, IndexOps) for i in indices):
             raise TypeError(f"index_put_: indices must be a non-empty tuple of index tensors, got "
                             f"{type(indices).__name__}")
-        if len(indices) > 1:
-            raise IndexOutOfRange(f"index_put_: {len(indices)} index tensors given for a {self.dim()}-d tensor; "
-                                  f"only one (indexing dim 0) is supported")
         self._check_inplace("index_put_", values)
-        self._set_rows(indices[0], values, accumulate=bool(accumulate))
+        if len(indices) == 1 and indices[0].dtype is not D.bool_:
+            self._set_rows(indices[0], values, accumulate=bool(accumulate), op="index_put_")
+        else:
+            parsed = indexing.parse(self, tuple(indices), "index_put_")
+            self._put(parsed, self._value_arg(values, "index_put_"), bool(accumulate), "index_put_")
         return self
+
+    def _put(self, parsed, value, accumulate, op):
+        """The advanced form of __setitem__ / index_put_: value (a number or a tensor broadcast to the result
+        of t[idx]) scattered into the merged rows of ops/indexing.py."""
+        adv = indexing.Advanced(parsed, op)
+        shape = adv.result_shape()
+        k = numel(adv.b_shape)
+        if isinstance(value, IndexOps):
+            _check_broadcasts_to(value._shape, shape, op)
+            if value._storage is self._storage:
+                value = value.clone()
+            value = adv.from_result(ShapeOps.broadcast_to(value, shape))  # [B..., rest...]
+            value = ShapeOps.reshape(value, (k,) + adv.rest_shape)
+        ids = ShapeOps.reshape(adv.lin, (k,))
+        if adv.rows is not None:
+            IndexOps._set_rows(adv.rows, ids, value, accumulate, op)
+        else:
+            rows = adv.rows_copy()
+            IndexOps._set_rows(rows, ids, value, accumulate, op)
+            adv.permuted._assign_from(rows._view(adv.permuted._shape, contiguous_layout(adv.permuted._shape)[1]))
+        self._storage._version += 1
+
+    def _fill_mask(self, parsed, value):
+        """t[mask] = number (or t[..., mask, ...] = number): a masked fill through the view, no sync."""
+        first, k, mask, _ = parsed.advanced[0]
+        view = parsed.view
+        lead, trail = first, view.dim() - first - k
+        m = mask._view((1,) * lead + mask._shape + (1,) * trail,
+                       (0,) * lead + mask._strides + (0,) * trail)
+        IndexOps.masked_fill_(view, m, value)
 
     def _value_arg(self, value, op):
         """A number (as it is) or a tensor."""
@@ -168,36 +176,39 @@ class IndexOps:
             return self._result_cls()(value, dtype=self.dtype)
         raise TypeError(f"{op}: value must be a number or a tensor, got {type(value).__name__}")
 
-    def _set_rows(self, index, value, accumulate=False):
+    def _set_rows(self, index, value, accumulate=False, op="__setitem__"):
         if self.dim() == 0:
-            raise IndexOutOfRange("__setitem__: a 0-d tensor cannot be indexed by a tensor")
+            raise IndexOutOfRange(f"{op}: a 0-d tensor cannot be indexed by a tensor")
         rest = self._shape[1:]
-        value = self._value_arg(value, "__setitem__")
+        value = self._value_arg(value, op)
         if isinstance(value, IndexOps):
-            _check_broadcasts_to(value._shape, index._shape + rest, "__setitem__")
+            _check_broadcasts_to(value._shape, index._shape + rest, op)
         # same-rank scatter form: ids as a (K, 1, ...) column broadcast over the rows, values as (K, ...)
         k = index._numel
-        ids = _ids(ShapeOps.reshape(index, (k,)), "__setitem__")
+        ids = _ids(ShapeOps.reshape(index, (k,)), op)
         ids = ids._view((k,) + rest, (ids._strides[0],) + (0,) * len(rest))
         if isinstance(value, IndexOps):
             value = ShapeOps.broadcast_to(value, index._shape + rest)
             if index.dim() != 1:
                 value = ShapeOps.reshape(value, (k,) + rest)
         self._storage._version += 1
-        self._scatter(0, ids, value, accumulate=accumulate)
+        self._scatter(0, ids, value, accumulate=accumulate, op=op)
 
     # ---- gathers ----------------------------------------------------------------------------------
     def take_rows(self: TensorT, index: AnyTensor) -> TensorT:
         """Rows of self named by the float ids in `index`: shape index.shape + self.shape[1:], a copy.
         Repeated ids repeat rows; negative ids wrap; an id outside [-n, n) gives a row of NaN (checked on
         the device: reading the ids back would stall the queue)."""
-        _tensor_arg(index, "take_rows")
+        return self._take_rows(index, "take_rows")
+
+    def _take_rows(self, index, op):
+        _tensor_arg(index, op)
         if self.dim() == 0:
-            raise IndexOutOfRange("take_rows: a 0-d tensor cannot be indexed by a tensor")
-        ids = _ids(index, "take_rows")
+            raise IndexOutOfRange(f"{op}: a 0-d tensor cannot be indexed by a tensor")
+        ids = _ids(index, op)
         rest = self.dim() - 1
         return self._gather(ids._shape + self._shape[1:], ids, ids._strides + (0,) * rest,
-                            (0,) * ids.dim() + self._strides[1:], 0)
+                            (0,) * ids.dim() + self._strides[1:], 0, op)
 
     def index_select(self: TensorT, dim: int, index: AnyTensor) -> TensorT:
         """Entries along `dim` named by the 1-d (or 0-d) float ids `index`; dim's size becomes
@@ -210,7 +221,7 @@ class IndexOps:
         id_stride = ids._strides[0] if ids.dim() else 0
         out_shape = self._shape[:d] + (ids._numel,) + self._shape[d + 1:]
         idx_strides = tuple(id_stride if i == d else 0 for i in range(self.dim()))
-        return self._gather(out_shape, ids, idx_strides, self._dim_zeroed(d), d)
+        return self._gather(out_shape, ids, idx_strides, self._dim_zeroed(d), d, "index_select")
 
     def gather(self: TensorT, dim: int, index: AnyTensor) -> TensorT:
         """PyTorch gather: out[p] = self[p with p[dim] = index[p]], out shaped like `index`, which has
@@ -222,16 +233,17 @@ class IndexOps:
             raise ShapeError(f"gather: index of shape {index.shape} does not fit self of shape {self.shape} "
                              f"along dim {dim} (same rank, sizes <= self's outside dim)")
         ids = _ids(index, "gather")
-        return self._gather(ids._shape, ids, ids._strides, self._dim_zeroed(d), d)
+        return self._gather(ids._shape, ids, ids._strides, self._dim_zeroed(d), d, "gather")
 
-    def _gather(self, out_shape, ids, idx_strides, src_strides, dim):
+    def _gather(self, out_shape, ids, idx_strides, src_strides, dim, op):
         """One launch: out[p] = self[offset(p, src_strides) + id(p) * stride(dim)], p over out_shape."""
         out = self._empty(out_shape, self.dtype)
         n = out._numel
         if n:
             meta = kernel_meta(out._shape, idx_strides, src_strides)
             backend.launch(_kernel("gather_s", self.dtype, ids), n, out, self, ids, n,
-                           self._shape[dim], self._strides[dim], *meta)
+                           self._shape[dim], self._strides[dim], checks.error_word(out._storage.pool),
+                           _BAD_ID[op], *meta)
         return out
 
     def _dim_arg(self, dim, op):
@@ -253,7 +265,7 @@ class IndexOps:
         d = self._dim_arg(dim, "scatter_")
         index, src = self._scatter_form(d, index, src, "scatter_")
         self._storage._version += 1
-        return self._scatter(d, index, src, accumulate=False)
+        return self._scatter(d, index, src, accumulate=False, op="scatter_")
 
     def scatter_add_(self: TensorT, dim: int, index: AnyTensor, src: AnyTensor) -> TensorT:
         """Like scatter_ (either form) but adds; repeated targets accumulate, in source order (no atomics,
@@ -263,7 +275,7 @@ class IndexOps:
         _tensor_arg(src, "scatter_add_", "src")
         index, src = self._scatter_form(d, index, src, "scatter_add_")
         self._storage._version += 1
-        return self._scatter(d, index, src, accumulate=True)
+        return self._scatter(d, index, src, accumulate=True, op="scatter_add_")
 
     def index_add_(self: TensorT, dim: int, index: AnyTensor, src: AnyTensor, alpha: float = 1) -> TensorT:
         """self[..., index[k], ...] += alpha * src[..., k, ...] along dim, deterministic; repeated ids
@@ -284,7 +296,7 @@ class IndexOps:
         id_stride = ids._strides[0] if ids.dim() else 0
         ids = ids._view(src._shape, tuple(id_stride if i == d else 0 for i in range(self.dim())))
         self._storage._version += 1
-        return self._scatter(d, ids, src, accumulate=True)
+        return self._scatter(d, ids, src, accumulate=True, op="index_add_")
 
     def _scatter_form(self, d, index, src, op):
         """Validate, and return (index, src) in the PyTorch same-rank form."""
@@ -308,7 +320,7 @@ class IndexOps:
                              f"dim; PyTorch form: same rank, index no larger than self outside dim and than src)")
         return index, src
 
-    def _scatter(self, d, index, src, accumulate):
+    def _scatter(self, d, index, src, accumulate, op):
         """One launch. Each destination element (or, when the ids do not vary outside dim d, each
         destination row) is owned by one work-item that scans the index.shape[d] sources lined up with it
         and keeps those naming its position: deterministic, no atomics."""
@@ -331,7 +343,8 @@ class IndexOps:
                            _drop(index._strides, d))
         name = ("scatter_rows" if rows else "scatter") + ("_s" if src_is_tensor else "_value_s")
         backend.launch(_kernel(name, self.dtype, index), n, self, index, src, n, dim_size, inner, k,
-                       self._strides[d], src_strides[d], index._strides[d], int(accumulate), *meta)
+                       self._strides[d], src_strides[d], index._strides[d], int(accumulate),
+                       checks.error_word(self._storage.pool), _BAD_ID[op], *meta)
         return self
 
     # ---- masks and one-hot ------------------------------------------------------------------------
@@ -387,7 +400,7 @@ class IndexOps:
         """self holds class ids; returns shape self.shape + [num_classes] with 1 at each id, in self's dtype
         (int64 ids give int64, as PyTorch; the course's float ids give floats). An id outside
         [0, num_classes) gives a row of NaN (0 for integer ids; checked on the device)."""
-        if not _is_int(num_classes) or num_classes < 1:
+        if not is_int(num_classes) or num_classes < 1:
             raise RuntimeError(f"one_hot: num_classes must be a positive int, got {num_classes!r}")
         ids = _ids(self, "one_hot")
         out = ids._empty(ids._shape + (int(num_classes),), ids.dtype)
@@ -444,7 +457,7 @@ def stack(tensors, dim=0):
     if any(t._shape != first._shape for t in tensors):
         raise ShapeError(f"stack: shapes {[t.shape for t in tensors]} must all be equal")
     nd = first.dim()
-    if not _is_int(dim) or not -(nd + 1) <= dim <= nd:
+    if not is_int(dim) or not -(nd + 1) <= dim <= nd:
         raise IndexOutOfRange(f"stack: dim {dim} out of range for {nd}-d inputs (expected {-(nd + 1)}..{nd})")
     d = int(dim) % (nd + 1)
     out = first._empty(first._shape[:d] + (len(tensors),) + first._shape[d:], _common_dtype(tensors))

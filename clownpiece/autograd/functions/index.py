@@ -6,7 +6,8 @@ from typing import Sequence, Union
 
 from ..._layout import normalize_dim
 from ..._tensor import TensorBase
-from ...ops import elementwise as _ew, index as _index_ops
+from ...backend import dtypes as _dtypes
+from ...ops import elementwise as _ew, index as _index_ops, indexing as _indexing
 from ..autograd import zeros
 from ..formula import Op, Row
 from ..methods import differentiable, recording
@@ -15,11 +16,17 @@ from .shape import _into_zeros
 
 def _subscript_grad(grad, self_shape, idx):
     """x[idx]: basic indices (ints, slices, None, Ellipsis) give views, so the gradient is zeros with grad
-    written into the same view; a tensor index gathers rows, and rows named several times accumulate."""
-    if not isinstance(idx, TensorBase):
+    written into the same view; index tensors, lists and masks gather, and the gradient is grad added back
+    at the positions gathered (index_put_ with accumulate: positions named several times add up)."""
+    if isinstance(idx, TensorBase) and idx.dtype is not _dtypes.bool_:
+        k, rest = idx._numel, self_shape[1:]
+        return zeros(self_shape, grad.dtype).index_add_(0, idx.reshape(k), grad.reshape((k,) + rest))
+    z = zeros(self_shape, grad.dtype)
+    parsed = _indexing.parse(z, idx, "__getitem__")
+    if not parsed.advanced:
         return _into_zeros(grad, self_shape, lambda z: z[idx])
-    k, rest = idx._numel, self_shape[1:]
-    return zeros(self_shape, grad.dtype).index_add_(0, idx.reshape(k), grad.reshape((k,) + rest))
+    _index_ops.IndexOps._put(z, parsed, grad, True, "__getitem__")
+    return z
 
 
 GRADIENTS = [
