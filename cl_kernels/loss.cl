@@ -22,10 +22,12 @@ inline int class_of(TGT v, int c) {
 // ---- class-index targets ----------------------------------------------------------------------------
 // loss[i] = (1 - eps) * w[t] * (lse - x[t]) + eps / C * sum_j w[j] * (lse - x[j])  (lse = 0 for NLL, eps = 0)
 // and wt[i] = w[t] (the 'mean' divisor's share), both 0 where t == ignore_index; a target that is no class
-// makes both NaN. lse[i] is kept for the backward. has_w = 0: every w[j] is 1 (w is not read).
+// makes both NaN and is reported to the error word err (backend/checks.py: raised at the next host read).
+// lse[i] is kept for the backward. has_w = 0: every w[j] is 1 (w is not read).
 __kernel void class_loss_fwd(__global T* loss, int oloss, __global T* wt, int owt, __global T* lse, int olse,
                              __global const T* x, int ox, __global const TGT* t, int ot, __global const T* w,
-                             int ow, int has_w, int ignore_index, T eps, int n, int c, int d) {
+                             int ow, int has_w, int ignore_index, T eps, __global int* err, int code, int n,
+                             int c, int d) {
     int i = get_global_id(0); if (i >= n) return;
     loss += oloss; wt += owt; lse += olse;
     int b = i / d, s = i - b * d;
@@ -42,7 +44,10 @@ __kernel void class_loss_fwd(__global T* loss, int oloss, __global T* wt, int ow
     TGT target = t[ot + i];
     if (target == (TGT)ignore_index) { loss[i] = ZERO; wt[i] = ZERO; return; }
     int k = class_of(target, c);
-    if (k < 0) { loss[i] = (T)NAN; wt[i] = (T)NAN; return; }
+    if (k < 0) {
+        report_error(err, code, (long)target, c);
+        loss[i] = (T)NAN; wt[i] = (T)NAN; return;
+    }
     T wk = has_w ? w[ow + k] : ONE;
     T v = wk * (l - row[k * d]);
 #ifndef NLL

@@ -114,12 +114,20 @@ def test_cross_entropy_targets_from_host_data_are_checked():
         F.cross_entropy(x, [0, 1.5, 1])
 
 
-def test_cross_entropy_device_targets_out_of_range_give_nan():
-    """Device targets are not read back (no sync): an invalid class makes that row's loss NaN."""
+def test_cross_entropy_device_targets_out_of_range_raise_then_give_nan():
+    """Device targets are not read back (no sync): an invalid class is reported by the kernel and raised at
+    the next read; that row's loss is NaN."""
+    from clownpiece.backend.checks import DeviceAssertError
     x = Tensor(rng.standard_normal((3, 4)))
-    rows = F.cross_entropy(x, Tensor([0.0, 4.0, 1.5]), "none").numpy()
+    rows = F.cross_entropy(x, Tensor([0.0, 4.0, 1.5]), "none")
+    with pytest.raises(DeviceAssertError, match="4"):
+        rows.numpy()
+    rows = rows.numpy()
     assert np.isfinite(rows[0]) and np.isnan(rows[1]) and np.isnan(rows[2])
-    assert np.isnan(F.cross_entropy(x, Tensor([0.0, -1.0, 1.0])).item())
+    loss = F.cross_entropy(x, Tensor([0.0, -1.0, 1.0]))
+    with pytest.raises(DeviceAssertError, match="-1"):
+        loss.item()
+    assert np.isnan(loss.item())
 
 
 def test_cross_entropy_bad_arguments():

@@ -322,10 +322,21 @@ def test_nll_loss_bad_arguments():
             nn.NLLLoss(T([1.0]))(x, T([0.0, 1.0, 2.0]))
 
 
-def test_class_targets_out_of_range_give_nan():
+def test_class_targets_out_of_range_raise_at_the_next_read():
+    """A device target that is no class (nor ignore_index) is reported by the kernel and raised by the next
+    host read (no extra sync); the loss there is NaN."""
+    from clownpiece.backend.checks import DeviceAssertError
     x = T(rng.standard_normal((3, 4)))
-    rows = to_np(F.nll_loss(x, T([0.0, 4.0, 1.5]), reduction="none"))
-    assert np.isfinite(rows[0]) and np.isnan(rows[1:]).all()
+    for fn in (F.nll_loss, F.cross_entropy):
+        rows = fn(x, T([0.0, 4.0, 1.5]), reduction="none")
+        with pytest.raises(DeviceAssertError, match=r"class target 4 is not in \[0, 4\)"):
+            rows.numpy()
+        got = to_np(rows)  # the error was cleared when it was raised
+        assert np.isfinite(got[0]) and np.isnan(got[1:]).all()
+    loss = F.cross_entropy(x, Tensor(np.array([0, -1, 2]), dtype=np.int64), ignore_index=-100)
+    with pytest.raises(DeviceAssertError, match="-1"):
+        loss.item()
+    assert F.cross_entropy(x, Tensor(np.array([0, -1, 2]), dtype=np.int64), ignore_index=-1).item() > 0
 
 
 # ---- binary cross-entropy -------------------------------------------------------------------------------

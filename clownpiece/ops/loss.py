@@ -10,8 +10,11 @@ import numpy as np
 
 from .. import backend
 from .._layout import ShapeError, numel
+from ..backend import checks
 
 _INT64 = np.dtype(np.int64)
+_BAD_TARGET = checks.register("cross_entropy / nll_loss", "class target {value} is not in [0, {bound}) nor "
+                              "ignore_index (a float target is shown truncated to an integer)")
 
 
 def is_class_index_dtype(dtype):
@@ -88,7 +91,8 @@ def class_loss(x, target, weight, ignore_index, eps, nll, bcd):
         defines = _target_defines(tc) + (("NLL",) if nll else ())
         w = x if weight is None else weight  # not read without weight
         backend.launch(_kernel("class_loss_fwd", x.dtype, defines), n, loss, wt, loss if nll else lse, xc, tc, w,
-                       int(weight is not None), ignore_index, backend.kernel_number(x.dtype, eps), n, c, d)
+                       int(weight is not None), ignore_index, backend.kernel_number(x.dtype, eps),
+                       checks.error_word(x._storage.pool), _BAD_TARGET, n, c, d)
     return loss.view(target._shape), rows, lse, xc, tc
 
 
