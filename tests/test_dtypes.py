@@ -369,6 +369,30 @@ def test_integer_and_bool_reductions_match_numpy(dtype, layout):
     assert_close(t.mean(1), x.astype(np.float64).mean(1), F32)
 
 
+def test_sum_and_mean_take_dtype_like_pytorch():
+    """dtype= converts the input first and the result is in that dtype; mean wants a floating one. The
+    gradient comes back in the input's dtype."""
+    ref = np.array([[2 ** 31 - 1, 5, -3], [4, -1, 2 ** 31 - 1]], np.int64)
+    t = cp.tensor(ref.astype(np.int32))
+    f = ref.astype(np.float64)
+    for got, want, dtype in ((t.sum(dtype=cp.float64), f.sum(), F64), (t.sum(1, dtype=cp.int64), f.sum(1), I64),
+                             (t.mean(0, dtype=cp.float64), f.mean(0), F64), (t.sum(0), f.sum(0), I64),
+                             (cp.tensor([True, True, False]).sum(dtype=cp.float16), 2.0, F16)):
+        assert got.dtype is dtype
+        assert_close(got, want, dtype)
+    wrapped = t.sum(1, dtype=cp.int32)  # accumulated in int32: wraps modulo 2^32
+    assert wrapped.dtype is I32
+    want = np.mod(f.sum(1) + 2.0 ** 31, 2.0 ** 32) - 2.0 ** 31
+    np.testing.assert_array_equal(wrapped.numpy().astype(np.float64), want)
+    with no_launch(), pytest.raises(TypeError, match="mean: dtype must be a floating dtype, got int64"):
+        t.mean(dtype=cp.int64)
+    x = cp.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    x.sum(dtype=cp.float64).backward()
+    (x.mean(1, keepdim=True, dtype=cp.float64) * cp.tensor([[1.0], [2.0]], dtype=F64)).sum().backward()
+    assert x.grad.dtype is F32
+    assert_close(x.grad, 1.0 + np.array([[0.5, 0.5], [1.0, 1.0]]))
+
+
 def test_long_integer_sums_are_exact():
     n = 300_000  # two stages
     x = (np.arange(n, dtype=np.int64) % 1000) * 7919

@@ -128,3 +128,31 @@ def test_other_dtypes(name):
         assert got.dtype == want
         np.testing.assert_array_equal(got.numpy().astype(np.float64), ref.astype(want).astype(np.float64))
     assert t.cumsum(0, dtype=cp.float64).dtype == np.float64
+
+
+def test_int32_accumulates_in_int64_and_dtype_overrides():
+    """PyTorch: without dtype= integer and bool inputs accumulate and return int64, so int32 running sums and
+    products pass 2^31 exactly; dtype= converts the input first and returns that dtype (int32 wraps as an
+    int32 accumulation would; the reference wraps the exact result modulo 2^32)."""
+    a = np.array([[2 ** 31 - 1, 3, -2], [2, -5, 2 ** 10], [1, 7, 3]], np.int32)  # products < 2^53: exact refs
+    t, f = cp.tensor(a), a.astype(np.float64)
+    exact = ((t.cumsum(0), np.cumsum(f, 0)), (t.cumprod(0), np.cumprod(f, 0)), (t.prod(0), np.prod(f, 0)),
+             (t.prod(), np.prod(f)), (t.sum(0), f.sum(0)))
+    for got, ref in exact:
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got.numpy().astype(np.float64), ref)
+
+    def wrapped(ref):
+        w = np.mod(ref, 2.0 ** 32)
+        return np.where(w >= 2.0 ** 31, w - 2.0 ** 32, w)
+    for got, ref in ((t.cumsum(0, dtype=cp.int32), np.cumsum(f, 0)), (t.cumprod(0, dtype=cp.int32), np.cumprod(f, 0)),
+                     (t.prod(0, dtype=cp.int32), np.prod(f, 0)), (t.sum(0, dtype=cp.int32), f.sum(0))):
+        assert got.dtype == np.int32
+        np.testing.assert_array_equal(got.numpy().astype(np.float64), wrapped(ref))
+    b = cp.tensor([[True, False], [True, True]])
+    assert b.cumsum(1).dtype == np.int64 and b.cumsum(1).tolist() == [[1, 1], [1, 2]]
+    assert b.cumsum(0, dtype=cp.bool).tolist() == [[True, False], [True, True]]  # bool sums saturate, as torch
+    assert b.prod(1, dtype=cp.float16).dtype == np.float16 and b.prod(1, dtype=cp.float16).tolist() == [0.0, 1.0]
+    wide = t.cumsum(1, dtype=cp.float64)
+    assert wide.dtype == np.float64
+    np.testing.assert_array_equal(wide.numpy(), np.cumsum(f, 1))

@@ -12,7 +12,7 @@ from typing import Optional
 
 from .. import backend
 from .._layout import ShapeError, ceil_div, contiguous_strides, kernel_meta, normalize_dim, normalize_dims, numel
-from .._types import AnyTensor, DimLike, ShapeLike, TensorT
+from .._types import AnyTensor, DimLike, DTypeLike, ShapeLike, TensorT
 from ..backend import dtypes as D
 from .shape import _shape_arg
 
@@ -260,13 +260,29 @@ class ReduceOps:
         return dims if self._shape else ()
 
     # ---- sum / mean / var / std -------------------------------------------------------------------------
-    def sum(self: TensorT, dim: DimLike = None, keepdims: bool = False, *, keepdim: Optional[bool] = None) -> TensorT:
+    def sum(self: TensorT, dim: DimLike = None, keepdims: bool = False, *, keepdim: Optional[bool] = None,
+            dtype: DTypeLike = None) -> TensorT:
+        """Bool and integers sum in int64; with `dtype` the input is converted to it first and the result is
+        in it (PyTorch; an int32 sum wraps as it would accumulated in int32)."""
         dims = self._reduced_dims(dim, "sum")
-        return _sum(self, dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)))
+        if dtype is None:
+            return _sum(self, dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)))
+        dtype = self._check_dtype(dtype)
+        out = _sum(self.to(dtype), dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)))
+        return out if out.dtype is dtype else out.to(dtype)
 
-    def mean(self: TensorT, dim: DimLike = None, keepdims: bool = False, *, keepdim: Optional[bool] = None) -> TensorT:
+    def mean(self: TensorT, dim: DimLike = None, keepdims: bool = False, *, keepdim: Optional[bool] = None,
+             dtype: DTypeLike = None) -> TensorT:
+        """Bool and integers give float32 (docs/api.md); with a floating `dtype` the input is converted to it
+        first (PyTorch)."""
         dims = self._reduced_dims(dim, "mean")
-        return _sum(self, dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)), mean=True, op="mean")
+        x = self
+        if dtype is not None:
+            dtype = self._check_dtype(dtype)
+            if dtype not in D.FLOATING:
+                raise TypeError(f"mean: dtype must be a floating dtype, got {dtype.name}")
+            x = self.to(dtype)
+        return _sum(x, dims, _out_shape(self._shape, dims, _keep(keepdims, keepdim)), mean=True, op="mean")
 
     def var(self: TensorT, dim: DimLike = None, keepdims: bool = False, unbiased: bool = True, *,
             keepdim: Optional[bool] = None) -> TensorT:

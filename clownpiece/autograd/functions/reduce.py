@@ -56,8 +56,11 @@ def _logsumexp_grad(grad, x, dim):
 
 GRADIENTS = [
     # Function       Tensor methods   gradient of each input
-    Row("Sum",       "sum",           self=lambda grad, self_shape, dim: _unreduce(grad, self_shape, dim)),
-    Row("Mean",      "mean",          self=lambda grad, self_shape, dim: _mean_grad(grad, self_shape, dim)),
+    # (sum/mean with dtype= compute in that dtype; the gradient goes back in the input's)
+    Row("Sum",       "sum",
+        self=lambda grad, self_shape, self_dtype, dim: _unreduce(grad.to(self_dtype), self_shape, dim)),
+    Row("Mean",      "mean",
+        self=lambda grad, self_shape, self_dtype, dim: _mean_grad(grad.to(self_dtype), self_shape, dim)),
     Row("SumTo",     "sum_to",        self=lambda grad, self_shape: grad.broadcast_to(self_shape)),
     Row("Var",       "var",           self=lambda grad, self, dim, unbiased: _var_grad(self, grad, dim, unbiased)),
     Row("Std",       "std",           # std = sqrt(var): d std = d var / (2 std)
