@@ -41,11 +41,11 @@ inline T group_sum(T v, __local T* scratch) {
 // segment = (n, group) (seg_stride Cg*S, rows Cg, outer S). Two passes over the data (the one-pass formula
 // cancels when |mean| >> std). update = 1: also running = (1 - m) running + m batch, with the unbiased
 // variance (the biased one when unbiased = 0: the course's channel-last BatchNorm), m = momentum, or
-// 1 / (num_batches_tracked + 1) when cumulative (PyTorch's momentum=None; the count itself is advanced by
+// 1 / (num_batches_tracked + 1) when cumulative (PyTorch's momentum=None; the count, an int64, is advanced by
 // norm_apply's first work-item, after every group has read it).
 __kernel void norm_stats(__global T* mean, int om, __global T* rstd, int orstd, __global const T* x, int ox,
                          int seg_stride, int rows, int outer, int S, T eps, __global T* run_mean, int orm,
-                         __global T* run_var, int orv, __global const T* nbt, int onbt, int update, int unbiased,
+                         __global T* run_var, int orv, __global const long* nbt, int onbt, int update, int unbiased,
                          int cumulative, T momentum, __local T* scratch) {
     int g = get_group_id(0);
     x += ox;
@@ -60,7 +60,7 @@ __kernel void norm_stats(__global T* mean, int om, __global T* rstd, int orstd, 
         mean[om + g] = mu;
         rstd[orstd + g] = ONE / sqrt(var + eps);
         if (update) {
-            T m = cumulative ? ONE / (nbt[onbt] + ONE) : momentum;
+            T m = cumulative ? ONE / ((T)nbt[onbt] + ONE) : momentum;
             T v = !unbiased ? var : (count > 1 ? var * (T)count / (T)(count - 1) : (T)NAN);
             run_mean[orm + g] = (ONE - m) * run_mean[orm + g] + m * mu;
             run_var[orv + g] = (ONE - m) * run_var[orv + g] + m * v;
@@ -81,7 +81,7 @@ __kernel void norm_stats(__global T* mean, int om, __global T* rstd, int orstd, 
 // advances the running-stat count (after norm_stats has used it: one in-order queue).
 __kernel void norm_apply(__global T* y, int oy, __global const T* x, int ox, __global const T* mean, int om,
                          __global const T* rstd, int orstd, __global const T* w, int ow, __global const T* b,
-                         int ob, int affine, int N, int C, int S, int G, int Cg, __global T* nbt, int onbt,
+                         int ob, int affine, int N, int C, int S, int G, int Cg, __global long* nbt, int onbt,
                          int bump) {
     PLANE_INDEX
     y += oy;
@@ -89,7 +89,7 @@ __kernel void norm_apply(__global T* y, int oy, __global const T* x, int ox, __g
     if (affine & 1) v *= w[ow + c];
     if (affine & 2) v += b[ob + c];
     y[i] = v;
-    if (bump && i == 0) nbt[onbt] += ONE;
+    if (bump && i == 0) nbt[onbt] += 1;
 }
 
 // Per channel c (this work-group): sum_g[c] = sum of g, sum_gx[c] = sum of g * xhat over n and s, xhat with

@@ -164,6 +164,53 @@ def test_batch_norm_errors_before_launch():
     assert repr(m) == "BatchNorm2d(3, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)"
 
 
+@pytest.mark.parametrize("dtype", [np.float32, f64])
+def test_num_batches_tracked_is_an_int64_count_like_pytorch(dtype, tmp_path):
+    """PyTorch's buffer is a 0-dim int64 whatever the layer's dtype, and stays one through Module.to. A count
+    loaded from a checkpoint (int64, or an older float32 one) is where momentum=None's average resumes: the
+    kernel reads the int64 count, so the running mean after one more batch is (7 * old + batch) / 8."""
+    m = nn.BatchNorm2d(2, momentum=None, dtype=dtype)
+    assert m.num_batches_tracked.dtype is cp.int64 and m.num_batches_tracked.shape == []
+    m.double().half().float()
+    assert m.num_batches_tracked.dtype is cp.int64 and m.running_mean.dtype is cp.float32
+    m.to(dtype)
+    old_mean, old_var = np.array([0.5, -1.0]), np.array([2.0, 0.25])
+    for count in (np.array(7, np.int64), np.array(7.0, np.float32)):
+        m.load_state_dict({"weight": np.ones(2), "bias": np.zeros(2), "running_mean": old_mean,
+                           "running_var": old_var, "num_batches_tracked": count})
+        assert m.num_batches_tracked.dtype is cp.int64 and m.num_batches_tracked.item() == 7
+        assert type(m.num_batches_tracked.item()) is int
+        x = rng.standard_normal((3, 2, 2, 2)) * 3 + 1
+        m(Tensor(x, dtype=dtype))
+        assert_close(m.running_mean, (7 * old_mean + x.mean((0, 2, 3))) / 8, rtol=1e-5, atol=1e-6)
+        assert_close(m.running_var, (7 * old_var + x.var((0, 2, 3), ddof=1)) / 8, rtol=1e-5, atol=1e-6)
+        assert m.num_batches_tracked.item() == 8
+    m.momentum = 0.1
+    for _ in range(3):  # a momentum: the count still advances, in int64
+        m(Tensor(rng.standard_normal((4, 2, 2, 1)), dtype=dtype))
+    sd = m.state_dict()
+    assert sd["num_batches_tracked"].dtype is cp.int64 and sd["num_batches_tracked"].item() == 11
+    cp.save(sd, tmp_path / "bn.cpt")
+    back = cp.load(tmp_path / "bn.cpt")
+    assert back["num_batches_tracked"].dtype is cp.int64 and back["num_batches_tracked"].item() == 11
+    m.reset_running_stats()
+    assert m.num_batches_tracked.item() == 0 and m.num_batches_tracked.dtype is cp.int64
+
+
+def test_functional_batch_norm_wants_an_int64_count():
+    x, rm, rv = Tensor(np.ones((2, 3))), Tensor(np.zeros(3)), Tensor(np.ones(3))
+    with no_launch():
+        with pytest.raises(TypeError, match="num_batches_tracked must be an int64 tensor.*float32"):
+            F.batch_norm(x, rm, rv, training=True, momentum=None, num_batches_tracked=Tensor(0.0))
+        with pytest.raises(ValueError, match=r"num_batches_tracked must have shape \[\]"):
+            F.batch_norm(x, rm, rv, training=True, momentum=None, num_batches_tracked=cp.tensor([0]))
+    count = cp.tensor(0)
+    for step in range(1, 4):
+        x = rng.standard_normal((5, 3))
+        F.batch_norm(Tensor(x), rm, rv, training=True, momentum=None, num_batches_tracked=count)
+        assert count.item() == step
+
+
 def test_functional_batch_norm_updates_buffers_in_place():
     x = rng.standard_normal((6, 2, 3))
     rm, rv = Tensor(np.zeros(2)), Tensor(np.ones(2))

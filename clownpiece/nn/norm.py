@@ -115,7 +115,7 @@ class _BatchNorm(Module):
     """PyTorch's batch norm over dim 1 of [N, C, *]: batch statistics in training (the running buffers move
     towards them: unbiased variance, `momentum`, or the cumulative average when momentum is None) and
     whenever track_running_stats=False; the running statistics in eval mode. State: weight, bias,
-    running_mean, running_var, num_batches_tracked (float32 for now: int64 tensors are planned)."""
+    running_mean, running_var, num_batches_tracked (an int64 0-dim count, as in PyTorch, whatever `dtype`)."""
     _dims = ()
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = True,
@@ -127,7 +127,7 @@ class _BatchNorm(Module):
         if track_running_stats:
             self.running_mean = new_buffer((num_features,), 0.0, dtype)
             self.running_var = new_buffer((num_features,), 1.0, dtype)
-            self.num_batches_tracked = new_buffer((), 0.0, dtype)
+            self.num_batches_tracked = new_buffer((), 0, "int64")
         else:
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)

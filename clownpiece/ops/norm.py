@@ -11,6 +11,7 @@ import pyopencl as cl
 
 from .. import backend
 from .._layout import ShapeError, numel
+from ..backend import dtypes as D
 from ..backend.dtypes import require_float
 
 _MAX_GROUP = 256
@@ -82,6 +83,10 @@ def batch_norm(x, running_mean, running_var, weight, bias, training, momentum, e
     cumulative = momentum is None
     if training and cumulative and running_mean is not None and num_batches_tracked is None:
         raise ValueError(f"{op}: momentum=None (a cumulative average) needs num_batches_tracked")
+    _check(num_batches_tracked, x, "num_batches_tracked", op, ())
+    if num_batches_tracked is not None and num_batches_tracked.dtype != D.int64:
+        raise TypeError(f"{op}: num_batches_tracked must be an int64 tensor (PyTorch's; it is counted in place), "
+                        f"got {num_batches_tracked.dtype.name}")
     if training and n * s <= 1:
         raise ValueError(f"{op}: training needs more than one value per channel, got input of shape {x.shape}")
     _check(weight, x, "weight", op, (c,)), _check(bias, x, "bias", op, (c,))
@@ -92,7 +97,7 @@ def batch_norm(x, running_mean, running_var, weight, bias, training, momentum, e
     if training:
         mean, rstd = x._empty((c,), x.dtype), x._empty((c,), x.dtype)
         update = running_mean is not None
-        nbt = num_batches_tracked if update and num_batches_tracked is not None else xc
+        nbt = num_batches_tracked if update and num_batches_tracked is not None else xc  # xc: not read
         rm, rv = (stats[0], stats[1]) if update else (xc, xc)
         if c and n * s:
             _segments("norm_stats", x.dtype, c, mean, rstd, xc, s, n, c * s, s, eps, rm, rv, nbt,
