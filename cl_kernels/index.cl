@@ -118,9 +118,10 @@ __kernel void masked_fill_i(__global T_MEM* x, int ox, __global const IDX_T* mas
 }
 
 // out[p, c] = (idx[p] == c) for c < num_classes, in the ids' dtype; a row whose id is not in
-// [0, num_classes) is MISSING. META describes idx's shape and strides (sa).
+// [0, num_classes) is MISSING and its first work-item reports the id. META describes idx's shape and
+// strides (sa).
 __kernel void one_hot_s(__global T_MEM* out, int oo, __global const IDX_T* idx, int oidx, int n, int num_classes,
-                        META) {
+                        __global int* err, int code, META) {
     int i = get_global_id(0); if (i >= n) return;
     int c = i % num_classes; int ii = oidx, u1 = 0, u2 = 0;
     OFFSETS(i / num_classes, ii, u1, u2);
@@ -131,7 +132,9 @@ __kernel void one_hot_s(__global T_MEM* out, int oo, __global const IDX_T* idx, 
 #else
     int nonnegative = v >= 0;
 #endif
-    ST(out, oo + i, (nonnegative && id >= 0) ? (T)(id == c) : MISSING);
+    int ok = nonnegative && id >= 0;
+    if (!ok && c == 0) report_error(err, code, CAST(IDX_T, long, v), num_classes);
+    ST(out, oo + i, ok ? (T)(id == c) : MISSING);
 }
 
 // ---- advanced indexing (clownpiece/ops/indexing.py) --------------------------------------------------------

@@ -430,7 +430,10 @@ def test_out_of_range_ids_raise_at_the_next_read_and_give_nan_or_zero():
         with pytest.raises(IndexError, match="index 5 is out of bounds for a dimension of size 2"):
             got.tolist()
         np.testing.assert_array_equal(got.numpy(), [[2], [missing]])
-    assert cp.tensor([1, 5, -1]).one_hot(3).tolist() == [[0, 1, 0], [0, 0, 0], [0, 0, 0]]
+    rows = cp.tensor([1, 5, -1]).one_hot(3)
+    with pytest.raises(IndexError, match=r"one_hot: class value (5|-1) is not in \[0, num_classes = 3\)"):
+        rows.tolist()
+    assert rows.tolist() == [[0, 1, 0], [0, 0, 0], [0, 0, 0]]
 
 
 def test_cat_stack_where_promote():

@@ -6,6 +6,8 @@ from conftest import LAYOUTS, assert_close, make, no_launch, to_np
 
 import clownpiece as cp
 from clownpiece._layout import IndexOutOfRange, ShapeError
+from clownpiece.backend import DeviceAssertError
+from clownpiece.nn import functional as F
 from clownpiece.ops.index import broadcast, broadcast_tensors, cat, stack
 
 rng = np.random.default_rng(3)
@@ -364,10 +366,46 @@ def test_masked_fill_broadcast_mask(layout, dtype):
 def test_one_hot_shapes_and_bad_ids(dtype):
     index, index_np = make([[0, 2], [1, 1]], dtype, "transposed")
     assert_close(index.one_hot(3), np.eye(3)[index_np.astype(int)], dtype)
-    out = to_np(ids([1, 3, -1], dtype).one_hot(3))
+    bad = ids([1, 3, -1], dtype).one_hot(3)
+    with pytest.raises(IndexError, match=r"one_hot: class value (3|-1) is not in \[0, num_classes = 3\)"):
+        bad.numpy()  # found on the device, raised at the first read
+    out = to_np(bad)  # the word is cleared: the rows of the bad ids are NaN
     assert np.isnan(out[1:]).all() and out[0].tolist() == [0, 1, 0]
     with pytest.raises(RuntimeError):
         index.one_hot(0)
+
+
+@pytest.mark.parametrize("id_dtype", [cp.int32, cp.int64, np.float32])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_one_hot_checks_ids_on_the_device_without_a_read(id_dtype, layout):
+    """PyTorch: ids in [0, num_classes); one outside, negative ones included, is reported by the kernel (no
+    host read: a training step's one_hot reads nothing) and raises at the next read; num_classes=-1 (the
+    default, as F.one_hot's) is the largest id + 1, one read as in PyTorch."""
+    values = np.array([[3, 0, 1], [1, 4, 2]])
+    t, _ = make(values, id_dtype, layout)
+    for num_classes in (5, 7):
+        got = t.one_hot(num_classes)
+        assert got.dtype is np.dtype(id_dtype)
+        np.testing.assert_array_equal(got.numpy(), np.eye(num_classes)[values])
+    np.testing.assert_array_equal(t.one_hot().numpy(), np.eye(5)[values])
+    np.testing.assert_array_equal(F.one_hot(t).numpy(), np.eye(5)[values])
+    for bad_value, num_classes in ((-1, 5), (5, 5), (9, 4), (-7, 8)):
+        b, _ = make(np.where(values == 1, bad_value, values), id_dtype, layout)
+        before = cp.backend.stats()
+        out = b.one_hot(num_classes)
+        after = cp.backend.stats()
+        assert after["d2h_count"] == before["d2h_count"] and after["launches"] > before["launches"]
+        with pytest.raises(DeviceAssertError, match=rf"one_hot: class value {bad_value} is not in "
+                                                    rf"\[0, num_classes = {num_classes}\)"):
+            cp.synchronize()
+        rows = to_np(out)[values == 1]
+        assert np.isnan(rows).all() if id_dtype is np.float32 else (rows == 0).all()
+    with pytest.raises(RuntimeError, match="empty tensor"):
+        cp.tensor([], dtype=cp.int64).one_hot()
+    with pytest.raises(RuntimeError, match="non-negative"):
+        cp.tensor([-2, -1]).one_hot()
+    with no_launch(), pytest.raises(RuntimeError, match="positive int or -1"):
+        t.one_hot(-2)
 
 
 # ---- cat / stack / broadcast ------------------------------------------------------------------------------------

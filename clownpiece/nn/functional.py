@@ -171,6 +171,12 @@ def embedding(ids: Tensor, weight: Tensor, padding_idx: Optional[int] = None, ma
     return rows.reshape(ids.shape + [weight.shape[-1]])
 
 
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """PyTorch's F.one_hot: Tensor.one_hot (num_classes=-1: the largest id + 1; the result keeps the ids'
+    dtype, so int64 ids give int64 as in PyTorch)."""
+    return _tensor(tensor, "one_hot").one_hot(num_classes)
+
+
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     return _tensor(x, "flatten").flatten(start_dim, end_dim)
 
@@ -522,7 +528,7 @@ def mse_loss(input: Tensor, target: Tensor, reduction: Literal["mean", "sum", "n
 __all__ = ["relu", "sigmoid", "tanh", "gelu", "leaky_relu", "silu", "elu", "selu", "softplus", "mish", "hardswish",
            "hardsigmoid", "softmax", "log_softmax", "exp", "log", "log1p", "expm1",
            "sqrt", "abs",
-           "linear", "embedding", "flatten", "unflatten", "dropout", "dropout1d", "dropout2d", "batch_norm",
+           "linear", "embedding", "one_hot", "flatten", "unflatten", "dropout", "dropout1d", "dropout2d", "batch_norm",
            "group_norm", "rms_norm", "layer_norm", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "pad",
            "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
            "adaptive_max_pool1d", "adaptive_max_pool2d", "interpolate", "upsample", "scaled_dot_product_attention",

@@ -10,6 +10,7 @@ it (0 for integer and bool data) and the scatter skips it. The index forms beyon
 (masks, several index tensors, lists, strided slices) are parsed by ops/indexing.py."""
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Sequence
 
@@ -65,6 +66,25 @@ def _ids(index, op):
 _BAD_ID = {op: checks.register(op, "index {value} is out of bounds for a dimension of size {bound}")
            for op in ("__getitem__", "take_rows", "index_select", "gather", "__setitem__", "index_put_",
                       "scatter_", "scatter_add_", "index_add_")}
+
+
+_BAD_CLASS = checks.register("one_hot", "class value {value} is not in [0, num_classes = {bound}) (a float id is "
+                                        "shown truncated to an integer)")
+
+
+def _inferred_classes(ids):
+    """one_hot's num_classes=-1: the largest id + 1 (one read; PyTorch reads it too)."""
+    if ids._numel == 0:
+        raise RuntimeError("one_hot: cannot infer num_classes (num_classes=-1) from an empty tensor; pass "
+                           "num_classes")
+    top = ids.amax().item()
+    if isinstance(top, float):  # the course's float ids are rounded as the kernel rounds them
+        if not math.isfinite(top):
+            raise RuntimeError(f"one_hot: cannot infer num_classes from a largest id of {top}")
+        top = round(top)
+    if top < 0:
+        raise RuntimeError(f"one_hot: class values must be non-negative, and the largest id is {top}")
+    return top + 1
 
 
 def _kernel(name, dtype, ids):
@@ -396,18 +416,23 @@ class IndexOps:
                 backend.launch(_kernel("masked_fill_i", self.dtype, mask), n, self, mask, value, n, *meta)
         return self
 
-    def one_hot(self: TensorT, num_classes: int) -> TensorT:
+    def one_hot(self: TensorT, num_classes: int = -1) -> TensorT:
         """self holds class ids; returns shape self.shape + [num_classes] with 1 at each id, in self's dtype
-        (int64 ids give int64, as PyTorch; the course's float ids give floats). An id outside
-        [0, num_classes) gives a row of NaN (0 for integer ids; checked on the device)."""
-        if not is_int(num_classes) or num_classes < 1:
-            raise RuntimeError(f"one_hot: num_classes must be a positive int, got {num_classes!r}")
+        (int64 ids give int64, as PyTorch; the course's float ids give floats). num_classes=-1 (PyTorch's
+        default) is the largest id + 1, read back from the device (the shape depends on it, as in PyTorch).
+        An id outside [0, num_classes) is found on the device: its row is NaN (0 for integer ids) and the
+        next host read raises DeviceAssertError (backend/checks.py)."""
+        if not is_int(num_classes) or (num_classes < 1 and num_classes != -1):
+            raise RuntimeError(f"one_hot: num_classes must be a positive int or -1 (the largest id + 1), got "
+                               f"{num_classes!r}")
         ids = _ids(self, "one_hot")
+        if num_classes == -1:
+            num_classes = _inferred_classes(ids)
         out = ids._empty(ids._shape + (int(num_classes),), ids.dtype)
         n = out._numel
         if n:
             backend.launch(_kernel("one_hot_s", ids.dtype, ids), n, out, ids, n, num_classes,
-                           *kernel_meta(ids._shape, ids._strides))
+                           checks.error_word(out._storage.pool), _BAD_CLASS, *kernel_meta(ids._shape, ids._strides))
         return out
 
 
