@@ -152,26 +152,3 @@ __kernel void index_offsets_s(__global long* off, int oo, __global const IDX_T* 
     if (id < 0) report_error(err, code, CAST(IDX_T, long, v), size);
     off[oo + i] = (id < 0 || prev < 0) ? LONG_MIN : prev + (long)id * mult;
 }
-
-// Positions of the set elements of a contiguous bool mask of n elements, in blocks of `block` elements:
-// nonzero_count counts each block's set elements, nonzero_scan (one work-item) turns the counts into
-// exclusive prefix sums with the total after them (what the host reads), nonzero_write writes each block's
-// positions from its prefix on. Deterministic, no atomics, O(n) work.
-__kernel void nonzero_count(__global int* counts, int oc, __global const uchar* m, int om, int n, int block) {
-    int b = get_global_id(0); int start = b * block; if (start >= n) return;
-    int end = min(start + block, n), c = 0;
-    for (int i = start; i < end; ++i) c += m[om + i] != 0;
-    counts[oc + b] = c;
-}
-__kernel void nonzero_scan(__global int* counts, int oc, int nblocks) {
-    if (get_global_id(0) != 0) return;
-    int s = 0;
-    for (int b = 0; b < nblocks; ++b) { int c = counts[oc + b]; counts[oc + b] = s; s += c; }
-    counts[oc + nblocks] = s;
-}
-__kernel void nonzero_write(__global long* out, int oo, __global const int* counts, int oc, __global const uchar* m,
-                            int om, int n, int block) {
-    int b = get_global_id(0); int start = b * block; if (start >= n) return;
-    int end = min(start + block, n), k = counts[oc + b];
-    for (int i = start; i < end; ++i) if (m[om + i]) out[oo + k++] = i;
-}

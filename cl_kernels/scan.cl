@@ -1,5 +1,5 @@
 // Running sums and products along a dim, and the product reduction: cumsum, cumprod, prod
-// (clownpiece/ops/scan.py). T is float or double.
+// (clownpiece/ops/scan.py), and nonzero's kernels (at the end). T is the data's dtype.
 //
 // Inputs are contiguous and seen as (outer, len, inner): line l = (o, r) holds x[o * len * inner + t * inner + r]
 // for t < len. mul = 1 multiplies (cumprod/prod), else adds; reverse = 1 scans from the end (cumsum's
@@ -83,17 +83,37 @@ __kernel void cumprod_grad(__global T* out, int oo, __global const T* g, int og,
     }
 }
 
-// nonzero (built for int64): element i of the flattened mask (sizes sh, innermost first, nd dims) that is
-// set writes its coordinates to row rank[i] - 1 of out [count, nd]; rank is the mask's running count.
-__kernel void nonzero_coords(__global long* out, int oo, __global const long* rank, int orank,
-                             __global const uchar* mask, int om, int n, int nd, int8 sh) {
-    int i = get_global_id(0); if (i >= n) return;
-    if (!mask[om + i]) return;
+// nonzero (built for int64; also indexing's bool masks): the set elements of a contiguous bool mask of n
+// elements, in blocks of `block` elements. nonzero_count counts each block's set elements, nonzero_scan
+// (one work-item) turns the counts into exclusive prefix sums with the total after them (what the host
+// reads: the result's shape), nonzero_write writes the coordinates of each set element (sizes sh, innermost
+// first, nd dims) to its row of out [count, nd], from its block's prefix on. Deterministic, no atomics,
+// O(n) work.
+__kernel void nonzero_count(__global int* counts, int oc, __global const uchar* m, int om, int n, int block) {
+    int b = get_global_id(0); int start = b * block; if (start >= n) return;
+    int end = min(start + block, n), c = 0;
+    for (int i = start; i < end; ++i) c += m[om + i] != 0;
+    counts[oc + b] = c;
+}
+__kernel void nonzero_scan(__global int* counts, int oc, int nblocks) {
+    if (get_global_id(0) != 0) return;
+    int s = 0;
+    for (int b = 0; b < nblocks; ++b) { int c = counts[oc + b]; counts[oc + b] = s; s += c; }
+    counts[oc + nblocks] = s;
+}
+__kernel void nonzero_write(__global long* out, int oo, __global const int* counts, int oc, __global const uchar* m,
+                            int om, int n, int block, int nd, int8 sh) {
+    int b = get_global_id(0); int start = b * block; if (start >= n) return;
     LOAD8(sh);
-    long row = rank[orank + i] - 1;
-    int r = i;
-    for (int k = 0; k < nd; ++k) {
-        out[oo + row * nd + (nd - 1 - k)] = r % sh_[k];
-        r /= sh_[k];
+    int end = min(start + block, n);
+    long row = counts[oc + b];
+    for (int i = start; i < end; ++i) {
+        if (!m[om + i]) continue;
+        int r = i;
+        for (int k = 0; k < nd; ++k) {
+            out[oo + row * nd + (nd - 1 - k)] = r % sh_[k];
+            r /= sh_[k];
+        }
+        ++row;
     }
 }

@@ -156,8 +156,22 @@ def test_nonzero(layout):
 
 
 def test_nonzero_of_a_long_tensor():
-    big = rng.choice([0, 1], size=300000, p=[0.9, 0.1])  # the blocked running count
+    big = rng.choice([0, 1], size=300000, p=[0.9, 0.1])  # 1172 blocks of counts
     np.testing.assert_array_equal(cp.tensor(big).nonzero().numpy()[:, 0], np.flatnonzero(big))
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.int32, np.int64, np.float16, np.float32])
+def test_nonzero_coordinates_across_blocks_of_every_dtype(dtype):
+    """1,050 elements: the coordinates of a 3-d mask written from several blocks' prefixes; NaN is nonzero.
+    Indexing's masks take the same path (t[mask] against numpy)."""
+    a = rng.choice([0, 1, 2], size=(7, 50, 3), p=[0.6, 0.3, 0.1]).astype(dtype)
+    t = cp.tensor(a)
+    np.testing.assert_array_equal(t.nonzero().numpy(), np.argwhere(a))
+    np.testing.assert_array_equal(t.transpose(0, 2).nonzero().numpy(), np.argwhere(a.transpose(2, 1, 0)))
+    values, v = make(rng.normal(size=a.shape), np.float32)
+    np.testing.assert_array_equal(values[t.bool()].numpy(), v.astype(np.float32)[a.astype(bool)])
+    if dtype is not np.bool_ and np.issubdtype(dtype, np.floating):
+        assert cp.tensor(np.array([0.0, np.nan, 1.0], dtype)).nonzero().tolist() == [[1], [2]]
 
 
 def leaf(shape, lo=-2.0, hi=2.0, layout="contiguous"):

@@ -24,7 +24,6 @@ from .._layout import (
     ShapeError,
     broadcast_shapes,
     broadcast_strides,
-    ceil_div,
     contiguous_layout,
     is_int as _is_int,
     kernel_meta,
@@ -34,7 +33,6 @@ from ..backend import checks, dtypes as D
 
 # the device-side check of each op's ids (backend/checks.py), registered at its first use
 _BAD_INDEX = {}
-_NONZERO_BLOCK = 256
 
 
 def _is_tensor(x):
@@ -143,27 +141,6 @@ def parse(t, idx, op):
     return Parsed(view, advanced)
 
 
-def nonzero_flat(mask):
-    """The flat (row-major) positions of mask's True elements, int64 [count]: three launches and one read
-    (the count)."""
-    m = mask if mask._contig else mask.contiguous()
-    n = m._numel
-    blocks = ceil_div(n, _NONZERO_BLOCK)
-    counts = m._empty((blocks + 1,), D.int32)
-
-    def knl(name):
-        return backend.kernel("index", name, D.bool_, D.index_defines(D.int64))
-    if n:
-        backend.launch(knl("nonzero_count"), blocks, counts, m, n, _NONZERO_BLOCK)
-    backend.launch(knl("nonzero_scan"), 1, counts, blocks)
-    total = np.empty(1, np.int32)
-    backend.download(counts._storage, total, (counts._offset + blocks) * 4)
-    out = m._empty((int(total[0]),), D.int64)
-    if out._numel:
-        backend.launch(knl("nonzero_write"), blocks, out, counts, m, n, _NONZERO_BLOCK)
-    return out
-
-
 class Advanced:
     """The advanced part of a parsed index: `permuted` (the view with its advanced dims first), `rows` (that
     with the advanced dims merged into one of size A: [A, rest...], a view of the tensor, or None when their
@@ -178,7 +155,8 @@ class Advanced:
             dims = list(range(first, first + k))
             adv_dims += dims
             if is_mask:
-                blocks.append((nonzero_flat(e), numel(v._shape[first:first + k])))
+                flat = e.reshape(-1).nonzero().reshape(-1)  # the flat positions of its True elements
+                blocks.append((flat, numel(v._shape[first:first + k])))
             else:
                 blocks.append((e, v._shape[first]))
         try:

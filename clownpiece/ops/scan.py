@@ -1,6 +1,7 @@
-"""Running sums and products along a dim, prod, and nonzero (a running count of the mask places each
-nonzero element's coordinates). Kernels: cl_kernels/scan.cl. The input is made contiguous and seen as
-(outer, len, inner) lines; few long lines are split into blocks so every core works."""
+"""Running sums and products along a dim, prod, and nonzero. Kernels: cl_kernels/scan.cl. A scan's input
+is made contiguous and seen as (outer, len, inner) lines; few long lines are split into blocks so every
+core works. nonzero counts the mask's blocks, scans the counts and writes each block's coordinates from
+its prefix (indexing's bool masks use it too: ops/indexing.py)."""
 from __future__ import annotations
 
 from typing import Optional, Union
@@ -14,6 +15,7 @@ from ..backend import dtypes as D
 
 _MIN_BLOCK = 256          # elements a work-item scans before splitting a line pays for two more launches
 _ITEMS_PER_UNIT = 64      # work-items per compute unit the blocked path aims for
+_NONZERO_BLOCK = 256      # mask elements one work-item of nonzero counts and writes
 
 
 def _lines(x, dim, op):
@@ -95,6 +97,10 @@ def _reduce(x, dim, mul, out_shape, op):
     return out
 
 
+def _nonzero_kernel(name):
+    return backend.kernel("scan", name, D.int64)
+
+
 class ScanOps:
     __slots__ = ()
 
@@ -121,19 +127,25 @@ class ScanOps:
 
     def nonzero(self: TensorT, *, as_tuple: bool = False) -> Union[TensorT, tuple[TensorT, ...]]:
         """The coordinates of the nonzero elements, in row-major order: int64 [count, ndim], or with as_tuple
-        a tuple of ndim 1-d tensors. The count is read back from the device (the shape depends on it)."""
+        a tuple of ndim 1-d tensors. Three launches and one read: the count (the shape depends on it)."""
         nd = self.dim()
         if nd > 8:
             raise RuntimeError(f"nonzero: tensors of more than 8 dims are not supported (got {nd})")
-        mask = (self != 0).to(D.bool_).reshape(-1)
+        mask = (self if self.dtype is D.bool_ else self != 0).contiguous()
         n = mask._numel
-        rank = mask.cumsum(0)
-        count = int(rank[-1].item()) if n else 0
+        blocks = ceil_div(n, _NONZERO_BLOCK)
+        counts = mask._empty((blocks + 1,), D.int32)  # per block, then exclusive prefix sums and the total
+        if n:
+            backend.launch(_nonzero_kernel("nonzero_count"), blocks, counts, mask, n, _NONZERO_BLOCK)
+        backend.launch(_nonzero_kernel("nonzero_scan"), 1, counts, blocks)
+        total = np.empty(1, np.int32)
+        backend.download(counts._storage, total, (counts._offset + blocks) * total.itemsize)
+        count = int(total[0])
         out = self._empty((count, nd), D.int64)
         if count and nd:
             sh = np.ones(8, np.int32)
             sh[:nd] = self._shape[::-1]
-            backend.launch(backend.kernel("scan", "nonzero_coords", D.int64), n, out, rank, mask, n, nd, sh)
+            backend.launch(_nonzero_kernel("nonzero_write"), blocks, out, counts, mask, n, _NONZERO_BLOCK, nd, sh)
         if as_tuple:
             return tuple(out.select(1, d) for d in range(nd)) if nd else (out.reshape(count),)
         return out
