@@ -119,6 +119,12 @@ inline void report_error(__global int* err, int code, long value, int bound) {
         err[1] = (int)value; err[2] = (int)(value >> 32); err[3] = bound;
     }
 }
+// A float value of a check registered with float_value=True goes as its bits, bound sizeof(T).
+#ifdef IS_DOUBLE
+#define FLOAT_BITS(v) as_long(v)
+#else
+#define FLOAT_BITS(v) ((long)as_int((float)(v)))
+#endif
 
 // ---- integer and floor arithmetic with Python's rules ----------------------------------------------------
 // FLOORDIV / REMAINDER / IPOW / LSHIFT / RSHIFT call the helper for T (float for float16). Integer division

@@ -146,10 +146,17 @@ __kernel void prob_loss_bwd(__global T* dx, int odx, __global T* dt, int odt, __
 }
 
 // ---- binary cross-entropy, elementwise over contiguous same-shaped x and t -------------------------------
-// On probabilities x: -(t * log(x) + (1 - t) * log(1 - x)), each log clamped to >= -100 (PyTorch's).
-__kernel void bce_fwd(__global T* out, int oo, __global const T* x, int ox, __global const T* t, int ot, int n) {
+// On probabilities x: -(t * log(x) + (1 - t) * log(1 - x)), each log clamped to >= -100 (PyTorch's). An x
+// outside [0, 1] (or NaN), which PyTorch refuses, is reported to the error word err; its loss is NaN. The
+// target is not checked (PyTorch does not either).
+__kernel void bce_fwd(__global T* out, int oo, __global const T* x, int ox, __global const T* t, int ot,
+                      __global int* err, int code, int n) {
     int i = get_global_id(0); if (i >= n) return;
     T xv = x[ox + i], tv = t[ot + i];
+    if (!(xv >= ZERO && xv <= ONE)) {
+        report_error(err, code, FLOAT_BITS(xv), sizeof(T));
+        out[oo + i] = (T)NAN; return;
+    }
     out[oo + i] = (tv - ONE) * fmax(log1p(-xv), (T)-100) - tv * fmax(log(xv), (T)-100);
 }
 

@@ -2,13 +2,14 @@
 PyTorch's formulas written out in numpy float64, gradients by finite differences (float64), every
 reduction, class weights, ignore_index, label smoothing, the [N, C, d1, d2] layout, empty batches, and the
 errors raised before any launch."""
+import re
 import warnings
 
 import numpy as np
 import pytest
 from conftest import LAYOUTS, assert_close, make, no_launch, to_np
 
-from clownpiece import Tensor, nn
+from clownpiece import Tensor, backend, nn
 from clownpiece._layout import ShapeError
 from clownpiece.autograd import gradcheck
 from clownpiece.nn import functional as F
@@ -361,6 +362,43 @@ def test_binary_cross_entropy(reduction, weighted, dtype):
 def test_binary_cross_entropy_clamps_its_logs_at_minus_100(dtype):
     x, t = np.array([0.0, 1.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0, 1.0])
     assert_close(F.binary_cross_entropy(T(x, dtype), T(t, dtype), reduction="none"), [100.0, 100.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("bad,shown", [(1.5, "1.5"), (-0.25, "-0.25"), (np.nan, "nan"), (np.inf, "inf"),
+                                       (1.0000001, "1.0000001")])
+def test_binary_cross_entropy_input_outside_0_1_raises_at_the_next_read(bad, shown, dtype):
+    """PyTorch refuses an input element outside [0, 1] (or NaN); inside a device tensor it is reported by the
+    kernel and raised at the next host read (no extra sync), naming the op and the value; its loss is NaN."""
+    from clownpiece.backend.checks import DeviceAssertError
+    x = np.array([[0.25, 0.5], [bad, 1.0]])
+    t = T(np.array([[1.0, 0.0], [1.0, 1.0]]), dtype)
+    backend.synchronize()
+    backend.reset_stats()
+    rows = F.binary_cross_entropy(T(x, dtype), t, reduction="none")
+    assert backend.stats()["d2h_count"] == 0
+    with pytest.raises(DeviceAssertError, match=rf"binary_cross_entropy: all elements of input should be between "
+                                                rf"0 and 1, got {re.escape(shown)} "):
+        rows.numpy()
+    got = to_np(rows)  # the error was cleared when it was raised
+    assert np.isnan(got[1, 0]) and np.isfinite(np.delete(got.ravel(), 2)).all()
+    np.testing.assert_allclose(got[0], bce_np(x[0], np.array([1.0, 0.0])), rtol=1e-6)
+    loss = nn.BCELoss()(T(x, dtype), t)  # the module and a reduced loss: the same check
+    with pytest.raises(RuntimeError, match="between 0 and 1"):
+        loss.item()
+    assert np.isnan(loss.item())
+
+
+def test_binary_cross_entropy_checks_float16_inputs_and_not_targets():
+    from clownpiece.backend.checks import DeviceAssertError
+    x = Tensor(np.array([0.5, 1.25, 0.5], np.float16), dtype=np.float16)
+    with pytest.raises(DeviceAssertError, match="got 1.25 "):
+        F.binary_cross_entropy(x, Tensor(np.array([0.0, 1.0, 1.0], np.float16), dtype=np.float16)).item()
+    # targets outside [0, 1] are used as given (PyTorch does not check them either)
+    x, t = np.array([0.25, 0.75]), np.array([2.0, -1.0])
+    got = F.binary_cross_entropy(T(x), T(t), reduction="none")
+    assert_close(got, bce_np(x, t), rtol=1e-6)
+    # the bounds themselves are valid
+    assert_close(F.binary_cross_entropy(T([0.0, 1.0]), T([0.0, 1.0]), reduction="sum"), 0.0)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)

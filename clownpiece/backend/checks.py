@@ -14,7 +14,9 @@ Adding a check (docs/architecture.md, device-side checks):
     _BAD_ID = checks.register("gather", "index {value} is out of bounds for a dim of size {bound}")
     ... backend.launch(knl, n, ..., checks.error_word(), _BAD_ID, ...)
 and in the kernel, with parameters `__global int* err, int code`:
-    if (id < 0) report_error(err, code, (long)v, size);"""
+    if (id < 0) report_error(err, code, (long)v, size);
+A check of a float value registers with float_value=True and reports `FLOAT_BITS(v)` with bound
+sizeof(T) (common.h): the message shows the value as a float of that width."""
 import numpy as np
 import pyopencl as cl
 
@@ -28,13 +30,23 @@ class DeviceAssertError(RuntimeError, IndexError):
     """A check made by a kernel failed; raised by the first host read after that kernel."""
 
 
-_checks = [None]  # code -> (op, message template with {value} and {bound}); code 0 is "no error"
+_checks = [None]  # code -> (op, message template with {value} and {bound}, float_value); code 0: "no error"
 
 
-def register(op, message):
-    """The code that kernels report for a new check of `op`; `message` may use {value} and {bound}."""
-    _checks.append((op, message))
+def register(op, message, float_value=False):
+    """The code that kernels report for a new check of `op`; `message` may use {value} and {bound}. With
+    float_value the kernel reports a float's bits (FLOAT_BITS) and its byte width as the bound, and {value}
+    shows the float (nan, inf, 1.5)."""
+    _checks.append((op, message, float_value))
     return len(_checks) - 1
+
+
+def _shown(value, bound, float_value):
+    if not float_value:
+        return value
+    if bound == 8:
+        return str(np.array(value, np.int64).view(np.float64)[()])
+    return str(np.array(value & 0xFFFFFFFF, np.uint32).view(np.float32)[()])  # float32's shortest digits
 
 
 class _Word:
@@ -81,6 +93,8 @@ def check(w, device):
     w.host[:] = 0
     cl.enqueue_copy(device.queue, w.storage.buf, _ZEROS, is_blocking=True)
     value = (hi << 32) | (lo & 0xFFFFFFFF)
-    op, message = _checks[code] if 0 < code < len(_checks) else ("a kernel", f"check {code} failed")
+    op, message, float_value = _checks[code] if 0 < code < len(_checks) else ("a kernel", f"check {code} failed",
+                                                                             False)
+    value = _shown(value, bound, float_value)
     raise DeviceAssertError(f"{op}: {message.format(value=value, bound=bound)} (found on the device by an "
                             f"earlier launch; raised at this read)")

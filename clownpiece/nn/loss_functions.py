@@ -200,7 +200,9 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor]
                          size_average: Optional[bool] = None, reduce: Optional[bool] = None,
                          reduction: Literal["mean", "sum", "none"] = "mean") -> Tensor:
     """-w (t log x + (1 - t) log(1 - x)) for probabilities x, each log clamped to >= -100 (PyTorch's).
-    Inputs outside [0, 1] give NaN (PyTorch checks them on the host, which would need a device read)."""
+    An input element outside [0, 1] (or NaN) is reported by the kernel and raised as DeviceAssertError (a
+    RuntimeError, PyTorch's "all elements of input should be between 0 and 1") at the next host read, with no
+    extra sync; its loss is NaN. Targets are not range-checked (nor are they in PyTorch)."""
     op = "binary_cross_entropy"
     reduction = legacy_reduction(size_average, reduce, reduction, op)
     _input_and_target(input, target, op)

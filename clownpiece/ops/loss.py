@@ -15,6 +15,8 @@ from ..backend import checks
 _INT64 = np.dtype(np.int64)
 _BAD_TARGET = checks.register("cross_entropy / nll_loss", "class target {value} is not in [0, {bound}) nor "
                               "ignore_index (a float target is shown truncated to an integer)")
+_BAD_PROBABILITY = checks.register("binary_cross_entropy", "all elements of input should be between 0 and 1, "
+                                   "got {value}", float_value=True)
 
 
 def is_class_index_dtype(dtype):
@@ -152,11 +154,13 @@ def _same_shape(x, t, op):
 
 
 def bce(x, target):
-    """Elementwise -(t log x + (1 - t) log(1 - x)), logs clamped to >= -100; (loss, contiguous x, t)."""
+    """Elementwise -(t log x + (1 - t) log(1 - x)), logs clamped to >= -100; (loss, contiguous x, t). An x
+    outside [0, 1] gives NaN there and raises DeviceAssertError at the next host read."""
     xc, tc = _same_shape(x, target, "binary_cross_entropy")
     out = x._empty(x._shape, x.dtype)
     if out._numel:
-        backend.launch(_kernel("bce_fwd", x.dtype), out._numel, out, xc, tc, out._numel)
+        backend.launch(_kernel("bce_fwd", x.dtype), out._numel, out, xc, tc, checks.error_word(x._storage.pool),
+                       _BAD_PROBABILITY, out._numel)
     return out, xc, tc
 
 
