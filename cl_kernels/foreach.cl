@@ -10,73 +10,73 @@
 #include "common.h"
 
 #define SLOT(i) , __global T* b##i, int o##i, int n##i
-#define SLOTS8(g) SLOT(g##0) SLOT(g##1) SLOT(g##2) SLOT(g##3) SLOT(g##4) SLOT(g##5) SLOT(g##6) SLOT(g##7)
-#define SLOTS16(g) SLOTS8(g##0) SLOTS8(g##1)
-#define SLOTS32(g) SLOTS16(g##0) SLOTS16(g##1)
-#define SLOTS64(g) SLOTS32(g##0) SLOTS32(g##1)
-#define SLOTS128(g) SLOTS64(g##0) SLOTS64(g##1)
-
 // VISIT runs STEP (defined by each kernel) with `e` pointing at each of the work-item's elements.
 #define VISIT(i) { __global T* e_ = b##i + o##i; for (int j_ = w; j_ < n##i; j_ += W) { __global T* e = e_ + j_; STEP } }
-#define VISITS8(g) VISIT(g##0) VISIT(g##1) VISIT(g##2) VISIT(g##3) VISIT(g##4) VISIT(g##5) VISIT(g##6) VISIT(g##7)
-#define VISITS16(g) VISITS8(g##0) VISITS8(g##1)
-#define VISITS32(g) VISITS16(g##0) VISITS16(g##1)
-#define VISITS64(g) VISITS32(g##0) VISITS32(g##1)
-#define VISITS128(g) VISITS64(g##0) VISITS64(g##1)
+
+// EACH<n>(M, g) applies the slot macro M (SLOT, VISIT, ...) to n slots named g0, g1, ...
+#define EACH8(M, g) M(g##0) M(g##1) M(g##2) M(g##3) M(g##4) M(g##5) M(g##6) M(g##7)
+#define EACH16(M, g) EACH8(M, g##0) EACH8(M, g##1)
+#define EACH32(M, g) EACH16(M, g##0) EACH16(M, g##1)
+#define EACH64(M, g) EACH32(M, g##0) EACH32(M, g##1)
+#define EACH128(M, g) EACH64(M, g##0) EACH64(M, g##1)
 
 // NBUF = the sum of the powers of two in it: each bit adds its block of slots (names made unique by the
-// block's letter).
+// block's letter). FOR_ALL(M) applies M to every slot, in order.
 #if NBUF & 8
-#define S8 SLOTS8(a)
-#define V8 VISITS8(a)
+#define ALL8(M) EACH8(M, a)
 #else
-#define S8
-#define V8
+#define ALL8(M)
 #endif
 #if NBUF & 16
-#define S16 SLOTS16(b)
-#define V16 VISITS16(b)
+#define ALL16(M) EACH16(M, b)
 #else
-#define S16
-#define V16
+#define ALL16(M)
 #endif
 #if NBUF & 32
-#define S32 SLOTS32(c)
-#define V32 VISITS32(c)
+#define ALL32(M) EACH32(M, c)
 #else
-#define S32
-#define V32
+#define ALL32(M)
 #endif
 #if NBUF & 64
-#define S64 SLOTS64(d)
-#define V64 VISITS64(d)
+#define ALL64(M) EACH64(M, d)
 #else
-#define S64
-#define V64
+#define ALL64(M)
 #endif
 #if NBUF & 128
-#define S128 SLOTS128(f)
-#define V128 VISITS128(f)
+#define ALL128(M) EACH128(M, f)
 #else
-#define S128
-#define V128
+#define ALL128(M)
 #endif
-#define BUFFERS S8 S16 S32 S64 S128
-#define VISIT_ALL V8 V16 V32 V64 V128
+#define FOR_ALL(M) ALL8(M) ALL16(M) ALL32(M) ALL64(M) ALL128(M)
+#define BUFFERS FOR_ALL(SLOT)
+#define VISIT_ALL FOR_ALL(VISIT)
 
 // ---- vector norms over all the buffers together -----------------------------------------------------
-// kind: 0 the inf norm (max |x|), 1 sum |x|, 2 sum x^2, 3 sum |x|^p. Work-item w writes its partial to
-// part[w]; with `first` == 0 it adds to (or takes the max with) what an earlier launch over other buffers
-// left there. The max keeps NaN once seen (PyTorch's max propagates NaN; fmax would drop it).
+// kind: 0 the inf norm (max |x|), 1 sum |x|, 2 sum x^2, 3 sum |x|^p (any p != 0: for p < 0 a zero adds inf),
+// 4 the -inf norm (min |x|), 5 the number of buffers holding a nonzero (NaN counts) element: PyTorch's
+// order-0 norm of the per-tensor order-0 norms. Work-item w writes its partial to part[w]; with `first` == 0
+// it adds to (or takes the max / min with) what an earlier launch over other buffers left there. The max and
+// min keep NaN once seen (PyTorch's propagate NaN; fmax / fmin would drop it). For kind 5 work-item w scans
+// the slots s with s % W == w whole, stopping at their first nonzero element.
+#define IDENTITY(kind) ((kind) == 4 ? (T)INFINITY : ZERO)
+#define COMBINE(acc, v) { T v_ = (v); if (kind == 0) { if (acc == acc && !(v_ <= acc)) acc = v_; } \
+                          else if (kind == 4) { if (acc == acc && !(v_ >= acc)) acc = v_; } else acc += v_; }
+#define ANY_NONZERO(i) { if (slot_ % W == w) { __global T* e_ = b##i + o##i; int j_ = 0;              \
+                                             while (j_ < n##i && e_[j_] == ZERO) ++j_;             \
+                                             acc += (T)(j_ < n##i); }                              \
+                         ++slot_; }
 __kernel void norm_partials(__global T* part, int op, int W, int first, int kind, T p BUFFERS) {
     int w = get_global_id(0);
     if (w >= W) return;
     part += op;
-    T acc = first ? ZERO : part[w];
-    if (kind == 0) {
-#define STEP { T a = fabs(*e); if (acc == acc && !(a <= acc)) acc = a; }
+    T acc = first ? IDENTITY(kind) : part[w];
+    if (kind == 0 || kind == 4) {
+#define STEP COMBINE(acc, fabs(*e))
         VISIT_ALL
 #undef STEP
+    } else if (kind == 5) {
+        int slot_ = 0;
+        FOR_ALL(ANY_NONZERO)
     } else {
 #define STEP { T x = *e; acc += kind == 2 ? x * x : kind == 1 ? fabs(x) : pow(fabs(x), p); }
         VISIT_ALL
@@ -87,14 +87,15 @@ __kernel void norm_partials(__global T* part, int op, int W, int first, int kind
 
 // One work-group of L work-items (L a power of two, the launch's local size) combines the W partials
 // into out[0] = the norm and out[1] = the clip coefficient min(max_norm / (norm + 1e-6), 1) (PyTorch's
-// clip_grad_norm_; a NaN coefficient stays NaN, as PyTorch's clamp keeps it).
-#define COMBINE(acc, v) { T v_ = (v); if (kind == 0) { if (acc == acc && !(v_ <= acc)) acc = v_; } else acc += v_; }
+// clip_grad_norm_; a NaN coefficient stays NaN, as PyTorch's clamp keeps it). With `check` a non-finite
+// norm is reported to the error word err (error_if_nonfinite: raised at the next host read) and the
+// coefficient is 1, so the gradients are left as they were (PyTorch raises before scaling them).
 __kernel void norm_finish(__global T* out, int oo, __global const T* part, int op, int W, int kind, T p,
-                          T max_norm, __local T* scratch) {
+                          T max_norm, int check, __global int* err, int code, __local T* scratch) {
     int l = get_local_id(0), L = get_local_size(0);
     out += oo;
     part += op;
-    T acc = ZERO;
+    T acc = IDENTITY(kind);
     for (int j = l; j < W; j += L) COMBINE(acc, part[j])
     scratch[l] = acc;
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -108,8 +109,12 @@ __kernel void norm_finish(__global T* out, int oo, __global const T* part, int o
     }
     if (l == 0) {
         T total = scratch[0];
-        T norm = kind <= 1 ? total : kind == 2 ? sqrt(total) : pow(total, ONE / p);
+        T norm = kind == 2 ? sqrt(total) : kind == 3 ? pow(total, ONE / p) : total;
         T coef = max_norm / (norm + (T)1e-6);
+        if (check && !isfinite(norm)) {
+            report_error(err, code, FLOAT_BITS(norm), sizeof(T));
+            coef = ONE;
+        }
         out[0] = norm;
         out[1] = coef > ONE ? ONE : coef;
     }

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import assert_close, make, to_np
+from conftest import assert_close, make, no_launch, to_np
 
 import clownpiece as cp
 from clownpiece import backend, nn
@@ -26,12 +26,23 @@ def params_with_grads(shapes, dtype, rng, scale=1.0, layout="contiguous"):
     return ps, grads
 
 
+def vector_norm(v, p):
+    """PyTorch's linalg.vector_norm of a 1-D float64 array: ord 0 counts the nonzeros (NaN is one), +-inf
+    the max / min |x|, any other p (sum |x|^p)^(1/p) (for p < 0 a zero makes the sum inf and the norm 0)."""
+    a = np.abs(v)
+    if p == math.inf:
+        return a.max()
+    if p == -math.inf:
+        return a.min()
+    if p == 0:
+        return float(np.count_nonzero(v))
+    with np.errstate(divide="ignore"):
+        return (a ** p).sum() ** (1.0 / p)
+
+
 def reference_norm(grads, norm_type):
-    """PyTorch: the norm of the per-gradient norms, i.e. the norm of all elements taken together."""
-    flat = np.concatenate([np.ravel(g) for g in grads]) if grads else np.zeros(0)
-    if norm_type == math.inf:
-        return np.abs(flat).max(initial=0.0)
-    return (np.abs(flat) ** norm_type).sum() ** (1.0 / norm_type)
+    """PyTorch: the norm of the per-gradient norms (for p != 0 the norm of all elements taken together)."""
+    return vector_norm(np.array([vector_norm(np.ravel(g), norm_type) for g in grads]), norm_type)
 
 
 def reference_clip(grads, max_norm, norm_type):
@@ -40,11 +51,12 @@ def reference_clip(grads, max_norm, norm_type):
     return total, [g * coef for g in grads]
 
 
-@pytest.mark.parametrize("norm_type", [2.0, 1, math.inf, 3.0, 0.5])
+@pytest.mark.parametrize("norm_type", [2.0, 1, math.inf, 3.0, 0.5, -math.inf, -1.0, -0.5, 0])
 @pytest.mark.parametrize("layout", ["contiguous", "transposed"])
 def test_clip_grad_norm_matches_numpy(norm_type, layout, dtype):
     rng = np.random.default_rng(0)
-    shapes = SHAPES if norm_type != math.inf else [s for s in SHAPES if s != (0,)]
+    no_empty = norm_type < 0 or norm_type == math.inf  # norms without a value for an empty gradient
+    shapes = [s for s in SHAPES if s != (0,)] if no_empty else SHAPES
     ps, grads = params_with_grads(shapes, dtype, rng, layout=layout)
     total = clip_grad_norm_(ps, max_norm=0.5, norm_type=norm_type)
     ref_total, ref_grads = reference_clip(grads, 0.5, norm_type)
@@ -124,16 +136,91 @@ def test_non_finite_gradients_follow_pytorch():
         assert np.isnan(to_np(p.grad)).all() and np.isnan(to_np(q.grad)).all()
 
 
-def test_error_if_nonfinite_raises_before_touching_grads():
+def test_error_if_nonfinite_raises_at_the_next_read_and_leaves_the_grads():
+    """The check is made on the device (no read back in clip_grad_norm_): the next host read raises, and the
+    gradients are left as they were, as when PyTorch raises before scaling them."""
+    from clownpiece.backend.checks import DeviceAssertError
     p = nn.Parameter(cp.Tensor([0.0, 0.0]))
-    for bad in (math.inf, math.nan):
-        p.grad = cp.Tensor([bad, 2.0])
-        with pytest.raises(RuntimeError, match="non-finite"):
-            clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
+    q = nn.Parameter(cp.Tensor([0.0]))
+    for bad, norm_type, shown in ((math.inf, 2.0, "inf"), (math.nan, 2.0, "nan"), (math.nan, math.inf, "nan"),
+                                  (math.inf, 1, "inf"), (math.inf, 0.5, "inf")):
+        p.grad, q.grad = cp.Tensor([bad, 2.0]), cp.Tensor([-1.0])
+        backend.synchronize()
+        backend.reset_stats()
+        total = clip_grad_norm_([p, q], 1.0, norm_type, error_if_nonfinite=True)
+        assert backend.stats()["d2h_count"] == 0
+        with pytest.raises(RuntimeError, match=rf"clip_grad_norm_: the total norm .* is {shown}, non-finite"):
+            p.grad.numpy()
         np.testing.assert_array_equal(to_np(p.grad), [bad, 2.0])
-    p.grad = cp.Tensor([3.0, 4.0])
-    assert clip_grad_norm_([p], 1.0, error_if_nonfinite=True, foreach=True).item() == pytest.approx(5.0)
+        np.testing.assert_array_equal(to_np(q.grad), [-1.0])
+        assert to_np(total) == bad or (math.isnan(bad) and math.isnan(total.item()))
+    with pytest.raises(DeviceAssertError):  # the error is a DeviceAssertError, raised by any read
+        p.grad = cp.Tensor([math.inf, 1.0], dtype=np.float64)
+        q.grad = cp.Tensor([0.0], dtype=np.float64)
+        clip_grad_norm_([p, q], 1.0, error_if_nonfinite=True).item()
+    # finite: clipped as usual, nothing raised; without the flag a non-finite norm scales (see above)
+    p.grad, q.grad = cp.Tensor([3.0, 4.0]), cp.Tensor([0.0])
+    assert clip_grad_norm_([p, q], 1.0, error_if_nonfinite=True, foreach=True).item() == pytest.approx(5.0)
     assert_close(p.grad, [3.0 / (5 + 1e-6), 4.0 / (5 + 1e-6)])
+    p.grad = cp.Tensor([math.inf, 1.0])
+    assert clip_grad_norm_([p], 1.0, foreach=False).item() == math.inf
+    np.testing.assert_array_equal(to_np(p.grad), [np.nan, 0.0])
+
+
+def test_norm_order_zero_counts_the_gradients_holding_a_nonzero():
+    """PyTorch's total norm is the norm of the per-gradient norms: for order 0, the number of gradients with
+    a nonzero element (NaN counts; -0.0 does not), whatever their sizes; an empty gradient counts 0."""
+    shapes = [(3,), (4, 2), (5,), (0,), (2, 2), (1,), (6,)]
+    grads = [np.array([0.0, -0.0, 0.0]), np.zeros((4, 2)), np.array([0.0, 0.0, 0.0, 0.0, 7.0]), np.zeros(0),
+             np.array([[0.0, math.nan], [0.0, 0.0]]), np.array([-2.0]), np.array([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])]
+    ps = []
+    for shape, g in zip(shapes, grads):
+        p = nn.Parameter(cp.Tensor(np.zeros(shape)))
+        p.grad = cp.Tensor(g)
+        ps.append(p)
+    total = clip_grad_norm_(ps, 10.0, norm_type=0)
+    assert total.item() == 4.0 == reference_norm(grads, 0)
+    for p, g in zip(ps, grads):  # 10 / 4 > 1: unchanged
+        np.testing.assert_array_equal(to_np(p.grad), g)
+    total = clip_grad_norm_(ps[6], 0.5, norm_type=0.0)  # one gradient: 1, not its 4 nonzeros
+    assert total.item() == 1.0
+    assert_close(ps[6].grad, grads[6] * 0.5 / (1 + 1e-6))
+    # over several launches (each launch's slots are split among the work-items)
+    slots = foreach.slots_per_launch()
+    many = [nn.Parameter(cp.Tensor(np.zeros(3))) for _ in range(2 * slots + 5)]
+    for i, p in enumerate(many):
+        p.grad = cp.Tensor(np.eye(3)[1] if i % 3 == 0 else np.zeros(3))
+    assert clip_grad_norm_(many, 1e3, 0).item() == len(range(0, len(many), 3))
+
+
+def test_negative_orders_and_minus_inf():
+    """p < 0: a zero anywhere makes the norm 0 (|0|^p is inf), so the coefficient is 1; -inf: min |x|;
+    NaN propagates through both; an empty gradient raises (PyTorch's vector_norm has no value for it)."""
+    p = nn.Parameter(cp.Tensor([0.0, 0.0, 0.0]))
+    q = nn.Parameter(cp.Tensor([0.0]))
+    p.grad, q.grad = cp.Tensor([4.0, -0.5, 2.0]), cp.Tensor([-8.0])
+    total = clip_grad_norm_([p, q], 0.1, -math.inf)
+    assert total.item() == 0.5
+    assert_close(p.grad, np.array([4.0, -0.5, 2.0]) * 0.1 / (0.5 + 1e-6))
+    p.grad, q.grad = cp.Tensor([4.0, -0.5, 2.0]), cp.Tensor([-8.0])
+    total = clip_grad_norm_([p, q], 0.1, -2)
+    ref = (4.0 ** -2 + 0.5 ** -2 + 2.0 ** -2 + 8.0 ** -2) ** -0.5
+    assert_close(total, ref, rtol=1e-6)
+    p.grad, q.grad = cp.Tensor([4.0, 0.0, 2.0]), cp.Tensor([-8.0])
+    for norm_type in (-2.0, -math.inf):
+        assert clip_grad_norm_([p, q], 0.1, norm_type).item() == 0.0
+        np.testing.assert_array_equal(to_np(p.grad), [4.0, 0.0, 2.0])
+    p.grad = cp.Tensor([4.0, math.nan, 2.0])
+    for norm_type in (-2.0, -math.inf):
+        assert math.isnan(clip_grad_norm_([p, q], 0.1, norm_type).item())
+    e = nn.Parameter(cp.Tensor(np.zeros(0, np.float32)))
+    e.grad = cp.Tensor(np.zeros(0, np.float32))
+    p.grad = cp.Tensor([1.0, 2.0, 3.0])
+    with no_launch():
+        for norm_type in (-math.inf, -1.0, -0.5):
+            with pytest.raises(RuntimeError, match="empty"):
+                clip_grad_norm_([p, e], 1.0, norm_type)
+    assert clip_grad_norm_([p, e], 1.0, 0).item() == 1.0  # order 0 and p > 0 have a value for it
 
 
 @pytest.mark.parametrize("count", [1, 3, 16, "slots", "slots+1", "3*slots"])
@@ -181,8 +268,7 @@ def test_clip_grad_norm_bad_arguments_raise_before_launching():
     e = nn.Parameter(cp.Tensor(np.zeros(0, np.float32)))
     e.grad = cp.Tensor(np.zeros(0, np.float32))
     before = backend.stats()["launches"]
-    for kwargs, exc, match in ((dict(norm_type=0), ValueError, "norm_type"),
-                               (dict(norm_type=-2), ValueError, "norm_type"),
+    for kwargs, exc, match in ((dict(norm_type=math.nan), ValueError, "norm_type"),
                                (dict(norm_type="fro"), TypeError, "norm_type"),
                                (dict(max_norm=cp.Tensor(1.0)), TypeError, "max_norm")):
         args = dict(max_norm=1.0, **kwargs) if "max_norm" not in kwargs else kwargs

@@ -12,6 +12,7 @@ import pyopencl as cl
 
 from .. import backend
 from .._layout import ceil_div
+from ..backend import checks
 
 _SLOT_BYTES = 16      # pointer (8 bytes on 64-bit devices) + element offset + element count
 _OTHER_BYTES = 64     # the kernels' other parameters, generously
@@ -53,12 +54,14 @@ def _work_items(tensors, per_item):
     return max(1, min(1 << 16, ceil_div(biggest, per_item)))
 
 
-def norm_and_clip_coef(tensors, norm_type, max_norm):
+def norm_and_clip_coef(tensors, norm_type, max_norm, nonfinite_code=None):
     """A new 2-element tensor [total norm, min(max_norm / (total norm + 1e-6), 1)]: the `norm_type`-norm of
-    all the tensors' elements taken together (PyTorch's clip_grad_norm_). ceil(P / slots) + 1 launches,
-    nothing read back. norm_type: a positive float or inf."""
+    all the tensors' elements taken together (PyTorch's clip_grad_norm_: the norm of the per-tensor norms,
+    which for norm_type 0 counts the tensors holding a nonzero). ceil(P / slots) + 1 launches, nothing read
+    back. norm_type: a float or +-inf. With nonfinite_code (a checks code) a non-finite norm is reported to
+    the device's error word and the coefficient is 1."""
     dtype = tensors[0].dtype
-    kind = 0 if norm_type == math.inf else 1 if norm_type == 1 else 2 if norm_type == 2 else 3
+    kind = {math.inf: 0, 1: 1, 2: 2, -math.inf: 4, 0: 5}.get(norm_type, 3)
     # enough partials that each one sums ~64 elements (accuracy: short sums, then a tree), at most 16K
     total = sum(t._numel for t in tensors)
     parts = max(1, min(1 << 14, ceil_div(total, 64)))
@@ -71,7 +74,8 @@ def norm_and_clip_coef(tensors, norm_type, max_norm):
     out = tensors[0]._empty((2,), dtype)
     finish = _kernel("norm_finish", dtype, widths[0])  # any width's program has it: reuse the one built
     local = 1 << (min(256, finish.max_local).bit_length() - 1)
-    backend.launch(finish, local, out, part, 0, parts, kind, norm_type, max_norm,
+    backend.launch(finish, local, out, part, 0, parts, kind, norm_type, max_norm, int(nonfinite_code is not None),
+                   checks.error_word(out._storage.pool), nonfinite_code or 0,
                    cl.LocalMemory(local * dtype.itemsize), local=local)
     return out
 
