@@ -164,6 +164,49 @@ def bench_small_ops(args):
                numpy_us=t_np * 1e6)
 
 
+def bench_launch(args):
+    """Host cost of one launch: backend.launch of elementwise add_c on 1,000 floats (3 tensors: 6 buffer and
+    offset arguments, then n), against pyopencl's own call of the same kernel (`knl(queue, g, l, *args)`, whose
+    generated invoker sets every argument) and the bare enqueue of a kernel whose arguments are set (the floor
+    under both). cpu = this thread's CPU time (the PoCL threads that run the kernels are not in it), wall =
+    until enqueued; 'alternating' launches write two outputs in turn, so a buffer argument changes every time."""
+    import pyopencl as cl
+    from pyopencl import _cl
+
+    from clownpiece.backend import programs
+    print("host time per kernel launch (add_c, 1,000 floats, launched 2,000 times in a row)")
+    f32 = np.dtype(np.float32)
+    k = backend.kernel("elementwise", "add_c", f32)
+    x, outs = cp.zeros(1000), [cp.zeros(1000), cp.zeros(1000)]
+    queue = backend.device().queue
+    own = cl.Kernel(k.cl.program, k.name)  # a separate kernel object: pyopencl's invoker, as launches used to
+    own.set_scalar_arg_dtypes(programs._scalar_arg_dtypes(own))
+    bx, bo = x._storage.buf, [o._storage.buf for o in outs]
+    bare = cl.Kernel(k.cl.program, k.name)
+    z = np.int32(0)
+    bare.set_args(bo[0], z, bx, z, bx, z, np.int32(1000))
+    g, lsz = (1024,), (k.local,)
+    cases = (("backend.launch", lambda i: backend.launch(k, 1000, outs[0], x, x, 1000)),
+             ("backend.launch alternating", lambda i: backend.launch(k, 1000, outs[i & 1], x, x, 1000)),
+             ("pyopencl kernel call", lambda i: own(queue, g, lsz, bo[i & 1], 0, bx, 0, bx, 0, 1000)),
+             ("bare enqueue", lambda i: _cl.enqueue_nd_range_kernel(queue, bare, g, lsz, None, None)))
+    times = {name: ([], []) for name, _ in cases}
+    for _ in range(7):  # the cases in turn, so that the machine's load drifts over all of them alike
+        for name, f in cases:
+            backend.synchronize()
+            t, c = time.perf_counter(), time.thread_time()
+            for i in range(2000):
+                f(i)
+            times[name][1].append((time.thread_time() - c) / 2000)
+            times[name][0].append((time.perf_counter() - t) / 2000)
+    backend.synchronize()
+    ref = statistics.median(times["pyopencl kernel call"][1])
+    for name, (wall, cpu) in times.items():
+        c = statistics.median(cpu)
+        record("launch", name, cpu_us=c * 1e6, wall_us=statistics.median(wall) * 1e6,
+               cpu_vs_pyopencl_call=c / ref)
+
+
 def bench_build(args):
     print("cold start: a fresh process's first op and first seed training step (cold = empty PoCL and "
           "clownpiece caches, warm = cached; cpu = the process's CPU seconds, which contention for the cores "
@@ -618,6 +661,7 @@ def bench_examples(args):
 
 
 SECTIONS = collections.OrderedDict(gemm=bench_gemm, elementwise=bench_elementwise, small=bench_small_ops,
+                                   launch=bench_launch,
                                    build=bench_build, train=bench_train, clip=bench_clip,
                                    schedule=bench_schedule, layers=bench_layers, sort=bench_sort,
                                    loader=bench_loader, examples=bench_examples)

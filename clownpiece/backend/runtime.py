@@ -188,6 +188,9 @@ def raw_buffer(st):
 
 
 def _unpack(args):
+    """The launch's OpenCL arguments: a tensor view gives its buffer and element offset, a Storage its buffer,
+    anything else itself. A buffer with a pending expression runs it first (launches of its own), so every
+    value is known before any argument of this launch is set."""
     packed = []
     append = packed.append
     for a in args:
@@ -200,10 +203,14 @@ def _unpack(args):
             kind = _kind(cls)
         if kind == 1:
             st = a._storage
-            append(st.buf if st.pool is _pool else _buffer(st))
+            if st.pool is not _pool:
+                _buffer(st)  # raises
+            append(st._buf if st._expr is None and not st._readers else st.buf)  # Storage.buf, inlined
             append(a._offset)
         elif kind == 2:
-            append(a.buf if a.pool is _pool else _buffer(a))
+            if a.pool is not _pool:
+                _buffer(a)
+            append(a._buf if a._expr is None and not a._readers else a.buf)
         else:
             append(a)
     return packed
