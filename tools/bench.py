@@ -414,7 +414,7 @@ def bench_schedule(args):
     steps (60 evaluations), data loading included, the step replayed by clownpiece.jit as
     tools/train_mnist.py does (eagerly with --no-jit). Synthetic images: the time does not depend on the
     pixel values."""
-    from train_mnist import evaluate
+    from train_mnist import device_batches, evaluate
 
     from clownpiece.utils.data import Dataloader, TensorDataset
     mode = "eager" if args.no_jit else "jit"
@@ -424,7 +424,7 @@ def bench_schedule(args):
     train = TensorDataset(rng.standard_normal((60000, 784), np.float32), rng.integers(0, 10, 60000).astype(np.float32))
     test = TensorDataset(rng.standard_normal((10000, 784), np.float32), rng.integers(0, 10, 10000).astype(np.float32))
     train_loader = Dataloader(train, batch_size=20, shuffle=True, seed=0)
-    test_loader = Dataloader(test, batch_size=1000)
+    test_loader = device_batches(Dataloader(test, batch_size=1000))  # as train_mnist.py: uploaded once
     model, loss_fn = _cp_seed_model(), cp.nn.CrossEntropyLoss()
     step_fn = _cp_step if args.no_jit else cp.jit(_cp_step)
     steps = 0
