@@ -6,6 +6,7 @@ indices), numpy applied PyTorch's way: the ints first."""
 import numpy as np
 import pytest
 from conftest import LAYOUTS, assert_close, make
+from hypothesis import example, given, settings, strategies as st
 
 import clownpiece as cp
 from clownpiece.autograd.gradcheck import gradcheck
@@ -212,3 +213,125 @@ def test_a_jitted_step_with_a_gather_reports_bad_ids_at_the_next_read():
     with pytest.raises(DeviceAssertError, match="index 6 is out of bounds"):
         bad.numpy()
     assert rows(cp.tensor([3, 3])).tolist() == [[12.0, 14.0], [12.0, 14.0]]
+
+
+# ---- random index forms (hypothesis) ----------------------------------------------------------------------
+# An index of ints, positive-step slices, None, one `...`, int lists and int32/int64 tensors (broadcast
+# together) and at most one bool mask, on a random shape. The reference is numpy applied PyTorch's way
+# (see the module docstring): the ints first (a basic index, a view), then the rest with `...` written out
+# as the full slices it stands for, which is where numpy and PyTorch agree.
+@st.composite
+def index_case(draw):
+    nd = draw(st.integers(1, 4))
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=nd, max_size=nd)))
+    # a kind per dim (a run of "mask" dims is one mask: the first run, later ones become full slices), then
+    # `...` in place of a run of entries (perhaps none) or a dropped tail, and up to two Nones
+    dim_kinds = draw(st.lists(st.sampled_from(["ids", "int", "ids", "slice", "mask"]), min_size=nd, max_size=nd))
+    plan, d = [], 0  # (kind, first dim, dims covered)
+    while d < nd:
+        k = 1
+        while dim_kinds[d] == "mask" and d + k < nd and dim_kinds[d + k] == "mask":
+            k += 1
+        if dim_kinds[d] == "mask" and any(p[0] == "mask" for p in plan):
+            plan += [("full", d + i, 1) for i in range(k)]
+        else:
+            plan.append((dim_kinds[d], d, k))
+        d += k
+    if draw(st.booleans()):
+        i = draw(st.integers(0, len(plan)))
+        j = draw(st.integers(i, len(plan)))
+        first = plan[i][1] if i < len(plan) else nd
+        plan = plan[:i] + [("ellipsis", first, sum(p[2] for p in plan[i:j]))] + plan[j:]
+    else:
+        plan = plan[:len(plan) - draw(st.integers(0, len(plan)))]
+    for _ in range(draw(st.integers(0, 2))):
+        plan.insert(draw(st.integers(0, len(plan))), ("none", 0, 0))
+    masks = {i: np.array(draw(st.lists(st.booleans(), min_size=int(np.prod(shape[d:d + k])),
+                                       max_size=int(np.prod(shape[d:d + k]))))).reshape(shape[d:d + k])
+             for i, (kind, d, k) in enumerate(plan) if kind == "mask"}
+    if masks:
+        count = int(next(iter(masks.values())).sum())
+        id_shapes = st.sampled_from([(1,), (count,)])
+    else:
+        target = tuple(draw(st.lists(st.integers(1, 3), min_size=1, max_size=2)))
+        id_shapes = st.builds(lambda keep, ones: tuple(1 if o else s for s, o in zip(target[-keep:], ones)),
+                              st.integers(1, len(target)), st.lists(st.booleans(), min_size=2, max_size=2))
+    entries = []  # (entry, its kind) in order
+    for i, (kind, d, k) in enumerate(plan):
+        size = shape[d] if d < nd else 1
+        if kind == "int":
+            e = draw(st.integers(-size, size - 1))
+            entries.append((e, kind))
+        elif kind in ("slice", "full"):
+            e = (slice(draw(st.one_of(st.none(), st.integers(-size - 1, size + 1))),
+                       draw(st.one_of(st.none(), st.integers(-size - 1, size + 1))),
+                       draw(st.sampled_from([None, 1, 2, 3]))) if kind == "slice" else slice(None))
+            entries.extend([(e, "slice")] * (k if kind == "full" else 1))
+        elif kind == "none":
+            entries.append((None, kind))
+        elif kind == "ellipsis":
+            entries.append((Ellipsis, kind))
+        elif kind == "mask":
+            entries.append((masks[i], kind))
+        else:
+            ids_shape = draw(id_shapes)
+            n = int(np.prod(ids_shape))
+            ids = np.array(draw(st.lists(st.integers(-size, size - 1), min_size=n, max_size=n)),
+                           np.int64).reshape(ids_shape)
+            form = draw(st.sampled_from(["list", "int64", "int32"]))
+            entries.append((ids.tolist() if form == "list" else ids.astype(form), "ids"))
+    layout = draw(st.sampled_from(LAYOUTS))
+    return shape, entries, layout
+
+
+def _pytorch_index_on_numpy(shape, entries):
+    """(ints-first basic index, the rest) for numpy; `...` written out as full slices."""
+    nd, named = len(shape), sum(np.ndim(e) if k == "mask" else k not in ("none", "ellipsis") for e, k in entries)
+    expanded = []
+    for e, kind in entries:
+        if kind == "ellipsis":
+            expanded += [(slice(None), "slice")] * (nd - named)
+        else:
+            expanded.append((np.asarray(e, np.int64) if kind == "ids" else e, kind))
+    ints = tuple(e if k == "int" else slice(None) for e, k in expanded for _ in range(np.ndim(e) if k == "mask" else
+                                                                                    k != "none"))
+    rest = tuple(e for e, k in expanded if k != "int")
+    return ints + (Ellipsis,), rest
+
+
+def _cp_index(entries):
+    return tuple(cp.tensor(e) if isinstance(e, np.ndarray) else e for e, _ in entries)
+
+
+@given(index_case())
+@settings(max_examples=100, deadline=None, derandomize=True)
+# always tried: where numpy's own rule differs (an int or an empty `...` apart from the index tensors), and
+# index tensors apart after a leading slice (their dims go in front, not where the first one stood)
+@example(((4, 5, 6), [(0, "int"), (slice(None), "slice"), (np.array([0, 1]), "ids")], "contiguous"))
+@example(((3, 4, 5, 6), [(slice(None), "slice"), ([0, 2], "ids"), (slice(1, None), "slice"),
+                         (np.array([1, 5]), "ids")], "transposed"))
+@example(((3, 4, 5), [(None, "none"), (np.array([True, False, True]), "mask"), (None, "none"),
+                      (np.array([[3], [0]], np.int32), "ids")], "contiguous"))
+@example(((4, 5, 6), [(slice(None), "slice"), ([2, 0], "ids"), (None, "none"), (1, "int")], "transposed"))
+@example(((4, 5, 6), [(slice(1, None, 2), "slice"), ([0, 1], "ids"), (Ellipsis, "ellipsis"),
+                      (np.array([[2], [3]], np.int32), "ids")], "sliced"))
+def test_random_index_forms_get_and_set_like_numpy(case):
+    shape, entries, layout = case
+    data = np.arange(1.0, np.prod(shape) + 1).reshape(shape)  # distinct values: positions are checked
+    t, ref = make(data, np.float32, layout)
+    ints, rest = _pytorch_index_on_numpy(shape, entries)
+    want = ref[ints][rest]
+    got = t[_cp_index(entries)]
+    assert got.shape == list(want.shape), (entries, got.shape, want.shape)
+    assert_close(got, want)
+    probe = np.zeros(shape)
+    np.add.at(probe[ints], rest, 1.0)
+    full = -np.arange(1.0, want.size + 1).reshape(want.shape)
+    if probe.max() > 1:
+        value = 0.5  # a position named twice takes one of its values: a number makes that one value
+    else:  # a value of the result's shape, or one broadcast along its first dim
+        value = full if full.ndim == 0 or full.shape[0] % 2 else full[-1:]
+    expected = ref.copy()
+    expected[ints][rest] = value  # ints is a basic index: a view of expected
+    t[_cp_index(entries)] = value if np.isscalar(value) else cp.Tensor(value)
+    assert_close(t, expected)
