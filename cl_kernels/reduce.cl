@@ -201,49 +201,51 @@ __kernel void softmax_rows(__global T* out, int ob, __global const T* a, int oa,
 
 // ---- contiguous rows: row r at oa + r * len, output row r at r * len ----------------------------------
 // The usual case (last dim of a contiguous tensor). PoCL runs a work-group's work-items as a loop, which is
-// not vectorised when each work-item loops over its row, so the row loops must be fast on their own: max
-// and sum keep 8 independent accumulators (one long dependency chain stalls), and exp(x - m) is a plain
-// store loop that the compiler vectorises; softmax sums those exps back from the output.
-#define LANES_DECL(v, init) T v##0 = init, v##1 = init, v##2 = init, v##3 = init, v##4 = init, v##5 = init, \
-    v##6 = init, v##7 = init;
+// not vectorised when each work-item loops over its row, so the row loops are written on 8-wide vectors
+// (vload8/vstore8 take any element-aligned address): 8 independent lanes (one long dependency chain stalls),
+// and no scalar pass that reads the row back.
+#define VEC_(t, n) t##n
+#define VEC(t, n) VEC_(t, n)
+#define T8 VEC(T, 8)
 #define MAX_IN(m, x) m = (x > m || x != x) ? x : m;
 
-// m = max of X(t) for 0 <= t < len, NaN winning.
-#define ROW_MAX_C(m, X) T m; {                                                                      \
-    LANES_DECL(m_, -INFINITY) int t = 0;                                                          \
-    for (; t + 8 <= len; t += 8) {                                                                \
-        MAX_IN(m_0, X(t)) MAX_IN(m_1, X(t + 1)) MAX_IN(m_2, X(t + 2)) MAX_IN(m_3, X(t + 3))       \
-        MAX_IN(m_4, X(t + 4)) MAX_IN(m_5, X(t + 5)) MAX_IN(m_6, X(t + 6)) MAX_IN(m_7, X(t + 7)) } \
-    for (; t < len; ++t) MAX_IN(m_0, X(t))                                                        \
-    MAX_IN(m_0, m_1) MAX_IN(m_2, m_3) MAX_IN(m_4, m_5) MAX_IN(m_6, m_7)                           \
-    MAX_IN(m_0, m_2) MAX_IN(m_4, m_6) MAX_IN(m_0, m_4) m = m_0; }
+// m = max of row p[0 .. len), NaN winning: lane k of the vector takes the elements t + k, the tail lane 0.
+#define ROW_MAX_C(m, p) T m; {                                                                      \
+    T8 m_ = (T8)(-INFINITY); int t = 0;                                                           \
+    for (; t + 8 <= len; t += 8) { T8 v_ = vload8(0, (p) + t); m_ = select(m_, v_, (v_ > m_) | (v_ != v_)); } \
+    T m0_ = m_.s0, m1_ = m_.s1, m2_ = m_.s2, m3_ = m_.s3, m4_ = m_.s4, m5_ = m_.s5, m6_ = m_.s6, m7_ = m_.s7; \
+    for (; t < len; ++t) MAX_IN(m0_, (p)[t])                                                      \
+    MAX_IN(m0_, m1_) MAX_IN(m2_, m3_) MAX_IN(m4_, m5_) MAX_IN(m6_, m7_)                           \
+    MAX_IN(m0_, m2_) MAX_IN(m4_, m6_) MAX_IN(m0_, m4_) m = m0_; }
 
-// s = sum of X(t) for 0 <= t < len: 8 accumulators per block of 64 terms, blocks joined with KAHAN_ADD so
-// long float32 rows stay accurate (as SUM_ADD does).
-#define ROW_SUM_C(s, X) T s = ZERO; { T c_ = ZERO; int t = 0;                                       \
+// s = sum of the row's terms: 8 lanes per block of 64 terms, blocks joined with KAHAN_ADD so long float32
+// rows stay accurate (as SUM_ADD does). TERM8(e, t) sets the vector e to terms t .. t + 7 and TERM(e, t) the
+// scalar e to term t (a block's tail, added to lane 0); either may also store what it computed.
+#define ROW_SUM_C(s, TERM8, TERM) T s = ZERO; { T c_ = ZERO; int t = 0;                             \
     while (t < len) {                                                                             \
-        int end_ = IMIN(len, t + 64); LANES_DECL(b_, ZERO)                                        \
-        for (; t + 8 <= end_; t += 8) {                                                           \
-            b_0 += X(t); b_1 += X(t + 1); b_2 += X(t + 2); b_3 += X(t + 3);                       \
-            b_4 += X(t + 4); b_5 += X(t + 5); b_6 += X(t + 6); b_7 += X(t + 7); }                 \
-        for (; t < end_; ++t) b_0 += X(t);                                                        \
-        KAHAN_ADD(s, c_, ((b_0 + b_1) + (b_2 + b_3)) + ((b_4 + b_5) + (b_6 + b_7))) } }
+        int end_ = IMIN(len, t + 64); T8 b_ = (T8)(ZERO);                                         \
+        for (; t + 8 <= end_; t += 8) { T8 e_; TERM8(e_, t) b_ += e_; }                           \
+        T b0_ = b_.s0;                                                                            \
+        for (; t < end_; ++t) { T e_; TERM(e_, t) b0_ += e_; }                                    \
+        KAHAN_ADD(s, c_, ((b0_ + b_.s1) + (b_.s2 + b_.s3)) + ((b_.s4 + b_.s5) + (b_.s6 + b_.s7))) } }
 
 #define ROWS_C_PROLOGUE int r = get_global_id(0); if (r >= nrows) return; __global T* y = out + r * len;
-#define X_AT(t) x[t]
-#define Y_AT(t) y[t]
-#define G_AT(t) g[t]
-#define GY_AT(t) (g[t] * yv[t])
-#define EXP_SHIFTED(t) exp(x[t] - m)
+#define EXP_STORED8(e, t) e = exp(vload8(0, x + (t)) - (T8)(m)); vstore8(e, 0, y + (t));
+#define EXP_STORED(e, t) e = exp(x[t] - m); y[t] = e;
+#define EXP_SHIFTED8(e, t) e = exp(vload8(0, x + (t)) - (T8)(m));
+#define EXP_SHIFTED(e, t) e = exp(x[t] - m);
+#define G_AT8(e, t) e = vload8(0, g + (t));
+#define G_AT(e, t) e = g[t];
+#define GY_AT8(e, t) e = vload8(0, g + (t)) * vload8(0, yv + (t));
+#define GY_AT(e, t) e = g[t] * yv[t];
 
 __kernel void softmax_rows_c(__global T* out, int oo, __global const T* a, int oa, int nrows, int len,
                              int mode) {
     out += oo;
     ROWS_C_PROLOGUE
     __global const T* x = a + oa + r * len;
-    ROW_MAX_C(m, X_AT)
-    for (int t = 0; t < len; ++t) y[t] = exp(x[t] - m);
-    ROW_SUM_C(s, Y_AT)
+    ROW_MAX_C(m, x)
+    ROW_SUM_C(s, EXP_STORED8, EXP_STORED)  // y = exp(x - m), summed as it is stored
     if (mode == 0) {
         T inv = ONE / s;
         for (int t = 0; t < len; ++t) y[t] *= inv;
@@ -257,9 +259,9 @@ __kernel void logsumexp_rows_c(__global T* out, int oo, __global const T* a, int
     int r = get_global_id(0); if (r >= nrows) return;
     out += oo;
     __global const T* x = a + oa + r * len;
-    ROW_MAX_C(m0, X_AT)
+    ROW_MAX_C(m0, x)
     T m = (m0 - m0 == ZERO) ? m0 : ZERO;  // as logsumexp_rows
-    ROW_SUM_C(s, EXP_SHIFTED)
+    ROW_SUM_C(s, EXP_SHIFTED8, EXP_SHIFTED)
     out[r] = m + log(s);
 }
 
@@ -271,10 +273,10 @@ __kernel void softmax_grad_rows_c(__global T* out, int oo, __global const T* ga,
     __global const T* g = ga + og + r * len;
     __global const T* yv = ya + oy + r * len;
     if (mode == 0) {
-        ROW_SUM_C(s, GY_AT)
+        ROW_SUM_C(s, GY_AT8, GY_AT)
         for (int t = 0; t < len; ++t) y[t] = yv[t] * (g[t] - s);
     } else {
-        ROW_SUM_C(s, G_AT)
+        ROW_SUM_C(s, G_AT8, G_AT)
         for (int t = 0; t < len; ++t) y[t] = g[t] - exp(yv[t]) * s;
     }
 }

@@ -223,6 +223,31 @@ def test_softmax_grads(dim, layout, dtype):
     assert backend.stats()["launches"] - before == 1  # one fused kernel
 
 
+@pytest.mark.parametrize("length", [8, 9, 49, 64, 65, 130])
+def test_softmax_family_on_long_contiguous_rows(length, dtype):
+    """Rows of 8 elements and more run the contiguous row kernels' 8-wide loops, and past 64 more than one
+    summation block; a NaN in a vector lane, a NaN in the last element (a tail, or the last lane), -inf."""
+    a = rng.normal(size=(5, length)) * 3
+    a[1, 3] = np.nan
+    a[2, length - 1] = np.nan
+    a[3, 5] = -np.inf
+    t = cp.Tensor(a, dtype=dtype)
+    with np.errstate(invalid="ignore"):
+        m = a.max(-1, keepdims=True)
+        e = np.exp(a - m)
+        lse = m[:, 0] + np.log(e.sum(-1))
+    assert_close(t.softmax(-1), e / e.sum(-1, keepdims=True), dtype)
+    assert_close(t.log_softmax(-1), a - lse[:, None], dtype)
+    assert_close(t.logsumexp(-1), lse, dtype)
+    x = rng.normal(size=(3, length))
+    y = softmax_ref(x, -1)
+    g, gn = make(rng.normal(size=(3, length)), dtype)
+    assert_close(g.softmax_grad(cp.Tensor(y, dtype=dtype), -1), y * (gn - (gn * y).sum(-1, keepdims=True)), dtype)
+    ly = np.log(y)
+    assert_close(g.log_softmax_grad(cp.Tensor(ly, dtype=dtype), -1), gn - np.exp(ly) * gn.sum(-1, keepdims=True),
+                 dtype)
+
+
 def test_softmax_grad_checks_shapes():
     g = cp.Tensor(np.ones((2, 3)))
     with pytest.raises(ShapeError):
