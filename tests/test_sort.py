@@ -73,7 +73,7 @@ def test_million_elements():
     v, i = cp.Tensor(a).sort()
     np.testing.assert_array_equal(v.numpy(), np.sort(a))
     np.testing.assert_array_equal(i.numpy().astype(np.int64), np.argsort(a, kind="stable"))
-    for k in (100, 7, 1):  # k < 32: long runs that keep k each
+    for k in (1000, 100, 7, 1):  # k >= 32: radix select; k < 32: long runs that keep k each
         v, i = cp.Tensor(a).topk(k)
         ref = np.argsort(-a, kind="stable")[:k]
         np.testing.assert_array_equal(i.numpy().astype(np.int64), ref)
@@ -166,6 +166,120 @@ def test_gradient_with_ties_goes_to_the_returned_index():
     x = cp.Tensor([1.0, 1.0, 0.0], requires_grad=True)
     x.topk(1).values.sum().backward()
     assert x.grad.tolist() == [1.0, 0.0, 0.0]
+
+
+# ---- topk with k >= 32 in long rows: radix select of the k, then a sort of those (sort.cl select_*) -------
+
+def stable_order(a, descending):
+    """Each row's indices in the order of a stable sort with NaN the largest value (-0 == 0), descending
+    keeping ties in input order: what sort and topk return."""
+    a = np.asarray(a)
+    if a.dtype == bool:
+        a = a.astype(np.int64)
+    nan = np.isnan(a) if a.dtype.kind == "f" else np.zeros(a.shape, bool)
+    value = np.where(nan, 0, a)
+    if descending:
+        nan, value = ~nan, (-value if a.dtype.kind == "f" else ~value)  # ~ flips ints without overflow
+    return np.array([np.lexsort((value[r], nan[r])) for r in range(a.shape[0])]).reshape(a.shape)
+
+
+def check_topk(a, k, largest, dtype=None):
+    t = cp.tensor(a) if dtype is None else cp.Tensor(a, dtype=dtype)
+    v, i = t.topk(k, dim=1, largest=largest)
+    held = t.numpy()
+    ref = stable_order(held, largest)[:, :k]
+    np.testing.assert_array_equal(i.numpy(), ref)
+    want = np.take_along_axis(held, ref, 1)
+    np.testing.assert_array_equal(v.numpy(), want)
+    if want.dtype.kind == "f":
+        np.testing.assert_array_equal(np.signbit(v.numpy()), np.signbit(want))
+
+
+@pytest.mark.parametrize("k", [32, 33, 100, 1000, 2500, 4999])
+@pytest.mark.parametrize("largest", [True, False])
+def test_topk_large_k_matches_numpy(k, largest, dtype):
+    """Distinct values (rows settle before the last pass) and many ties at the k-th value (every pass runs,
+    and the first of the tied elements in input order are taken); k up to half the row is selected first
+    (put in order by select_rank up to 1024, then by the merge sort), beyond it merge-sorted."""
+    distinct = rng.normal(size=(3, 5000)).astype(dtype)
+    check_topk(distinct, k, largest)
+    tied = rng.integers(-30, 30, size=(2, 5000)).astype(dtype)
+    check_topk(tied, k, largest)
+
+
+@pytest.mark.parametrize("name", ["float16", "float32", "float64", "int32", "int64", "bool"])
+@pytest.mark.parametrize("largest", [True, False])
+def test_topk_large_k_every_dtype(name, largest):
+    n = 4500
+    if name == "bool":
+        a = rng.integers(0, 2, size=(3, n)).astype(bool)
+    elif name.startswith("int"):
+        info = np.iinfo(name)
+        a = rng.integers(info.min, info.max, size=(3, n), dtype=name, endpoint=True)
+        a[0, :6] = [info.min, info.max, -1, 0, info.max, info.min]
+        a[1] = rng.integers(-3, 3, size=n)  # ties everywhere
+    else:
+        a = rng.normal(size=(3, n)).astype(name)
+        a[0, ::97] = np.nan  # 47 NaNs: more than k=40 of the largest are NaN (ties among them by position)
+        a[1, ::5] = -0.0
+        a[1, 1::5] = 0.0  # zeros of both signs tie
+        a[2, 10], a[2, 20], a[2, 30] = np.inf, -np.inf, np.nan
+    for k in (40, 64, 1500):
+        check_topk(a, k, largest)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_topk_large_k_layouts_dims_and_gradient(layout):
+    t, a = make(rng.normal(size=(4100, 3)), np.float32, layout)
+    a = a.astype(np.float32)
+    v, i = t.topk(50, dim=0)
+    ref = stable_order(a.T, True)[:, :50].T
+    np.testing.assert_array_equal(i.numpy(), ref)
+    np.testing.assert_array_equal(v.numpy(), np.take_along_axis(a, ref, 0))
+    x = cp.Tensor(a.T.copy(), requires_grad=True)
+    x.topk(40, dim=1).values.sum().backward()
+    want = np.zeros(a.T.shape)
+    np.put_along_axis(want, stable_order(a.T, True)[:, :40], 1.0, 1)
+    np.testing.assert_array_equal(x.grad.numpy(), want)
+
+
+def test_topk_large_k_rows_settling_at_different_passes():
+    """Rows of one launch: distinct values, all equal (never settles early), a constant top byte, NaN-heavy."""
+    n = 4096
+    a = np.stack([rng.normal(size=n), np.full(n, 2.5), 1 + rng.random(n), np.where(rng.random(n) < 0.5, np.nan,
+                                                                                    rng.normal(size=n))])
+    for dtype in (np.float32, np.float64):
+        for k in (32, 1000, 2048):
+            for largest in (True, False):
+                check_topk(a.astype(dtype), k, largest)
+
+
+@pytest.fixture(params=[True, False], ids=["private", "atomic"])
+def small_select(monkeypatch, request):
+    """The select path on small rows (for the strict pass), with several work-groups per row of a few
+    work-items, each with parts of 8 elements and a tail; select_hist counting in private memory (CPUs) and
+    with atomics (other devices); the k selected put in order by select_rank and by the merge sort."""
+    from clownpiece.ops import sort as sort_ops
+    monkeypatch.setattr(sort_ops, "_SELECT_MIN_LEN", 0)
+    monkeypatch.setattr(sort_ops, "_SELECT_MAX_SHARE", 1.0)
+    monkeypatch.setattr(sort_ops, "_PRIVATE_HIST", request.param)
+    monkeypatch.setattr(sort_ops, "_SELECT_CPU", (4, 9))
+    monkeypatch.setattr(sort_ops, "_SELECT_OTHER", (4, 9))
+    monkeypatch.setattr(sort_ops, "_RANK_MAX_K", 40)
+
+
+@pytest.mark.parametrize("name", ["float32", "float64", "int64", "float16", "bool"])
+def test_topk_select_kernels_on_small_rows(small_select, name):
+    if name == "bool":
+        a = rng.integers(0, 2, size=(2, 70)).astype(bool)
+    elif name == "int64":
+        a = rng.integers(-4, 4, size=(2, 70)).astype(np.int64)
+    else:
+        a = rng.normal(size=(2, 70)).astype(name)
+        a[0, 3], a[0, 50], a[1, 9], a[1, 10] = np.nan, np.nan, -0.0, 0.0
+        a[1, 20:40] = 1.5  # ties at the k-th value
+    for k, largest in ((33, True), (45, False), (69, True)):
+        check_topk(a, k, largest)
 
 
 @pytest.mark.parametrize("name", ["float16", "float32", "float64", "int32", "int64", "bool"])
