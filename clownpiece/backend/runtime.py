@@ -9,7 +9,6 @@ one in-order queue, and nothing here waits for it except `download` and `synchro
 While clownpiece.jit captures a function, a recorder (`start_recording`) sees every launch, upload and
 download made here and every buffer the pool hands out (memory.py); `replayable` and `kernel_number` are the
 two ways ops tell it which kernel arguments must be recomputed at a replay."""
-import atexit
 import collections
 import os
 
@@ -293,20 +292,18 @@ _observing = _SYNC_EACH or bool(_kernel_log)
 def _after_launch(k, evt):
     if _per_kernel is not None:
         _per_kernel.append((k.name, evt))
-    if _kernel_log:
-        _launched.add((k.family, k.name))
+    if _kernel_log and (k.family, k.name) not in _launched:
+        _log_kernel(k.family, k.name)
     if _SYNC_EACH:
         _queue.finish()
 
 
-def _write_kernel_log():
-    if _launched:
-        with open(_kernel_log, "a") as f:
-            f.writelines(f"{family} {name}\n" for family, name in sorted(_launched))
-
-
-if _kernel_log:
-    atexit.register(_write_kernel_log)
+def _log_kernel(family, name):
+    """Appends a kernel's first launch to the log at once, so a run that is killed (a CI timeout) still
+    tells what it reached."""
+    _launched.add((family, name))
+    with open(_kernel_log, "a") as f:
+        f.write(f"{family} {name}\n")
 
 
 def count_kernels(on=True):
