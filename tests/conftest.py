@@ -143,6 +143,22 @@ MAX_STRICT_CASES = 6
 STRICT_ALL_CASES = {"test_elementwise_kernels"}
 
 
+# oclgrind runs on one core, so tools/oclgrind_check.sh runs the pass as one process per core, each given
+# CLOWNPIECE_STRICT_SHARD=k/n: shard k takes every n-th strict test from the k-th, which spreads the slow
+# modules evenly over the shards.
+_SHARD = os.environ.get("CLOWNPIECE_STRICT_SHARD")
+
+
+def _strict_shard():
+    try:
+        k, n = (int(part) for part in _SHARD.split("/"))
+        if not 0 <= k < n:
+            raise ValueError
+    except ValueError:
+        raise pytest.UsageError(f"CLOWNPIECE_STRICT_SHARD must be k/n with 0 <= k < n, got {_SHARD!r}") from None
+    return k, n
+
+
 def pytest_collection_modifyitems(items):
     cases = {}
     for item in items:
@@ -151,10 +167,15 @@ def pytest_collection_modifyitems(items):
         if ((module in STRICT_MODULES and name not in TOO_LARGE_FOR_STRICT.get(module, ()))
                 or name in STRICT_TESTS.get(module, ())):
             cases.setdefault((module, name), []).append(item)
+    strict = []
     for (module, _), group in cases.items():
         step = 1 if module in STRICT_ALL_CASES else -(-len(group) // MAX_STRICT_CASES)
-        for item in group[::step]:
-            item.add_marker(pytest.mark.strict)
+        strict += group[::step]
+    if _SHARD:
+        k, n = _strict_shard()
+        strict = strict[k::n]
+    for item in strict:
+        item.add_marker(pytest.mark.strict)
 
 
 # ---- under oclgrind: each test's oclgrind reports fail that test -------------------------------------------
