@@ -143,8 +143,8 @@ MAX_STRICT_CASES = 6
 STRICT_ALL_CASES = {"test_elementwise_kernels"}
 
 
-# oclgrind runs on one core, so tools/oclgrind_check.sh runs the pass as one process per core, each given
-# CLOWNPIECE_STRICT_SHARD=k/n: shard k takes every n-th strict test from the k-th, which spreads the slow
+# tools/oclgrind_check.sh can split the pass over more cores (oclgrind simulates on one): with
+# CLOWNPIECE_STRICT_SHARD=k/n, shard k takes every n-th strict test from the k-th, which spreads the slow
 # modules evenly over the shards.
 _SHARD = os.environ.get("CLOWNPIECE_STRICT_SHARD")
 
@@ -213,6 +213,10 @@ if _OCLGRIND_LOG:
 def _oclgrind_reports():
     yield
     cp.synchronize()
+    # oclgrind's race detector works at every launch in proportion to the memory allocated, so the buffers a
+    # test leaves in the pool are released (tools/oclgrind_check.sh)
+    gc.collect()
+    cp.backend.empty_cache()
     size = os.path.getsize(_OCLGRIND_LOG) if os.path.exists(_OCLGRIND_LOG) else 0
     if size > _oclgrind_seen[0]:
         with open(_OCLGRIND_LOG, errors="replace") as f:
