@@ -137,6 +137,27 @@ def test_adaptive_pools(size, dtype):
     assert gradcheck(lambda t: F.adaptive_max_pool2d(t, size), [a])
 
 
+def test_adaptive_pool_gradients_of_a_small_input():
+    """adaptive_pool_bwd of both kinds on a tiny input with overlapping windows (7 -> 3 rows, 5 -> 2
+    columns), against the gradients written out in numpy: the strict pass's case (test_adaptive_pools is too
+    large there)."""
+    x = rng.permutation(7 * 5).reshape(1, 1, 7, 5) * 0.1
+    g = rng.standard_normal((1, 1, 3, 2))
+    want_avg, want_max = np.zeros_like(x), np.zeros_like(x)
+    for i in range(3):
+        r0, r1 = i * 7 // 3, -(-(i + 1) * 7 // 3)
+        for j in range(2):
+            c0, c1 = j * 5 // 2, -(-(j + 1) * 5 // 2)
+            want_avg[0, 0, r0:r1, c0:c1] += g[0, 0, i, j] / ((r1 - r0) * (c1 - c0))
+            win = x[0, 0, r0:r1, c0:c1]
+            r, c = np.unravel_index(np.argmax(win), win.shape)
+            want_max[0, 0, r0 + r, c0 + c] += g[0, 0, i, j]
+    for pool, want in ((F.adaptive_avg_pool2d, want_avg), (F.adaptive_max_pool2d, want_max)):
+        t = Tensor(x, requires_grad=True, dtype=f64)
+        pool(t, (3, 2)).backward(Tensor(g, dtype=f64))
+        assert_close(t.grad, want)
+
+
 def test_adaptive_1d_indices_and_global_average():
     x = rng.permutation(2 * 3 * 10).reshape(2, 3, 10) * 0.1
     y, idx = F.adaptive_max_pool1d(Tensor(x, dtype=f64), 4, return_indices=True)

@@ -8,6 +8,7 @@ from conftest import LAYOUTS, assert_close, make, no_launch
 import clownpiece as cp
 from clownpiece._layout import IndexOutOfRange
 from clownpiece.autograd import gradcheck
+from clownpiece.ops import scan as scan_ops
 
 rng = np.random.default_rng(11)
 
@@ -31,6 +32,21 @@ def test_long_lines(shape, dim):
     assert_close(tb.cumprod(dim), np.cumprod(b, dim), rtol=1e-9)
     assert_close(tb.prod(dim), np.prod(b, dim), rtol=1e-9)
     assert_close(tb.prod(), np.prod(b), rtol=1e-9)
+
+
+def test_one_line_split_in_blocks():
+    """The blocked path (block_totals, then scan_blocks) at the smallest length that takes it: one line, so
+    the strict pass covers it (test_long_lines is too large there)."""
+    n = 4 * scan_ops._MIN_BLOCK + 37
+    a = rng.normal(size=(n,))
+    assert scan_ops._blocks(1, n) is not None
+    assert_close(cp.Tensor(a, dtype=np.float64).cumsum(0), np.cumsum(a), rtol=1e-9, atol=1e-9)
+    b = rng.uniform(0.999, 1.001, size=(n,))
+    assert_close(cp.Tensor(b, dtype=np.float64).cumprod(0), np.cumprod(b), rtol=1e-9)
+    x = leaf(rng.uniform(0.9, 1.1, size=(n,)))
+    g = rng.normal(size=(n,))
+    x.cumsum(0).backward(cp.Tensor(g, dtype=np.float64))
+    np.testing.assert_allclose(x.grad.numpy(), np.cumsum(g[::-1])[::-1], rtol=1e-9)
 
 
 def test_float32_cumsum_accuracy():
