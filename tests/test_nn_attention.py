@@ -90,7 +90,10 @@ def test_strided_head_views_and_large_logits(dtype):
     ref = np_sdpa(*(np.swapaxes(x, 1, 2),) * 3)
     got = SDPA(t, t, t)
     assert np.isfinite(to_np(got)).all()
-    assert_close(got, ref, rtol=1e-4, atol=1e-4)
+    # float32 scores near 1e4 carry rounding errors near 1e-3, which the softmax passes on to every output in
+    # proportion to the values' size: atol scales with them (1e-4 alone failed an element of -1.986 by 3.8e-4
+    # for one draw under oclgrind's unoptimised builds)
+    assert_close(got, ref, rtol=1e-4, atol=1e-4 if dtype == np.float64 else 1e-5 * np.abs(x).max())
     out_like_q = got.transpose(1, 2)  # the output is laid out like q: back to [B, L, H, D] for free
     assert out_like_q.is_contiguous()
 
