@@ -403,6 +403,23 @@ def test_float16_rounding_fused_and_eager_matches_numpy():
             np.testing.assert_array_equal(got.numpy(), ref)
 
 
+def test_float16_rounding_of_every_midpoint_matches_numpy():
+    """half_round (fused chains) against numpy at every float16 value, every midpoint between two neighbours
+    (ties go to even) and the float32 values either side of each midpoint, of both signs, and random float32
+    bit patterns: the boundaries where a rounding rule can go wrong."""
+    finite = np.arange(2 ** 16, dtype=np.uint16).view(np.float16).astype(np.float64)
+    finite = np.unique(finite[np.isfinite(finite)])
+    mids = ((finite[1:] + finite[:-1]) / 2).astype(np.float32)  # exact in float32
+    bits = np.random.default_rng(1).integers(0, 2 ** 32, 1 << 16, dtype=np.uint64).astype(np.uint32)
+    vals = np.concatenate([finite.astype(np.float32), mids, np.nextafter(mids, np.float32(np.inf)),
+                           np.nextafter(mids, np.float32(-np.inf)), np.float32([65520, -65520]), bits.view(np.float32)])
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref = vals.astype(np.float16)
+    got = ((cp.tensor(vals) * 1.0).half() * 1.0).numpy()  # one fused kernel: half_round in registers
+    same = (got.view(np.uint16) == ref.view(np.uint16)) | (np.isnan(got) & np.isnan(ref))
+    assert same.all(), f"{(~same).sum()} differ, e.g. {vals[~same][:4]} -> {got[~same][:4]}, numpy {ref[~same][:4]}"
+
+
 @pytest.mark.parametrize("name", ["exp", "log", "sqrt", "tanh", "sigmoid", "sin", "abs", "neg", "relu", "gelu"])
 def test_float16_unary_ops_are_computed_in_float32_and_rounded(name):
     rng = np.random.default_rng(1)
