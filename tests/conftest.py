@@ -97,7 +97,7 @@ STRICT_MODULES = {"test_elementwise_kernels", "test_elementwise", "test_index", 
                   "test_nn_module_api", "test_data_splits", "test_array_interop",
                   "test_sort", "test_scan", "test_remap", "test_linalg", "test_nn_loss", "test_dtypes",
                   "test_elementwise_ops",
-                  "test_indexing"}
+                  "test_indexing", "test_nn_half"}
 STRICT_TESTS = {"test_nn_training": {"test_small_cnn_trains"},
                 "test_augment": {"test_random_crop_matches_numpy_given_the_same_choices",
                                  "test_crop_and_flip_of_strided_batches_and_float64",
@@ -115,6 +115,9 @@ TOO_LARGE_FOR_STRICT = {
                   "test_topk_large_k_rows_settling_at_different_passes"},
     "test_dtypes": {"test_float16_training_step", "test_binary_ops_promote_like_pytorch_for_every_dtype_pair_and_form",
                     "test_float16_rounding_of_every_midpoint_matches_numpy"},
+    "test_nn_half": {"test_small_cnn_trains_in_float16",
+                     "test_float16_step_matches_the_float32_step_within_half_precision",
+                     "test_jitted_float16_training_steps_replay_the_eager_ones_bit_for_bit"},
     "test_elementwise_ops": {"test_nonzero_of_a_long_tensor"},
     "test_scan": {"test_long_lines", "test_float32_cumsum_accuracy", "test_long_line_gradients"},
     "test_fusion": {"test_training_steps_hold_flat_memory_and_short_reader_lists"},

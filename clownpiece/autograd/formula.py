@@ -23,6 +23,7 @@ A Row is a Function subclass named as given; clownpiece.autograd.function expose
 import inspect
 
 from .._tensor import TensorBase
+from ..ops import half as _half
 from .autograd import Function, _shallow
 from .methods import differentiable
 
@@ -33,10 +34,17 @@ _VAR_KEYWORD, _POSITIONAL_OR_KEYWORD = inspect.Parameter.VAR_KEYWORD, inspect.Pa
 class Op(Function):
     """Base of the built-in ops: backward may return only the leading gradients (the rest are None)."""
     _pad_grads = True
+    # How an op whose kernels are float32/float64 only takes a float16 input (ops/half.py): None (it takes
+    # float16 itself, or refuses it), "same" (computed in float32 through recorded casts; its other floating
+    # inputs must be float16 too) or "mixed" (likewise, and float32 weights may join a float16 input)
+    half_in_float32 = None
 
     @classmethod
     def record(cls, *args, **kwargs):
         """What a recording Tensor method calls: apply() on a fresh node."""
+        if cls.half_in_float32 is not None and args and _half.is_half(args[0]):
+            return _half.through_float32(lambda *a, **k: cls()._record(*a, **k), args, kwargs,
+                                         mixed=cls.half_in_float32 == "mixed")
         return cls()._record(*args, **kwargs)
 
 

@@ -113,21 +113,23 @@ def sum_dtype(dtype):
     return dtype if dtype in FLOATING else int64
 
 
-def require_float(t, op, half=True):
-    """Raise TypeError, naming `op`, unless tensor t is floating (and, with half=False, not float16: the ops
-    whose kernels read float32/float64 buffers only and have no float16 path yet)."""
+def require_float(t, op):
+    """Raise TypeError, naming `op`, unless tensor t is floating."""
     dtype = t.dtype
     if dtype not in FLOATING:
         raise TypeError(f"{op}: not supported for {dtype.name} tensors; it takes floating tensors (convert with "
                         f".float())")
-    if not half and dtype is float16:
-        raise TypeError(f"{op}: not supported for float16 tensors yet; convert with .float() (docs/api.md, "
-                        f"dtypes)")
+
+
+class DTypeMismatchError(RuntimeError, TypeError):
+    """Operands whose dtypes must agree do not: PyTorch's RuntimeError, and a TypeError as clownpiece's other
+    dtype errors."""
 
 
 # Kernel files written for float32/float64 buffers only (`__global T*`): programs.py refuses to build them
 # for another dtype, so an op that forgot its dtype check raises instead of reading half or integer storage
-# as floats. The ops check first, with their own names (require_float).
+# as floats. The ops check first, with their own names (require_float); their float16 inputs are computed in
+# float32 (ops/half.py).
 FLOAT_ONLY_FAMILIES = frozenset({"attention", "augment", "conv", "foreach", "loss", "matmul", "nn", "norm", "pool",
                                  "upsample"})
 # Kernel files written with `__global T*`: right for every dtype whose storage is its arithmetic type, so for

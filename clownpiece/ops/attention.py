@@ -12,7 +12,7 @@ import numbers
 
 from .. import backend
 from .._layout import ShapeError, broadcast_shapes, broadcast_strides
-from ..backend.dtypes import require_float
+from ..backend.dtypes import DTypeMismatchError, require_float
 from .random import _check_probability, _take_counters
 
 TILE = 32             # rows per local-memory tile (BK), fewer where the device's local memory is small
@@ -64,9 +64,9 @@ class Problem:
             if t.dim() < 2:
                 raise ShapeError(f"{op}: {name} must have at least 2 dims [..., seq, features], got {t.shape}")
             if t.dtype != q.dtype:
-                raise TypeError(f"{op}: query, key and value must have the same dtype, got {q.dtype}, {k.dtype}, "
-                                f"{v.dtype}")
-        require_float(q, op, half=False)
+                raise DTypeMismatchError(f"{op}: expected query, key and value to have the same dtype, got "
+                                         f"{q.dtype}, {k.dtype}, {v.dtype}")
+        require_float(q, op)
         self.L, self.E = q._shape[-2:]
         self.S, self.Ev = v._shape[-2:]
         if k._shape[-1] != self.E or k._shape[-2] != self.S:

@@ -11,6 +11,7 @@ import numpy as np
 from .. import backend
 from .._tensor import TensorBase
 from ..backend.dtypes import require_float
+from .half import is_half, through_float32
 from .random import _take_counters
 
 PADDING_MODES = {"constant": 0, "edge": 1, "reflect": 2, "symmetric": 3}
@@ -21,7 +22,7 @@ def image_layout(x, op, min_dim=2):
     """(N, C, H, W) and the element strides (sn, sc, sh, sw) of an image batch, after checking x."""
     if not isinstance(x, TensorBase):
         raise TypeError(f"{op}: expected a clownpiece tensor of images, got {type(x).__name__}")
-    require_float(x, op, half=False)
+    require_float(x, op)
     if getattr(x, "requires_grad", False):
         raise RuntimeError(f"{op}: the input requires grad; augmentation does not record gradients (apply it to "
                            f"data batches, or to x.detach())")
@@ -65,6 +66,8 @@ def crop_flip(x, params, size, padding=(0, 0, 0, 0), extra=(0, 0), mode="constan
     """Each image of x padded by `padding` (left, top, right, bottom), then by `extra` (width, height) on both
     sides, cropped to `size` (h, w) at its params row's (top, left) and mirrored left-right where its flip is 1:
     a new contiguous tensor of x's leading dims and size; one launch. The caller checks the geometry."""
+    if is_half(x):
+        return through_float32(crop_flip, (x, params, size, padding, extra, mode, fill), {}, mixed=True)
     (n, c, h, w), (sn, sc, sh, sw) = image_layout(x, "crop_flip")
     oh, ow = size
     pl, pt, pr, pb = padding
@@ -80,6 +83,8 @@ def crop_flip(x, params, size, padding=(0, 0, 0, 0), extra=(0, 0), mode="constan
 def normalize_channels(x, mean, std):
     """(x - mean[c]) / std[c] per channel c (dim -3) of every image: a new contiguous tensor; one launch.
     mean and std are 1-D tensors of x's dtype with 1 or C values."""
+    if is_half(x):
+        return through_float32(normalize_channels, (x, mean, std), {})
     (n, c, h, w), (sn, sc, sh, sw) = image_layout(x, "normalize", min_dim=3)
     out = x._empty(tuple(x._shape), x.dtype)
     total = n * c * h * w

@@ -11,7 +11,7 @@ import numbers
 
 from .. import backend
 from .._layout import ShapeError, is_int
-from ..backend.dtypes import require_float
+from ..backend.dtypes import DTypeMismatchError, require_float
 
 
 def pair(v, name, op):
@@ -108,7 +108,14 @@ def _check_operands(x, weight, bias, groups, op, transposed):
     for t, name in ((x, "input"), (weight, "weight")):
         if not hasattr(t, "_storage"):
             raise TypeError(f"{op}: {name} must be a tensor, got {type(t).__name__}")
-    require_float(x, op, half=False)
+    if bias is not None and not hasattr(bias, "_storage"):
+        raise TypeError(f"{op}: bias must be a tensor or None, got {type(bias).__name__}")
+    # before require_float: a float16 input with a float32 weight comes here as it is (ops/half.py) for this error
+    for t, name in ((weight, "weight"), (bias, "bias")):
+        if t is not None and t.dtype != x.dtype:
+            raise DTypeMismatchError(f"{op}: expected input ({x.dtype}) and {name} ({t.dtype}) to have the same "
+                                     f"dtype")
+    require_float(x, op)
     if x.dim() != 4:
         raise ShapeError(f"{op}: expected a 4-d [N, C, H, W] input, got shape {x.shape}")
     if weight.dim() != 4:
@@ -130,14 +137,8 @@ def _check_operands(x, weight, bias, groups, op, transposed):
                              f"{b * groups} ({b} per group, groups={groups}); out_channels {a} must be divisible "
                              f"by groups")
         out_channels = a
-    if bias is not None:
-        if not hasattr(bias, "_storage"):
-            raise TypeError(f"{op}: bias must be a tensor or None, got {type(bias).__name__}")
-        if bias._shape != (out_channels,):
-            raise ShapeError(f"{op}: bias must have shape [{out_channels}], got {bias.shape}")
-    for t, name in ((weight, "weight"), (bias, "bias")):
-        if t is not None and t.dtype != x.dtype:
-            raise TypeError(f"{op}: input ({x.dtype}) and {name} ({t.dtype}) must have the same dtype")
+    if bias is not None and bias._shape != (out_channels,):
+        raise ShapeError(f"{op}: bias must have shape [{out_channels}], got {bias.shape}")
     return out_channels
 
 
@@ -256,7 +257,7 @@ def check_pad(x, pad, mode, op="pad", most=None):
 def pad2d(x, spec, mode, value):
     """x padded on its last (two) dims: spec = (left, right, top, bottom)."""
     left, right, top, bottom = spec
-    require_float(x, "pad", half=False)
+    require_float(x, "pad")
     h = x._shape[-2] if x.dim() >= 2 else 1
     w = x._shape[-1]
     lead = x._shape[:-2] if x.dim() >= 2 else ()

@@ -11,6 +11,7 @@ from .._layout import ShapeError, is_int, numel
 from .._types import AnyTensor, IntOrPair, ShapeLike, TensorT
 from ..backend import dtypes as D
 from . import pool as _pool
+from .half import is_half, through_float32
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -120,6 +121,9 @@ class NNOps:
     def max_pool2d(self: TensorT, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None, padding: IntOrPair = 0,
                    dilation: IntOrPair = 1, ceil_mode: bool = False,
                    return_indices: bool = False) -> Union[TensorT, tuple[TensorT, TensorT]]:
+        if is_half(self):
+            return through_float32(NNOps.max_pool2d, (self, kernel_size, stride, padding, dilation, ceil_mode,
+                                                      return_indices), {})
         y, idx, _, unbatched = _pool.max_pool(self, kernel_size, stride, padding, dilation, ceil_mode)
         y = _pool.restore(y, unbatched, 2)
         return (y, _pool.restore(idx, unbatched, 2)) if return_indices else y
@@ -127,6 +131,9 @@ class NNOps:
     def avg_pool2d(self: TensorT, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None, padding: IntOrPair = 0,
                    ceil_mode: bool = False, count_include_pad: bool = True,
                    divisor_override: Optional[int] = None) -> TensorT:
+        if is_half(self):
+            return through_float32(NNOps.avg_pool2d, (self, kernel_size, stride, padding, ceil_mode,
+                                                      count_include_pad, divisor_override), {})
         y, _, unbatched, _ = _pool.avg_pool(self, kernel_size, stride, padding, ceil_mode, count_include_pad,
                                             divisor_override)
         return _pool.restore(y, unbatched, 2)

@@ -51,7 +51,7 @@ def _same(t, x, name, op, shape):
 
 def channels(x, op):
     """(N, C, S) of an [N, C, *] input."""
-    require_float(x, op, half=False)
+    require_float(x, op)
     if x.dim() < 2:
         raise ShapeError(f"{op}: expected an input of shape [N, C, *], got {x.shape}")
     n, c = x._shape[:2]
@@ -103,6 +103,10 @@ def batch_norm(x, running_mean, running_var, weight, bias, training, momentum, e
             _segments("norm_stats", x.dtype, c, mean, rstd, xc, s, n, c * s, s, eps, rm, rv, nbt,
                       int(update), int(unbiased), int(cumulative), 0.0 if cumulative else momentum)
         bump = int(update and num_batches_tracked is not None)
+        if update:  # updated in place: autograd's saved-tensor check sees it, and so does ops/half.py, which
+            # writes a float32 copy of float16 running statistics back when it changed
+            rm._storage._version += 1
+            rv._storage._version += 1
     else:
         mean = stats[0]
         rstd = (stats[1] + eps).pow(-0.5)
@@ -176,7 +180,7 @@ def rms_norm(x, normalized_shape, weight, eps):
     """(y, rrms [rows], x as contiguous [rows, F]) normalising over the trailing dims `normalized_shape`;
     eps None is the dtype's machine epsilon (PyTorch)."""
     op = "rms_norm"
-    require_float(x, op, half=False)
+    require_float(x, op)
     dims = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
     dims = tuple(int(d) for d in dims)
     if not dims or len(dims) > x.dim() or x._shape[x.dim() - len(dims):] != dims:

@@ -15,7 +15,7 @@ def _image(x, op, dims=2):
     to undo that on the result."""
     if not hasattr(x, "_storage"):
         raise TypeError(f"{op}: expected a tensor input, got {type(x).__name__}")
-    require_float(x, op, half=False)
+    require_float(x, op)
     if x.dim() not in (dims + 1, dims + 2):
         layout = "[N, C, L] or [C, L]" if dims == 1 else "[N, C, H, W] or [C, H, W]"
         raise ShapeError(f"{op}: expected a {dims + 1}-d or {dims + 2}-d {layout} input, got shape {x.shape}")

@@ -14,6 +14,7 @@ from .. import backend
 from .._layout import ShapeError, ceil_div, contiguous_strides, kernel_meta, normalize_dim, normalize_dims, numel
 from .._types import AnyTensor, DimLike, DTypeLike, ShapeLike, TensorT
 from ..backend import dtypes as D
+from .half import through_float32
 from .shape import _shape_arg
 
 _MIN_CHUNK = 256       # elements per work-item before splitting a reduction is worth a second launch
@@ -205,15 +206,9 @@ def _contiguous_rows(d, *tensors):
     return None
 
 
-def _through_float32(fn, *tensors):
-    """fn on float16 tensors converted to float32, the result converted back: the row kernels (softmax
-    family) run in float and double only."""
-    return fn(*(t.to(D.float32) for t in tensors)).to(D.float16)
-
-
 def _softmax(x, dim, mode, op):
     if _floating(x, op).dtype is D.float16:
-        return _through_float32(lambda t: _softmax(t, dim, mode, op), x)
+        return through_float32(_softmax, (x, dim, mode, op), {})  # the row kernels: float and double only
     d = normalize_dim(dim, x.dim(), op)
     out = x._empty(x._shape, x.dtype)
     rows = _contiguous_rows(d, x)
@@ -234,7 +229,7 @@ def _softmax_grad(g, y, dim, mode, op):
     if g.dtype != y.dtype:
         raise TypeError(f"{op}: gradient dtype {g.dtype} does not match output dtype {y.dtype}")
     if _floating(g, op).dtype is D.float16:
-        return _through_float32(lambda a, b: _softmax_grad(a, b, dim, mode, op), g, y)
+        return through_float32(_softmax_grad, (g, y, dim, mode, op), {})
     d = normalize_dim(dim, g.dim(), op)
     out = g._empty(g._shape, g.dtype)
     rows = _contiguous_rows(d, g, y)
@@ -341,7 +336,7 @@ class ReduceOps:
 
     def logsumexp(self: TensorT, dim: int = -1, keepdims: bool = False, *, keepdim: Optional[bool] = None) -> TensorT:
         if _floating(self, "logsumexp").dtype is D.float16:
-            return _through_float32(lambda t: t.logsumexp(dim, keepdims, keepdim=keepdim), self)
+            return through_float32(ReduceOps.logsumexp, (self, dim, keepdims), {"keepdim": keepdim})
         d = _single_dim(self, dim, "logsumexp")
         out = self._empty(_out_shape(self._shape, d, _keep(keepdims, keepdim)), self.dtype)
         rows = _contiguous_rows(d[0] if d else 0, self)

@@ -18,7 +18,7 @@ class Plan:
     def __init__(self, x, size, scale_factor, mode, align_corners, recompute_scale_factor, op="interpolate"):
         if not hasattr(x, "_storage"):
             raise TypeError(f"{op}: expected a tensor input, got {type(x).__name__}")
-        require_float(x, op, half=False)
+        require_float(x, op)
         if mode not in MODES:
             raise ValueError(f"{op}: mode must be one of {sorted(MODES)} ('bicubic', 'trilinear' and 'area' are "
                              f"not supported), got {mode!r}")

@@ -11,6 +11,7 @@ from ..methods import differentiable
 @differentiable()
 class ScaledDotProductAttention(Op):
     """Inputs q, k, v, mask_a, mask_b (positional: one gradient edge each; only an additive mask gets one)."""
+    half_in_float32 = "same"
 
     @staticmethod
     def forward(ctx, q, k, v, mask_a=None, mask_b=None, kinds=(0, 0), scale=None, is_causal=False, dropout_p=0.0,

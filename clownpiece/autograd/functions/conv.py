@@ -15,6 +15,8 @@ def _needs(ctx, n):
 
 @differentiable()
 class Conv2d(Op):
+    half_in_float32 = "same"
+
     @staticmethod
     def forward(ctx, x, weight, bias, stride=1, padding=0, dilation=1, groups=1):
         y, geo = _conv.conv2d(x, weight, bias, stride, padding, dilation, groups)
@@ -31,6 +33,8 @@ class Conv2d(Op):
 
 @differentiable()
 class ConvTranspose2d(Op):
+    half_in_float32 = "same"
+
     @staticmethod
     def forward(ctx, x, weight, bias, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
         y, geo = _conv.conv_transpose2d(x, weight, bias, stride, padding, output_padding, groups, dilation)
@@ -47,6 +51,8 @@ class ConvTranspose2d(Op):
 
 @differentiable()
 class Pad(Op):
+    half_in_float32 = "same"
+
     @staticmethod
     def forward(ctx, x, pad=(), mode="constant", value=0.0):
         spec = _conv.pad_spec(x, pad, mode)

@@ -14,6 +14,8 @@ def _needs_affine(ctx):
 
 @differentiable()
 class BatchNorm(Op):
+    half_in_float32 = "mixed"
+
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean=None, running_var=None, training=False, momentum=0.1, eps=1e-5,
                 num_batches_tracked=None, unbiased=True):
@@ -33,6 +35,8 @@ class BatchNorm(Op):
 
 @differentiable()
 class GroupNorm(Op):
+    half_in_float32 = "mixed"
+
     @staticmethod
     def forward(ctx, x, weight, bias, num_groups=1, eps=1e-5):
         y, mean, rstd, xc = _norm.group_norm(x, num_groups, weight, bias, eps)
@@ -50,6 +54,8 @@ class GroupNorm(Op):
 
 @differentiable()
 class RMSNorm(Op):
+    half_in_float32 = "mixed"
+
     @staticmethod
     def forward(ctx, x, weight, normalized_shape=None, eps=None):
         y, rrms, rows = _norm.rms_norm(x, normalized_shape, weight, eps)

@@ -9,6 +9,7 @@ from ..methods import differentiable, register
 @differentiable()
 class MaxPool(Op):
     materialize_grads = False  # the indices output gets no gradient
+    half_in_float32 = "same"
 
     @staticmethod
     def forward(ctx, x, kernel_size=1, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False,
@@ -30,6 +31,8 @@ class MaxPool(Op):
 
 @differentiable()
 class AvgPool(Op):
+    half_in_float32 = "same"
+
     @staticmethod
     def forward(ctx, x, kernel_size=1, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                 divisor_override=None, dims=2, op="avg_pool2d"):
@@ -47,6 +50,7 @@ class AvgPool(Op):
 @differentiable()
 class AdaptivePool(Op):
     materialize_grads = False
+    half_in_float32 = "same"
 
     @staticmethod
     def forward(ctx, x, output_size=1, is_max=False, return_indices=False, dims=2, op="adaptive_avg_pool2d"):

@@ -7,6 +7,8 @@ from ..methods import differentiable
 
 @differentiable()
 class Upsample(Op):
+    half_in_float32 = "same"
+
     @staticmethod
     def forward(ctx, x, plan=None):
         ctx.plan, ctx.shape = plan, x._shape
