@@ -13,7 +13,7 @@ import pyopencl as cl
 from . import stats as _stats
 
 # CLOWNPIECE_POOL=0: every allocation is a new buffer of exactly the size asked, and a released buffer is
-# kept, unused, until the process ends. The strict pass (tools/oclgrind_check.sh) runs this way: a reused
+# kept, unused, until the process ends. The strict pass's uninitialised-value check runs this way: a reused
 # buffer's stale contents would hide a kernel that reads memory nobody wrote, and oclgrind 21.10's
 # uninitialised-value tracking misreports reused memory (its shadow of a buffer is keyed by a buffer id that
 # clReleaseMemObject frees for reuse, and is resized to the last host write into it).
