@@ -261,13 +261,15 @@ def _launch(e, out, out_offset):
     n = e.n
     if e.nodes == 1:  # a lone op: the eager kernel, no new build
         knl, args = _eager_form(e.sig, args, e.numbers, n)
-        runtime.launch(knl, n, *args)
+        runtime.launch_unpacked(knl, n, args)
         return
     key = ("fused", e.sig)
     knl = runtime.program_cache().kernels.get(key)
     if knl is None:
         knl = _kernel(key, len(e.reads), len(e.numbers))
-    runtime.launch(knl, n, *args, *e.numbers, n)
+    args += e.numbers
+    args.append(n)
+    runtime.launch_unpacked(knl, n, args)
 
 
 def _eager_form(sig, args, numbers, n):

@@ -221,7 +221,19 @@ def launch(k, grid, *args, local=None):
     Kernels check `get_global_id(d) < extent` themselves. An empty grid launches nothing."""
     if HOST_ONLY_THREADS:
         refuse_host_only(f"launching kernel {k.name}")
-    packed = _unpack(args)
+    _enqueue(k, grid, local, _unpack(args), args)
+
+
+def launch_unpacked(k, n, args):
+    """launch over n work-items (1-D, default groups) with `args` already in OpenCL form: buffers from
+    raw_buffer, with their element offsets, and numbers. Fusion's launches, which settle pending operands
+    themselves, skip _unpack's second look at every argument."""
+    if HOST_ONLY_THREADS:
+        refuse_host_only(f"launching kernel {k.name}")
+    _enqueue(k, n, None, args, args)
+
+
+def _enqueue(k, grid, local, packed, args):
     if type(grid) is int:
         if grid <= 0:
             return
@@ -239,7 +251,10 @@ def launch(k, grid, *args, local=None):
         else:
             lsize = local
             _check_local(k, lsize)
-        gsize = tuple(-(-g // size) * size for g, size in zip(grid, lsize))
+        if len(grid) == 2:  # most 2-D launches (matmul's): no generator
+            gsize = (-(-grid[0] // lsize[0]) * lsize[0], -(-grid[1] // lsize[1]) * lsize[1])
+        else:
+            gsize = tuple(-(-g // size) * size for g, size in zip(grid, lsize))
     try:
         evt = k.cl(_queue, gsize, lsize, *packed)
     except cl.Error as e:

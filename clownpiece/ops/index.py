@@ -106,6 +106,11 @@ class IndexOps:
         view; index tensors (int64/int32, or the course's integral floats), lists of ints and bool masks, in
         any position and several at once, gather into a new tensor. A tensor of ids alone gathers rows along
         dim 0 (take_rows); out-of-range ids raise at the next host read (backend/checks.py)."""
+        shape = self._shape
+        if type(idx) is int and shape and -shape[0] <= idx < shape[0]:
+            # t[i], the most common index (losses take rows of small buffers): the view without parsing
+            strides = self._strides
+            return self._view(shape[1:], strides[1:], self._offset + idx % shape[0] * strides[0])
         if isinstance(idx, IndexOps) and idx.dtype is not D.bool_:
             return self._take_rows(idx, "__getitem__")
         parsed = indexing.parse(self, idx, "__getitem__")

@@ -56,10 +56,11 @@ def _operands(op, *tensors):
     operands (None passes), float16 computed in float32 (rounded once at the end); integer and bool
     operands raise (PyTorch on GPUs does too)."""
     result = tensors[0].dtype
+    mixed = False
     for t in tensors[1:]:
         if t is not None and t.dtype is not result:
-            result = dtypes.promote_types(result, t.dtype)
-    if result is dtypes.float32 and all(t is None or t.dtype is result for t in tensors):
+            result, mixed = dtypes.promote_types(result, t.dtype), True
+    if result is dtypes.float32 and not mixed:
         return tensors, result  # the usual case
     if result not in dtypes.FLOATING:
         raise TypeError(f"{op}: not supported for {result.name} tensors; it takes floating tensors "
@@ -237,7 +238,8 @@ class MatmulOps:
     def matmul(self: TensorT, other: AnyTensor) -> TensorT:
         _require_tensor(other, "matmul")
         (a, b), result = _operands("matmul", self, other)
-        return _matmul(a, b).to(result)
+        out = _matmul(a, b)
+        return out if out.dtype is result else out.to(result)
 
     def __matmul__(self: TensorT, other: AnyTensor) -> TensorT:
         return self.matmul(other)
@@ -281,4 +283,4 @@ class MatmulOps:
             x_shape, x_strides = (1,) + x_shape, (0,) + x_strides
         out = x._empty(self._shape[:-1] + (n_out,), x.dtype)
         _gemm(out, x, x_shape, x_strides, w, w._shape[::-1], w._strides[::-1], x_shape[:-2], b)
-        return out.to(result)
+        return out if out.dtype is result else out.to(result)
