@@ -48,6 +48,23 @@ def test_getitem_matches_numpy(case, layout, dtype):
     assert_close(t[_to_cp(idx)], ref[np_idx], dtype)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_an_int_index_is_a_view_of_that_row(layout, dtype):
+    """t[i] for a plain int (its own fast path in __getitem__): the row as a view, negative ints from the end,
+    out-of-range ints raising before any launch; a bool is not taken for an int there (it is refused)."""
+    t, ref = make(np.random.default_rng(5).normal(size=SHAPE), dtype, layout)  # own rng: CASES' draws stay
+    for i in (0, 3, -1, -4):
+        row = t[i]
+        assert row._storage is t._storage
+        assert_close(row, ref[i], dtype)
+        assert_close(row[-2], ref[i][-2], dtype)
+    for i in (4, -5):
+        with pytest.raises(IndexError, match=f"index {i} is out of bounds for dimension 0 with size 4"):
+            t[i]
+    with pytest.raises(TypeError, match="unsupported index entry bool"):
+        t[True]
+
+
 @pytest.mark.parametrize("case", range(len(CASES)), ids=[f"case{i}" for i in range(len(CASES))])
 def test_setitem_matches_numpy_with_broadcast_values(case, dtype):
     idx = CASES[case]
