@@ -38,7 +38,9 @@ backend.programs.PREFETCH["matmul"] = lambda dtype: _defines(dtype) if dtype in 
 # packed 20/32, n=192 34/38 vs 38/56, n=256 40/56 vs 55/68, n=384 42/44 vs 66/74, n=512 37/38 vs 67/73.
 # Around 8M multiply-adds the two are within the noise, except where the output makes too few of
 # mm_packed's 32 x 128 work-group tiles to keep the cores busy: [8, 2048] @ [2048, 512] (4 tiles) took 4.1
-# ms of CPU packed against 0.8 in blocks.
+# ms of CPU packed against 0.8 in blocks. Wall time, alternated, after mm_packed's work-item order went back
+# to rows (52cddea): block and packed tie at 192^3 and 256^3 (35/36 and 52/51 GFLOP/s), packed leads from 320^3
+# (71 vs 59).
 _PACKED_MIN_MACS = 192 ** 3
 _PACKED_MIN_TILES = 8
 _TILED_MIN_MACS = 32 ** 3
