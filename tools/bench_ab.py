@@ -38,7 +38,7 @@ def worker(tree):
     images = rng.standard_normal((1000, 784), np.float32)
     model, loss_fn = seed_model(), cp.nn.CrossEntropyLoss()
 
-    def step():  # tools/bench.py's seed step
+    def step():  # tools/bench.py's seed step, written out: importing bench.py would load this checkout's clownpiece
         loss = loss_fn(model(x), y)
         loss.backward()
         with cp.autograd.no_grad():

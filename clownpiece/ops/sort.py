@@ -25,12 +25,13 @@ _ITEMS_PER_UNIT = 256  # work-items per compute unit that topk's long runs aim f
 _SELECT_MIN_LEN = 1024
 _SELECT_MAX_SHARE = 0.5
 _SELECT_GROUPS = 256   # work-groups per row at most (select_pick adds up the groups' counts one by one)
-# Work-group geometry of the select kernels, (work-items, elements per work-item): on CPUs long parts (a
-# work-group's overhead is a loop over its work-items) with select_hist's first pass counting in private
-# memory (PRIVATE_HIST: no atomics); on other devices many short ones, counting with local atomics
+# Work-group geometry of the select kernels, (work-items, elements per work-item): where local memory is
+# emulated in global memory (CPUs: a work-group's overhead is a loop over its work-items, local atomics are
+# global ones) long parts, with select_hist's first pass counting in private memory (PRIVATE_HIST: no
+# atomics); with dedicated local memory (GPUs) many short ones, counting with local atomics
 _SELECT_CPU = (64, 2048)
 _SELECT_OTHER = (256, 16)
-_PRIVATE_HIST = None   # None: PRIVATE_HIST on CPUs (the tests choose)
+_PRIVATE_HIST = None   # None: PRIVATE_HIST without dedicated local memory (the tests choose)
 _RADIX = 256           # RADIX in sort.cl: 8 bits of the key per pass
 _RANK_MAX_K = 1024     # up to this k (and rows * k^2 comparisons) the selected are put in order by
 _RANK_MAX_WORK = 1 << 22  # select_rank (one launch), else by the merge sort
@@ -118,7 +119,7 @@ def _selected(x, rows, n, k, descending):
     read back."""
     dtype = x.dtype
     dev = backend.device()
-    private = (dev.device.type & cl.device_type.CPU) != 0 if _PRIVATE_HIST is None else _PRIVATE_HIST
+    private = not dev.local_mem_dedicated if _PRIVATE_HIST is None else _PRIVATE_HIST
     hist_k = backend.kernel("sort", "select_hist", dtype, _defines(dtype) + (("PRIVATE_HIST",) if private else ()))
     pick_k, scatter_k = _kernel("select_pick", dtype), _kernel("select_scatter", dtype)
     items, per_item = _SELECT_CPU if private else _SELECT_OTHER
